@@ -1,0 +1,57 @@
+"""The `oneprot` command. Each sub-command lives in engine/commands/<name>.py.
+
+A command module defines `add_arguments(parser)` and `run(args) -> int | None`. Modules are
+imported only when their command runs, so `oneprot --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from engine.errors import OneProtError
+
+# command name -> (module under engine.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("data", "build a dataset store from files, or print its statistics"),
+    "pretrain": ("pretrain", "masked-LM pretraining of an ESM-2-architecture encoder"),
+    "train": ("train", "align modality encoders to the sequence anchor (InfoNCE)"),
+    "embed": ("embed", "embed every protein and modality of a store"),
+    "search": ("search", "cross-modal nearest-neighbour search"),
+    "evaluate": ("evaluate", "retrieval, evolution and probe metrics against baselines"),
+    "project": ("project", "UMAP projection of embeddings"),
+}
+
+
+def _load(module: str):
+    return importlib.import_module(f"engine.commands.{module}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="oneprot", description="OneProt: multi-modal protein representations")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    wanted = argv[0] if argv and not argv[0].startswith("-") else None
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        if name == wanted:
+            _load(module).add_arguments(p)
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        code = _load(args._module).run(args)
+    except OneProtError as exc:
+        print(f"oneprot {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"oneprot {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

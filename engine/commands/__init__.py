@@ -1,0 +1,1 @@
+"""Sub-commands of the `oneprot` CLI, one module each."""

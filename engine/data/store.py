@@ -1,0 +1,312 @@
+"""The dataset store: proteins with any subset of modalities, labels and splits, on disk.
+
+Layout of a store folder (columnar, no pickles):
+    manifest.json      format version, counts, how splits were made, what built it
+    proteins.parquet   one row per protein: id, name, sequence, text, structure_tokens, family, ec,
+                       organism, source, split, cluster, has_structure, n_pockets, length
+    structures.npz     ids, offsets (n+1), coords (R, 4, 3) float32 [N, CA, C, O], residue_numbers (R)
+    pockets.parquet    protein_id, pocket_index, residues (list of chain indices), ligand_code,
+                       ligand_name, source, score, center (3), ligand_coords (flat), ligand_elements
+
+Writes are atomic: everything goes to a sibling temp folder that is renamed into place, so a
+killed build leaves the old store or none, never a half one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from engine.errors import OneProtError
+from engine.modality import Modality, Pocket, ProteinRecord, parse_modality
+from engine.paths import resolve_store
+
+FORMAT_VERSION = 1
+SPLITS = ("train", "valid", "test")
+LABEL_COLUMNS = ("family", "ec", "organism", "source", "split")
+PROTEIN_COLUMNS = (
+    "id", "name", "sequence", "text", "structure_tokens", "family", "ec", "organism", "source",
+    "split", "cluster", "has_structure", "n_pockets", "length",
+)
+
+
+class ProteinStore:
+    """Read access to a store folder. `ProteinStore.open("demo")` opens the bundled demo."""
+
+    def __init__(self, path: Path, manifest: dict, proteins: pd.DataFrame):
+        self.path = path
+        self.manifest = manifest
+        self.proteins = proteins  # indexed by position; `id` column is unique
+        self._row = {pid: i for i, pid in enumerate(proteins["id"].tolist())}
+        self._structures: dict | None = None
+        self._pockets: pd.DataFrame | None = None
+
+    # ---- opening -------------------------------------------------------------------------
+    @classmethod
+    def open(cls, name_or_path: str | os.PathLike) -> "ProteinStore":
+        path = resolve_store(name_or_path)
+        manifest_path = path / "manifest.json"
+        if not manifest_path.is_file():
+            raise OneProtError("not a OneProt store (manifest.json missing)", str(path))
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise OneProtError(f"corrupted manifest: {exc}", str(manifest_path)) from None
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise OneProtError(
+                f"store format {manifest.get('format_version')!r}, this version reads {FORMAT_VERSION}",
+                str(manifest_path),
+            )
+        proteins = _read_parquet(path / "proteins.parquet")
+        missing = [c for c in PROTEIN_COLUMNS if c not in proteins.columns]
+        if missing:
+            raise OneProtError(f"columns missing: {missing}", str(path / "proteins.parquet"))
+        if manifest.get("proteins") != len(proteins):
+            raise OneProtError(
+                f"manifest says {manifest.get('proteins')} proteins, table has {len(proteins)} (truncated store?)",
+                str(path),
+            )
+        return cls(path, manifest, proteins)
+
+    # ---- look-ups ------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.proteins)
+
+    def __contains__(self, protein_id: str) -> bool:
+        return protein_id in self._row
+
+    def row(self, protein_id: str) -> pd.Series:
+        try:
+            return self.proteins.iloc[self._row[protein_id]]
+        except KeyError:
+            raise OneProtError(f"no protein with id {protein_id!r} in {self.path}", "id") from None
+
+    def modality_mask(self, modality: str | Modality) -> np.ndarray:
+        """Boolean mask over rows: which proteins have this modality."""
+        m = parse_modality(modality)
+        p = self.proteins
+        if m is Modality.SEQUENCE:
+            return np.ones(len(p), dtype=bool)
+        if m is Modality.TEXT:
+            return p["text"].fillna("").str.strip().str.len().to_numpy() > 0
+        if m is Modality.STRUCTURE_TOKENS:
+            return p["structure_tokens"].fillna("").str.len().to_numpy() > 0
+        if m is Modality.STRUCTURE:
+            return p["has_structure"].to_numpy(dtype=bool)
+        return (p["n_pockets"].to_numpy() > 0) & p["has_structure"].to_numpy(dtype=bool)
+
+    def ids(self, split: str | None = None, modality: str | Modality | None = None) -> list[str]:
+        """Protein ids, optionally restricted to a split and to proteins having a modality."""
+        mask = np.ones(len(self.proteins), dtype=bool)
+        if split is not None:
+            if split not in SPLITS:
+                raise OneProtError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}", "split")
+            mask &= (self.proteins["split"] == split).to_numpy()
+        if modality is not None:
+            mask &= self.modality_mask(modality)
+        return self.proteins["id"][mask].tolist()
+
+    def coords(self, protein_id: str) -> np.ndarray | None:
+        """(L, 4, 3) float32 backbone coordinates, or None for a sequence-only protein."""
+        s = self._load_structures()
+        i = s["index"].get(protein_id)
+        if i is None:
+            return None
+        return s["coords"][s["offsets"][i] : s["offsets"][i + 1]]
+
+    def residue_numbers(self, protein_id: str) -> list[str] | None:
+        s = self._load_structures()
+        i = s["index"].get(protein_id)
+        if i is None:
+            return None
+        return [str(x) for x in s["residue_numbers"][s["offsets"][i] : s["offsets"][i + 1]]]
+
+    def pockets(self, protein_id: str) -> list[Pocket]:
+        table = self._load_pockets()
+        rows = table[table["protein_id"] == protein_id].sort_values("pocket_index")
+        out = []
+        for r in rows.itertuples(index=False):
+            lig = np.asarray(r.ligand_coords, dtype=np.float32).reshape(-1, 3) if len(r.ligand_coords) else None
+            out.append(
+                Pocket(
+                    residues=[int(x) for x in r.residues],
+                    ligand_code=r.ligand_code or "",
+                    ligand_name=r.ligand_name or "",
+                    source=r.source or "",
+                    center=np.asarray(r.center, dtype=np.float32) if r.center is not None else None,
+                    ligand_coords=lig,
+                    ligand_elements=list(r.ligand_elements) if r.ligand_elements is not None else [],
+                    score=None if r.score is None or pd.isna(r.score) else float(r.score),
+                )
+            )
+        return out
+
+    def record(self, protein_id: str) -> ProteinRecord:
+        """Everything the store holds about one protein."""
+        r = self.row(protein_id)
+        return ProteinRecord(
+            id=r["id"], sequence=r["sequence"], name=r["name"] or "", text=r["text"] or "",
+            coords=self.coords(protein_id), residue_numbers=self.residue_numbers(protein_id),
+            structure_tokens=r["structure_tokens"] or None, pockets=self.pockets(protein_id),
+            family=_none(r["family"]), ec=_none(r["ec"]), organism=_none(r["organism"]),
+            source=r["source"] or "", extra={"split": r["split"], "cluster": int(r["cluster"])},
+        )
+
+    def stats(self) -> dict:
+        """The summary `oneprot data stats` prints."""
+        p = self.proteins
+        return {
+            "path": str(self.path),
+            "proteins": int(len(p)),
+            "modalities": {m.value: int(self.modality_mask(m).sum()) for m in Modality},
+            "pockets": int(p["n_pockets"].sum()),
+            "family_labelled": int(p["family"].notna().sum()),
+            "ec_labelled": int(p["ec"].notna().sum()),
+            "families": int(p["family"].nunique()),
+            "splits": {s: int((p["split"] == s).sum()) for s in SPLITS},
+            "sources": {str(k): int(v) for k, v in p["source"].str.split(":").str[0].value_counts().items()},
+            "split_method": self.manifest.get("split_method", {}),
+        }
+
+    # ---- lazy loads ----------------------------------------------------------------------
+    def _load_structures(self) -> dict:
+        if self._structures is None:
+            f = self.path / "structures.npz"
+            if not f.exists():
+                self._structures = {"index": {}, "coords": None, "offsets": None, "residue_numbers": None}
+            else:
+                try:
+                    with np.load(f, allow_pickle=False) as z:
+                        ids = z["ids"].astype(str).tolist()
+                        self._structures = {
+                            "index": {pid: i for i, pid in enumerate(ids)},
+                            "coords": z["coords"].astype(np.float32),
+                            "offsets": z["offsets"].astype(np.int64),
+                            "residue_numbers": z["residue_numbers"].astype(str),
+                        }
+                except Exception as exc:  # zip/npz corruption surfaces as many exception types
+                    raise OneProtError(f"corrupted structure arrays: {exc}", str(f)) from None
+        return self._structures
+
+    def _load_pockets(self) -> pd.DataFrame:
+        if self._pockets is None:
+            f = self.path / "pockets.parquet"
+            self._pockets = _read_parquet(f) if f.exists() else pd.DataFrame(columns=_POCKET_COLUMNS)
+        return self._pockets
+
+
+_POCKET_COLUMNS = (
+    "protein_id", "pocket_index", "residues", "ligand_code", "ligand_name", "source", "score",
+    "center", "ligand_coords", "ligand_elements",
+)
+
+
+def _none(x):
+    return None if x is None or (isinstance(x, float) and np.isnan(x)) or x == "" else x
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise OneProtError("file missing from store", str(path))
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for truncated/garbled files
+        raise OneProtError(f"corrupted or truncated table: {exc}", str(path)) from None
+
+
+# ---- writing -----------------------------------------------------------------------------
+def write_store(
+    records: Iterable[ProteinRecord],
+    path: str | os.PathLike,
+    splits: dict[str, str],
+    clusters: dict[str, int],
+    manifest_extra: dict | None = None,
+) -> Path:
+    """Write records to `path` atomically. `splits`/`clusters` map protein id -> split / cluster."""
+    path = Path(path)
+    records = list(records)
+    if not records:
+        raise OneProtError("no usable proteins to write", str(path))
+    ids = [r.id for r in records]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise OneProtError(f"duplicate protein ids, e.g. {dup}", "id")
+
+    rows, pocket_rows = [], []
+    s_ids, s_offsets, s_coords, s_resnums = [], [0], [], []
+    for r in records:
+        has_structure = r.coords is not None
+        if has_structure:
+            c = np.asarray(r.coords, dtype=np.float32)
+            if c.shape != (len(r.sequence), 4, 3):
+                raise OneProtError(f"coords shape {c.shape} does not match sequence length {len(r.sequence)}", r.id)
+            s_ids.append(r.id)
+            s_coords.append(c)
+            s_resnums.extend(r.residue_numbers or [str(i + 1) for i in range(len(r.sequence))])
+            s_offsets.append(s_offsets[-1] + len(c))
+        for k, p in enumerate(r.pockets if has_structure else []):
+            pocket_rows.append({
+                "protein_id": r.id, "pocket_index": k, "residues": [int(x) for x in p.residues],
+                "ligand_code": p.ligand_code, "ligand_name": p.ligand_name, "source": p.source,
+                "score": p.score,
+                "center": None if p.center is None else [float(x) for x in np.asarray(p.center).ravel()],
+                "ligand_coords": [] if p.ligand_coords is None else [float(x) for x in np.asarray(p.ligand_coords).ravel()],
+                "ligand_elements": list(p.ligand_elements),
+            })
+        rows.append({
+            "id": r.id, "name": r.name or "", "sequence": r.sequence, "text": r.text or "",
+            "structure_tokens": r.structure_tokens or None, "family": r.family, "ec": r.ec,
+            "organism": r.organism, "source": r.source, "split": splits.get(r.id, "train"),
+            "cluster": int(clusters.get(r.id, -1)), "has_structure": has_structure,
+            "n_pockets": len(r.pockets) if has_structure else 0, "length": len(r.sequence),
+        })
+
+    proteins = pd.DataFrame(rows, columns=list(PROTEIN_COLUMNS))
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "proteins": len(proteins),
+        **(manifest_extra or {}),
+    }
+
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    proteins.to_parquet(tmp / "proteins.parquet", index=False)
+    if s_ids:
+        np.savez_compressed(
+            tmp / "structures.npz",
+            ids=np.array(s_ids, dtype=str),
+            offsets=np.array(s_offsets, dtype=np.int64),
+            coords=np.concatenate(s_coords).astype(np.float32),
+            residue_numbers=np.array(s_resnums, dtype=str),
+        )
+    pd.DataFrame(pocket_rows, columns=list(_POCKET_COLUMNS)).to_parquet(tmp / "pockets.parquet", index=False)
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    _fsync_dir(tmp)
+    replace_dir(tmp, path)
+    return path
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Move a finished folder into place. A crash in between leaves the old folder or none."""
+    old = target.with_name(f"{target.name}.old-{os.getpid()}")
+    if target.exists():
+        os.replace(target, old)
+    os.replace(new, target)
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    for f in path.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())

@@ -1,0 +1,42 @@
+"""The one output contract every modality encoder honours.
+
+An encoder turns a list of raw items of its modality into a batch (`collate`, the only place
+that tokenises, adds BOS/EOS or pads) and a batch into an `EncoderOutput` (`forward`).
+
+Raw item per modality:
+    sequence          str (amino acids, already cleaned by engine.data.sequence rules)
+    structure_tokens  str (Foldseek 3Di letters, same length as the chain)
+    structure         engine.modality.StructureInput (sequence + (L, 4, 3) backbone coords)
+    pocket            engine.modality.StructureInput restricted to the pocket residues
+    text              str
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from engine.modality import Modality
+
+
+@dataclass
+class EncoderOutput:
+    pooled: torch.Tensor  # (B, H) one vector per item
+    states: torch.Tensor | None = None  # (B, L, H) per-residue / per-token states, padded
+    mask: torch.Tensor | None = None  # (B, L) bool, True where `states` is a real residue/token
+
+
+class ModalityEncoder(nn.Module):
+    """Base class: subclasses set `modality` and `output_dim`, implement `collate` and `forward`."""
+
+    modality: Modality
+    output_dim: int
+
+    def collate(self, items: list[Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def forward(self, batch: dict[str, Any]) -> EncoderOutput:  # noqa: D401
+        raise NotImplementedError
