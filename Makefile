@@ -1,0 +1,25 @@
+# The two commands a new user needs (see README):
+#   make explorer   set up and open the explorer on the bundled demo
+#   make test       set up and run the whole test suite
+VENV ?= .venv
+PORT ?= 5006
+
+.PHONY: setup setup-dev explorer test test-fast demo-checkpoint
+
+setup:
+	bash scripts/setup.sh
+
+setup-dev:
+	bash scripts/setup.sh --dev
+
+explorer: setup
+	$(VENV)/bin/panel serve explorer/app.py --port $(PORT) --address 127.0.0.1 --static-dirs 3dmol=explorer/static
+
+test: setup-dev
+	$(VENV)/bin/python -m pytest
+
+test-fast: setup-dev
+	$(VENV)/bin/python -m pytest -m "not slow"
+
+demo-checkpoint: setup
+	bash scripts/train_demo.sh
