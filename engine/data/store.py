@@ -280,18 +280,23 @@ def write_store(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    proteins.to_parquet(tmp / "proteins.parquet", index=False)
-    if s_ids:
-        np.savez_compressed(
-            tmp / "structures.npz",
-            ids=np.array(s_ids, dtype=str),
-            offsets=np.array(s_offsets, dtype=np.int64),
-            coords=np.concatenate(s_coords).astype(np.float32),
-            residue_numbers=np.array(s_resnums, dtype=str),
-        )
-    pd.DataFrame(pocket_rows, columns=list(_POCKET_COLUMNS)).to_parquet(tmp / "pockets.parquet", index=False)
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    _fsync_dir(tmp)
+    try:
+        proteins.to_parquet(tmp / "proteins.parquet", index=False)
+        if s_ids:
+            np.savez_compressed(
+                tmp / "structures.npz",
+                ids=np.array(s_ids, dtype=str),
+                offsets=np.array(s_offsets, dtype=np.int64),
+                coords=np.concatenate(s_coords).astype(np.float32),
+                residue_numbers=np.array(s_resnums, dtype=str),
+            )
+        pd.DataFrame(pocket_rows, columns=list(_POCKET_COLUMNS)).to_parquet(tmp / "pockets.parquet", index=False)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        _fsync_dir(tmp)
+    except BaseException:
+        # a failed write must not leave a half folder next to the store (the old store is untouched)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     replace_dir(tmp, path)
     return path
 

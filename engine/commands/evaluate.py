@@ -1,0 +1,56 @@
+"""`oneprot evaluate`: retrieval for every modality pair, baselines, evolution and probes; optional report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", default="demo", help="checkpoint folder or 'demo'")
+    p.add_argument("--data", default="demo", help="store folder or 'demo'")
+    p.add_argument("--split", default="test", choices=("train", "valid", "test"))
+    p.add_argument("--baseline-checkpoint", help="a pre-alignment checkpoint to use as the unaligned baseline "
+                   "(default: this checkpoint's encoders with seeded fresh projection heads)")
+    p.add_argument("--modalities", help="comma-separated subset")
+    p.add_argument("--max-queries", type=int, default=5000, help="per pair; a seeded sample beyond this")
+    p.add_argument("--batch-tokens", type=int, default=16_384)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-probes", action="store_true")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--report", metavar="DIR", help="write report.md, report.html and PNG plots here")
+    p.add_argument("--out", metavar="FILE", help="also write the JSON result to this file")
+    p.add_argument("--json", action="store_true", help="print the full JSON result (default: a table)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.checkpoint import load_checkpoint
+    from engine.commands.embed import pick_device
+    from engine.data.store import ProteinStore
+    from engine.evaluate.report import markdown_table, retrieval_table, write_report
+    from engine.evaluate.run import evaluate
+
+    device = pick_device(args.device)
+    store = ProteinStore.open(args.data)
+    model = load_checkpoint(args.checkpoint, map_location=device)
+    baseline = load_checkpoint(args.baseline_checkpoint, map_location=device) if args.baseline_checkpoint else None
+    mods = [m.strip() for m in args.modalities.split(",")] if args.modalities else None
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731 - stdout is reserved for the result
+    result = evaluate(model, store, args.split, baseline_model=baseline, seed=args.seed, max_queries=args.max_queries,
+                      modalities=mods, batch_tokens=args.batch_tokens, run_probes=not args.no_probes, log=log)
+    result["checkpoint"] = str(args.checkpoint)
+    result["model_hash"] = getattr(model, "checkpoint_meta", {}).get("model_hash")
+    result["baseline_checkpoint"] = args.baseline_checkpoint
+    text = json.dumps(result, indent=2)
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_text(text)
+    if args.report:
+        log(f"report: {write_report(result, args.report)}")
+    if args.json:
+        print(text)
+    else:
+        print(markdown_table(retrieval_table(result)))
+    return 0

@@ -1,0 +1,352 @@
+"""Build a store from the files and folders a user points at.
+
+Formats are detected by extension, then by content: PDB/mmCIF (.pdb/.ent/.cif, .gz),
+FASTA, Swiss-Prot flat file, UniProt TSV, Pfam Stockholm (family labels), P2Rank
+`*_predictions.csv` and fpocket `*_out/` folders (predicted pockets for structures of the same
+name). Each file that yields nothing is reported with its reason (empty, binary, truncated, too
+large, no protein chain, ...); a build with no usable file raises OneProtError.
+
+Decisions stated here:
+- CA-only chains are kept as sequence-only proteins (reported as a note);
+- identical chains are all kept; identical sequences always share a cluster, hence a split;
+- Stockholm members label proteins whose UniProt entry name or accession matches the member name
+  (the part before '/'); members matching nothing are added as sequence-only proteins;
+- parsed files are cached (engine.data.parse_cache) so a killed build resumes quickly;
+- with predict_pockets=True, structures without any pocket get fpocket-rs's best pocket.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.data import parse_cache
+from engine.data.fasta import is_fasta_path, parse_uniprot_header, read_fasta
+from engine.data.pockets import import_fpocket, import_p2rank, predict_pockets_cached
+from engine.data.sequence import DEFAULT_MAX_LENGTH, clean_sequence, is_protein_like
+from engine.data.splits import DEFAULT_FRACTIONS, DEFAULT_IDENTITY, assign_splits, cluster_sequences
+from engine.data.stockholm import is_stockholm_path, read_stockholm
+from engine.data.store import write_store
+from engine.data.structure import file_stem, is_structure_path, read_structure
+from engine.data.text import compose_text
+from engine.data.tokens3di import structure_tokens
+from engine.data.uniprot import UniProtEntry, read_swissprot, read_uniprot_tsv
+from engine.errors import OneProtError
+from engine.modality import ProteinRecord
+
+DEFAULT_MAX_FILE_MB = 100.0
+_BINARY_SNIFF = 4096
+
+
+@dataclass
+class BuildReport:
+    """What happened to each input file."""
+
+    used: dict[str, int] = field(default_factory=dict)  # file -> proteins it gave
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (file, note) for kept-but-degraded input
+
+    def lines(self) -> list[str]:
+        out = [f"used {len(self.used)} files ({sum(self.used.values())} proteins); skipped {len(self.skipped)}"]
+        out += [f"  skipped {f}: {why}" for f, why in self.skipped]
+        out += [f"  note {f}: {n}" for f, n in self.notes]
+        return out
+
+
+def collect_files(inputs: Iterable[str | Path]) -> list[tuple[Path, str]]:
+    """(file, source label) under the given paths; folders are walked recursively, fpocket `*_out`
+    folders kept whole. The label is 'input-name:relative/path', which stats group by input."""
+    out: list[tuple[Path, str]] = []
+    for item in inputs:
+        p = Path(item).expanduser()
+        if not p.exists():
+            raise OneProtError("no such file or folder", str(p))
+        if p.is_file() or p.name.endswith("_out"):
+            out.append((p, f"{p.parent.name or p.name}:{p.name}"))
+            continue
+        for f in sorted(p.rglob("*")):
+            rel = f.relative_to(p)
+            if any(part.endswith("_out") for part in rel.parts[:-1]):
+                continue  # inside an fpocket output folder: handled as one unit
+            if (f.is_dir() and f.name.endswith("_out")) or (f.is_file() and not f.name.startswith(".")):
+                out.append((f, f"{p.name}:{rel.as_posix()}"))
+    return out
+
+
+def _head(path: Path) -> bytes:
+    import gzip
+
+    with open(path, "rb") as fh:
+        raw = fh.read(_BINARY_SNIFF)
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            with gzip.open(path, "rb") as fh:
+                return fh.read(_BINARY_SNIFF)
+        except (OSError, EOFError):
+            return b""  # truncated/garbled gzip: let the reader give the precise reason
+    return raw
+
+
+def detect_format(path: Path) -> str | None:
+    """'structure', 'fasta', 'swissprot', 'uniprot_tsv', 'stockholm', 'p2rank', 'fpocket' or None."""
+    if path.is_dir():
+        return "fpocket" if list(path.glob("*_info.txt")) else None
+    name = path.name.lower()
+    if name.endswith("_predictions.csv"):
+        return "p2rank"
+    if is_structure_path(path):
+        return "structure"
+    if is_fasta_path(path):
+        return "fasta"
+    if is_stockholm_path(path):
+        return "stockholm"
+    head = _head(path)
+    if b"\x00" in head:
+        return None
+    text = head.decode("utf-8", errors="replace").lstrip()
+    if text.startswith(">"):
+        return "fasta"
+    if text.startswith("ID   "):
+        return "swissprot"
+    if text.startswith("# STOCKHOLM"):
+        return "stockholm"
+    if text.startswith("data_"):
+        return "structure"
+    if re.match(r"(HEADER|ATOM  |HETATM|REMARK|CRYST1|MODEL |COMPND|TITLE )", text):
+        return "structure"
+    first = text.splitlines()[0] if text else ""
+    if "\t" in first and "Sequence" in first.split("\t"):
+        return "uniprot_tsv"
+    return None
+
+
+def _entry_record(e: UniProtEntry, path: Path, max_length: int | None) -> ProteinRecord:
+    seq = clean_sequence(e.sequence, where=f"{path}:{e.entry_name}", max_length=max_length)
+    text = compose_text(name=e.name, organism=e.organism, gene=e.gene, ec=e.ec, function=e.function,
+                        keywords=e.keywords, go=e.go)
+    return ProteinRecord(id=e.accession or e.entry_name, sequence=seq, name=e.name, text=text, ec=e.ec,
+                         organism=e.organism or None, source=str(path),
+                         extra={"entry_name": e.entry_name, "accession": e.accession, "pfam": e.pfam, "pdb": e.pdb})
+
+
+def parse_file(path: Path, fmt: str, max_length: int | None) -> tuple[list[ProteinRecord], dict]:
+    """Records from one file plus {'skipped': [...], 'notes': [...], 'families': ...}."""
+    result: dict = {"skipped": [], "notes": []}
+    records: list[ProteinRecord] = []
+    if fmt == "structure":
+        sf = read_structure(path, max_length=max_length)
+        for r in sf.records:
+            if r.coords is not None:
+                r.structure_tokens = structure_tokens(r.coords, r.extra.get("cb"))
+            r.text = compose_text(name=r.name, organism=r.organism, gene=r.extra.get("gene"), ec=r.ec,
+                                  title=r.extra.get("title"), structure_keywords=r.extra.get("keywords"))
+        records = sf.records
+        result["skipped"] = [f"chain {c}: {why}" for c, why in sf.skipped]
+        result["notes"] = sf.notes
+    elif fmt == "fasta":
+        for e in read_fasta(path):
+            try:
+                seq = clean_sequence(e.sequence, where=f"{path}:{e.id}", max_length=max_length)
+            except OneProtError as exc:
+                result["skipped"].append(f"record {e.id}: {exc.message}")
+                continue
+            if not is_protein_like(seq):
+                result["skipped"].append(f"record {e.id}: not a protein sequence (nucleotides or mostly X)")
+                continue
+            h = parse_uniprot_header(e.id, e.description)
+            text = compose_text(name=h["name"], organism=h["organism"], gene=h["gene"])
+            records.append(ProteinRecord(id=h["accession"] or e.id, sequence=seq, name=h["name"], text=text,
+                                         organism=h["organism"], source=str(path),
+                                         extra={"entry_name": h["entry_name"], "accession": h["accession"]}))
+    elif fmt in ("swissprot", "uniprot_tsv"):
+        reader = read_swissprot if fmt == "swissprot" else read_uniprot_tsv
+        for e in reader(path):
+            try:
+                records.append(_entry_record(e, path, max_length))
+            except OneProtError as exc:
+                result["skipped"].append(f"entry {e.entry_name}: {exc.message}")
+    elif fmt == "stockholm":
+        result["families"] = [{"label": f.label, "members": f.members} for f in read_stockholm(path)]
+    return records, result
+
+
+def _label_families(records: list[ProteinRecord], families: list[tuple[str, dict]], max_length: int | None,
+                    report: BuildReport) -> list[ProteinRecord]:
+    by_name: dict[str, list[ProteinRecord]] = {}
+    for r in records:
+        for key in (r.id, r.extra.get("entry_name"), r.extra.get("accession")):
+            if key:
+                by_name.setdefault(key, []).append(r)
+    added = []
+    for path, fam in families:
+        for member, residues in fam["members"].items():
+            base = member.split("/")[0]
+            hits = by_name.get(base) or by_name.get(base.split(".")[0])
+            if hits:
+                for r in hits:
+                    r.family = r.family or fam["label"]
+                continue
+            try:
+                seq = clean_sequence(residues, where=f"{path}:{member}", max_length=max_length)
+            except OneProtError as exc:
+                report.skipped.append((path, f"member {member}: {exc.message}"))
+                continue
+            added.append(ProteinRecord(id=member, sequence=seq, family=fam["label"], source=fam.get("source", path)))
+    return added
+
+
+def build_store(
+    inputs: Iterable[str | Path],
+    out: str | Path,
+    max_file_mb: float = DEFAULT_MAX_FILE_MB,
+    max_length: int | None = DEFAULT_MAX_LENGTH,
+    identity: float = DEFAULT_IDENTITY,
+    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+    log: Callable[[str], None] = lambda s: None,
+    extra_records: list[ProteinRecord] | None = None,
+    manifest_extra: dict | None = None,
+    predict_pockets: bool = False,
+) -> tuple[Path, BuildReport]:
+    """Parse every input, cluster, split and write the store atomically. Returns (path, report)."""
+    report = BuildReport()
+    records: list[ProteinRecord] = list(extra_records or [])
+    families: list[tuple[str, dict]] = []
+    predicted: list[tuple[str, Path]] = []
+    files = collect_files(inputs)
+    for i, (path, source) in enumerate(files):
+        where = str(path)
+        if path.is_file():
+            size = path.stat().st_size
+            if size == 0:
+                report.skipped.append((where, "empty file"))
+                continue
+            if size > max_file_mb * 1e6:
+                report.skipped.append((where, f"too large ({size / 1e6:.1f} MB > --max-file-mb {max_file_mb:g})"))
+                continue
+        try:
+            fmt = detect_format(path)
+        except OSError as exc:
+            report.skipped.append((where, f"unreadable: {exc}"))
+            continue
+        if fmt is None:
+            head = _head(path) if path.is_file() else b""
+            why = "binary file, not a protein format" if b"\x00" in head else "unrecognised format"
+            report.skipped.append((where, why))
+            continue
+        if fmt in ("p2rank", "fpocket"):
+            predicted.append((fmt, path))
+            continue
+        opts = {"fmt": fmt, "max_length": max_length}
+        key_path = parse_cache.cache_path(parse_cache.cache_key(path, opts), cache_dir)
+        cached = parse_cache.load(key_path)
+        if cached is not None:
+            recs, result = cached
+        else:
+            try:
+                recs, result = parse_file(path, fmt, max_length)
+            except OneProtError as exc:
+                report.skipped.append((where, exc.message))
+                continue
+            parse_cache.save(key_path, recs, result)
+        if "families" in result:
+            families += [(where, {**f, "source": source}) for f in result["families"]]
+            report.used[where] = sum(len(f["members"]) for f in result["families"])
+            continue
+        if not recs:
+            reasons = "; ".join(result.get("skipped", [])[:3])
+            report.skipped.append((where, f"no usable protein ({reasons or 'no protein chain or record'})"))
+            continue
+        report.used[where] = len(recs)
+        for r in recs:
+            r.source = source
+        records += recs
+        for s in result.get("skipped", []):
+            report.notes.append((where, f"left out {s}"))
+        for n in result.get("notes", []):
+            report.notes.append((where, n))
+        if (i + 1) % 100 == 0:
+            log(f"parsed {i + 1}/{len(files)} files, {len(records)} proteins")
+    records += _label_families(records, families, max_length, report)
+    _attach_predicted(records, predicted, report)
+    if predict_pockets:
+        _predict_missing_pockets(records, report, None if cache_dir is None else Path(cache_dir) / "pockets", log)
+    if not records:
+        raise OneProtError(
+            "no usable protein in the inputs; " + (f"{len(report.skipped)} files skipped: " +
+            "; ".join(f"{Path(f).name}: {w}" for f, w in report.skipped[:8]) if report.skipped else "no files found"),
+            "inputs",
+        )
+    _unique_ids(records)
+    log(f"clustering {len(records)} sequences at {identity:.0%} identity")
+    clusters = cluster_sequences([r.sequence for r in records], threshold=identity)
+    splits = assign_splits(clusters, fractions=fractions, seed=seed)
+    manifest = {
+        "split_method": split_method(identity, fractions, seed),
+        "built_from": [str(Path(p)) for p in inputs],
+        "skipped_files": len(report.skipped),
+        **(manifest_extra or {}),
+    }
+    path = write_store(records, out, {r.id: s for r, s in zip(records, splits)},
+                       {r.id: c for r, c in zip(records, clusters)}, manifest_extra=manifest)
+    return path, report
+
+
+def split_method(identity: float, fractions, seed: int) -> dict:
+    """The manifest's description of how splits were made."""
+    return {
+        "method": "greedy clustering, longest first; reduced-alphabet 5-mer prefilter + Smith-Waterman (parasail)",
+        "identity": identity, "identity_definition": "identical aligned positions / shorter length",
+        "fractions": list(fractions), "seed": seed, "unit": "whole clusters",
+    }
+
+
+def _attach_predicted(records: list[ProteinRecord], predicted: list[tuple[str, Path]], report: BuildReport) -> None:
+    by_stem: dict[str, list[ProteinRecord]] = {}
+    for r in records:
+        if r.extra.get("file"):
+            by_stem.setdefault(file_stem(Path(r.extra["file"])), []).append(r)
+    for fmt, path in predicted:
+        if fmt == "p2rank":
+            stem = path.name[: -len("_predictions.csv")]
+            stem = file_stem(Path(stem)) if "." in stem else stem
+        else:
+            stem = path.name[: -len("_out")]
+        targets = by_stem.get(stem, [])
+        if not targets:
+            report.skipped.append((str(path), f"no structure named {stem!r} among the inputs to attach pockets to"))
+            continue
+        try:
+            found = import_p2rank(path, targets) if fmt == "p2rank" else import_fpocket(path, targets)
+        except OneProtError as exc:
+            report.skipped.append((str(path), exc.message))
+            continue
+        for r in targets:
+            if r.coords is not None:
+                r.pockets += found.get(r.id, [])
+        report.used[str(path)] = sum(len(v) for v in found.values())
+
+
+def _predict_missing_pockets(records: list[ProteinRecord], report: BuildReport, cache_dir: Path | None, log) -> None:
+    """Best fpocket-rs pocket for each structure that has no pocket yet."""
+    todo = [r for r in records if r.coords is not None and not r.pockets and r.extra.get("file")]
+    log(f"predicting pockets for {len(todo)} ligand-free structures with fpocket-rs")
+    for r in todo:
+        try:
+            r.pockets = predict_pockets_cached(r.extra["file"], r, top=1, cache_dir=cache_dir)
+        except OneProtError as exc:
+            report.notes.append((r.extra["file"], f"chain {r.extra.get('chain')}: no predicted pocket ({exc.message})"))
+            if exc.where == "fpocket-rs":
+                raise
+
+
+def _unique_ids(records: list[ProteinRecord]) -> None:
+    seen: dict[str, int] = {}
+    for r in records:
+        n = seen.get(r.id, 0)
+        seen[r.id] = n + 1
+        if n:
+            r.id = f"{r.id}~{n + 1}"

@@ -1,0 +1,64 @@
+"""Store rows -> the raw items each encoder's `collate` takes (see engine/encoders/base.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engine.errors import OneProtError
+from engine.modality import Modality, StructureInput, parse_modality
+
+
+def pocket_input(sequence: str, coords: np.ndarray, residues: list[int], where: str = "pocket") -> StructureInput:
+    """The StructureInput of a pocket: only its residues, in chain order."""
+    idx = sorted({int(i) for i in residues})
+    if not idx or idx[0] < 0 or idx[-1] >= len(sequence):
+        raise OneProtError(f"pocket residues {idx[:3]}... fall outside the chain of {len(sequence)} residues", where)
+    return StructureInput(sequence="".join(sequence[i] for i in idx), coords=np.asarray(coords, dtype=np.float32)[idx])
+
+
+def item_for(store, protein_id: str, modality: str | Modality) -> Any:
+    """One protein's raw item for a modality, or a OneProtError if it lacks that modality."""
+    m = parse_modality(modality)
+    row = store.row(protein_id)
+    if m is Modality.SEQUENCE:
+        return row["sequence"]
+    if m is Modality.TEXT:
+        text = row["text"] or ""
+        if not text.strip():
+            raise OneProtError("protein has no text", protein_id)
+        return text
+    if m is Modality.STRUCTURE_TOKENS:
+        tokens = row["structure_tokens"] or ""
+        if not tokens:
+            raise OneProtError("protein has no structure tokens", protein_id)
+        return tokens
+    coords = store.coords(protein_id)
+    if coords is None:
+        raise OneProtError(f"protein has no structure (needed for {m.value})", protein_id)
+    if m is Modality.STRUCTURE:
+        return StructureInput(sequence=row["sequence"], coords=coords)
+    pockets = store.pockets(protein_id)
+    if not pockets:
+        raise OneProtError("protein has no pocket", protein_id)
+    return pocket_input(row["sequence"], coords, pockets[0].residues, protein_id)
+
+
+def items_for(store, ids: list[str], modality: str | Modality) -> list[Any]:
+    """Raw items for many proteins (pocket = each protein's first pocket's residues)."""
+    m = parse_modality(modality)
+    if m is Modality.POCKET:
+        # One pass over the pocket table instead of a filter per protein.
+        table = store._load_pockets()
+        first = table.sort_values("pocket_index").drop_duplicates("protein_id").set_index("protein_id")["residues"]
+        out = []
+        for pid in ids:
+            if pid not in first.index:
+                raise OneProtError("protein has no pocket", pid)
+            coords = store.coords(pid)
+            if coords is None:
+                raise OneProtError("protein has no structure (needed for pocket)", pid)
+            out.append(pocket_input(store.row(pid)["sequence"], coords, list(first[pid]), pid))
+        return out
+    return [item_for(store, pid, m) for pid in ids]

@@ -1,0 +1,132 @@
+"""Leak-free train/valid/test splits by greedy sequence-identity clustering.
+
+Method (our own, so no external binary such as mmseqs2 is needed):
+1. identical sequences are merged first (they always share a cluster);
+2. unique sequences are visited longest first; each becomes a member of the first existing
+   cluster representative it matches at >= `identity` (default 0.5, as in the OneProt paper),
+   otherwise it founds a new cluster;
+3. candidates come from a k-mer prefilter: distinct 5-mers over the Murphy 10-letter reduced
+   alphabet; a representative is a candidate when it shares >= 3 k-mers, >= 2% of the shorter
+   k-mer set and >= 3x the overlap expected by chance; the best `max_candidates` (10) by shared
+   count are aligned (k-mers found in more than 200 representatives are ignored);
+4. identity = identical aligned positions / length of the shorter sequence, from a local
+   Smith-Waterman alignment (parasail, BLOSUM62, gap open 11, extend 1). Dividing by the shorter
+   length also demands coverage, so a short shared motif does not merge two proteins.
+Whole clusters are then dealt to train/valid/test (default 80/10/10 of proteins) in a seeded
+random order, so no cluster spans two splits.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+DEFAULT_IDENTITY = 0.5
+DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
+KMER = 5
+MAX_CANDIDATES = 10
+MAX_POSTING = 200
+# Murphy et al. 2000 10-letter reduced alphabet: similar residues share a letter
+_MURPHY10 = {**{a: 0 for a in "LVIM"}, "C": 1, "A": 2, "G": 3, **{a: 4 for a in "ST"}, "P": 5,
+             **{a: 6 for a in "FYW"}, **{a: 7 for a in "EDNQ"}, **{a: 8 for a in "KR"}, "H": 9}
+_LUT = np.full(256, 255, dtype=np.uint8)
+for _a, _v in _MURPHY10.items():
+    _LUT[ord(_a)] = _v
+
+
+def _kmers(seq: str, k: int = KMER) -> np.ndarray:
+    """Distinct reduced-alphabet k-mer codes of a sequence (k-mers containing X are dropped)."""
+    codes = _LUT[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)]
+    if len(codes) < k:
+        return np.zeros(0, dtype=np.int64)
+    win = np.lib.stride_tricks.sliding_window_view(codes, k)
+    ok = (win != 255).all(axis=1)
+    vals = (win[ok].astype(np.int64) * (10 ** np.arange(k - 1, -1, -1, dtype=np.int64))).sum(axis=1)
+    return np.unique(vals)
+
+
+def identity(a: str, b: str) -> float:
+    """Identical aligned positions / length of the shorter sequence (local SW, BLOSUM62, 11/1)."""
+    import parasail
+
+    if not a or not b:
+        return 0.0
+    r = parasail.sw_stats_striped_sat(a, b, 11, 1, parasail.blosum62)
+    return r.matches / min(len(a), len(b))
+
+
+def cluster_sequences(
+    sequences: Sequence[str],
+    threshold: float = DEFAULT_IDENTITY,
+    max_candidates: int = MAX_CANDIDATES,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> list[int]:
+    """Cluster index per input sequence (clusters numbered 0.. in order of founding).
+
+    `progress(done, total, n_clusters)` is called every 1,000 unique sequences when given.
+    """
+    unique: dict[str, int] = {}
+    for s in sequences:
+        unique.setdefault(s, len(unique))
+    useqs = list(unique)
+    order = sorted(range(len(useqs)), key=lambda i: -len(useqs[i]))
+    ucluster = [-1] * len(useqs)
+    rep_seqs: list[str] = []
+    index: dict[int, list[int]] = {}
+    rep_nkmers = np.zeros(0, dtype=np.float64)
+    for step, i in enumerate(order):
+        if progress is not None and step and step % 1000 == 0:
+            progress(step, len(order), len(rep_seqs))
+        s = useqs[i]
+        km = _kmers(s)
+        found = -1
+        if rep_seqs and len(km):
+            # k-mers shared by very many representatives (low complexity, repeats) say little and
+            # would make each look-up cost O(number of clusters); they are ignored
+            lists = [lst for k in km.tolist() if (lst := index.get(k)) is not None and len(lst) <= MAX_POSTING]
+            if lists:
+                flat = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64)
+                hits = np.bincount(flat, minlength=len(rep_seqs))
+                # keep representatives sharing clearly more k-mers than two random sequences would
+                # (expected random overlap ~ n_q * n_rep / 10^5) and at least 2% of the shorter length
+                n_rep = rep_nkmers[: len(hits)]
+                need = np.maximum(np.maximum(3.0, 0.02 * np.minimum(len(km), n_rep)), 3.0 * len(km) * n_rep / 10**KMER)
+                cand = np.flatnonzero(hits >= need)
+                if len(cand):
+                    cand = cand[np.argsort(-hits[cand], kind="stable")][:max_candidates]
+                    for c in cand.tolist():
+                        if identity(s, rep_seqs[c]) >= threshold:
+                            found = c
+                            break
+        if found < 0:
+            found = len(rep_seqs)
+            rep_seqs.append(s)
+            rep_nkmers = np.append(rep_nkmers, len(km))
+            for k in km.tolist():
+                index.setdefault(k, []).append(found)
+        ucluster[i] = found
+    return [ucluster[unique[s]] for s in sequences]
+
+
+def assign_splits(
+    clusters: Sequence[int], fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0
+) -> list[str]:
+    """Split name per item; every cluster goes whole to the split furthest below its target share."""
+    names = ("train", "valid", "test")
+    sizes: dict[int, int] = {}
+    for c in clusters:
+        sizes[c] = sizes.get(c, 0) + 1
+    ids = sorted(sizes)
+    random.Random(seed).shuffle(ids)
+    total = len(clusters)
+    target = [f * total for f in fractions]
+    filled = [0, 0, 0]
+    where: dict[int, str] = {}
+    for c in ids:
+        k = max(range(3), key=lambda j: (target[j] - filled[j]) / max(target[j], 1e-9))
+        where[c] = names[k]
+        filled[k] += sizes[c]
+    return [where[c] for c in clusters]

@@ -1,0 +1,127 @@
+"""An ESM-2-architecture encoder over a token alphabet; the sequence and 3Di encoders are this class.
+
+Collate is the only place that adds BOS/EOS and padding. Pooling never sees them: the output
+`states` are cut to residue positions (states[:, j] is residue j) and `mask` is True only there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from engine.encoders.base import EncoderOutput, ModalityEncoder
+from engine.encoders.esm_arch import RELEASED_ESM2, EsmArch, build_esm2, load_esm_weights, load_into
+from engine.encoders.pooling import make_pooling
+from engine.errors import OneProtError
+
+
+@dataclass
+class EsmEncoderConfig:
+    """How to build an ESM-2-style encoder. Field values are stored in checkpoints as JSON."""
+
+    weights: str | None = None  # released name, fair-esm .pt file, or `oneprot pretrain` folder; None = random
+    layers: int = 6  # architecture, used when `weights` is None; overwritten by what `weights` holds
+    dim: int = 320
+    heads: int = 20
+    pooling: str = "mean"  # "mean" or "attention" (the paper's choice for the frozen ESM-2 650M)
+    freeze: bool = False  # frozen backbone: no grads, always eval mode; pooling stays trainable
+    max_length: int = 1022  # residues kept per item (ESM-2 was trained on 1,024 tokens incl. BOS/EOS)
+    token_dropout: bool = True
+
+
+class EsmTokenEncoder(ModalityEncoder):
+    """ESM-2 network + pooling over one alphabet ('protein' or '3di').
+
+    Args:
+        config: an EsmEncoderConfig (or a dict of its fields).
+        alphabet: 'protein' for amino acids, '3di' for Foldseek structure tokens.
+        load_weights: False when a OneProt checkpoint will supply the weights (skips the source).
+    """
+
+    alphabet_kind = "protein"
+
+    def __init__(self, config: EsmEncoderConfig | dict, load_weights: bool = True):
+        super().__init__()
+        cfg = config if isinstance(config, EsmEncoderConfig) else _config_from_dict(config)
+        arch = EsmArch(cfg.layers, cfg.dim, cfg.heads, self.alphabet_kind, cfg.token_dropout)
+        state = None
+        if cfg.weights and (load_weights or self.external_prefixes_for(cfg)):
+            src_arch, state = load_esm_weights(cfg.weights, self.alphabet_kind)
+            if src_arch.alphabet != self.alphabet_kind and src_arch.alphabet != "protein":
+                raise OneProtError(
+                    f"weights are a {src_arch.alphabet!r}-alphabet model; the {self.modality.value} encoder "
+                    f"expects {self.alphabet_kind!r} (or amino-acid ESM-2 weights to start from)",
+                    cfg.weights,
+                )
+            arch = EsmArch(src_arch.layers, src_arch.dim, src_arch.heads, self.alphabet_kind, src_arch.token_dropout)
+            cfg.layers, cfg.dim, cfg.heads, cfg.token_dropout = arch.layers, arch.dim, arch.heads, arch.token_dropout
+        self.config = cfg
+        self.esm = build_esm2(arch)
+        if state is not None:
+            load_into(self.esm, state, cfg.weights or "weights")
+        self.alphabet = self.esm.alphabet
+        self._lookup = {tok: i for tok, i in self.alphabet.tok_to_idx.items() if len(tok) == 1}
+        self._special = torch.tensor([self.alphabet.cls_idx, self.alphabet.eos_idx, self.alphabet.padding_idx])
+        self.pool = make_pooling(cfg.pooling, arch.dim)
+        self.output_dim = arch.dim
+        if cfg.freeze:
+            self.esm.requires_grad_(False)
+
+    @staticmethod
+    def external_prefixes_for(cfg: EsmEncoderConfig) -> list[str]:
+        """Frozen released weights are re-fetched by name, so checkpoints need not carry them."""
+        return ["esm."] if cfg.freeze and cfg.weights in RELEASED_ESM2 else []
+
+    def external_prefixes(self) -> list[str]:
+        """State-dict prefixes that checkpoints leave out (rebuilt from the config's source)."""
+        return self.external_prefixes_for(self.config)
+
+    def train(self, mode: bool = True) -> "EsmTokenEncoder":
+        super().train(mode)
+        if self.config.freeze:
+            self.esm.eval()  # a frozen backbone keeps dropout off even while the heads train
+        return self
+
+    # ---- batching -----------------------------------------------------------------------------
+    def tokenize(self, text: str) -> list[int]:
+        """Letters -> token ids (no BOS/EOS), truncated to `max_length`; unknown letters -> <unk>."""
+        unk = self.alphabet.unk_idx
+        return [self._lookup.get(ch, unk) for ch in text.strip().upper()[: self.config.max_length]]
+
+    def collate(self, items: list[str]) -> dict[str, Any]:
+        """Strings -> {'tokens': (B, T) with BOS/EOS and padding}."""
+        if isinstance(items, str):
+            raise OneProtError("expected a list of strings, got one string", "items")
+        ids = [self.tokenize(s) for s in items]
+        width = max((len(x) for x in ids), default=0) + 2
+        tokens = torch.full((len(ids), width), self.alphabet.padding_idx, dtype=torch.long)
+        for i, x in enumerate(ids):
+            tokens[i, 0] = self.alphabet.cls_idx
+            tokens[i, 1 : len(x) + 1] = torch.tensor(x, dtype=torch.long)
+            tokens[i, len(x) + 1] = self.alphabet.eos_idx
+        return {"tokens": tokens}
+
+    # ---- forward --------------------------------------------------------------------------------
+    def residue_states(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final-layer states at residue positions (B, T-2, H) and their mask (B, T-2)."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze):
+            out = self.esm(tokens, repr_layers=[self.esm.num_layers])
+        states = out["representations"][self.esm.num_layers][:, 1:-1]  # drop BOS and the last column
+        inner = tokens[:, 1:-1]
+        mask = ~torch.isin(inner, self._special.to(inner.device))  # EOS of shorter items and padding
+        return states, mask
+
+    def forward(self, batch: dict[str, Any]) -> EncoderOutput:
+        states, mask = self.residue_states(batch["tokens"])
+        pooled = self.pool(states, mask)  # (B, H)
+        return EncoderOutput(pooled=pooled, states=states, mask=mask)
+
+
+def _config_from_dict(d: dict) -> EsmEncoderConfig:
+    known = set(EsmEncoderConfig.__dataclass_fields__)
+    unknown = set(d) - known - {"type"}
+    if unknown:
+        raise OneProtError(f"unknown fields {sorted(unknown)}; valid: {sorted(known)}", "encoder config")
+    return EsmEncoderConfig(**{k: v for k, v in d.items() if k in known})

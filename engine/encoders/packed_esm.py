@@ -1,0 +1,549 @@
+"""Packed (padding-free) forward pass and fast embedder for fair-esm `esm.model.esm2.ESM2` encoders.
+
+Any ESM-2-architecture module works: the released sizes (8M..15B), small from-scratch configs and
+custom alphabets (e.g. Foldseek 3Di letters). The forward pass reads the module's own parameters,
+so there is no second copy of the model and fine-tuned weights are picked up as they change.
+
+How it differs from `ESM2.forward` (same maths, different layout):
+- the sequences of a batch are concatenated into one `(T, D)` tensor (T = total tokens, BOS/EOS
+  included) described by `cu_seqlens` (start offsets, like flash-attention), so no FLOP is spent on
+  padding;
+- rotary embeddings are computed for the packed positions (position 0 = BOS of each sequence): angles
+  in float32 from the head size (exactly fair-esm's tables for an fp32 model), products in the
+  model's dtype;
+- attention stays inside each sequence: `varlen` (flash-attention on CUDA through
+  `torch.nn.attention.varlen.varlen_attn`, bf16/fp16), `per_sequence` (one fused SDPA call per
+  sequence; the CPU default, faster than fair-esm's explicit softmax), or `padded` (gather into a
+  padded block + SDPA with a key mask; the CUDA fallback for fp32 or unusual head sizes);
+- token-dropout rescaling (`x * 0.88 / (1 - mask_fraction)` per sequence) and the final layer norm
+  are reproduced exactly; pooling is a segment sum over residues (BOS/EOS excluded).
+
+Public API:
+    pack_sequences(tokenizer, sequences) -> PackedTokens       host side, pinned if asked
+    packed_forward(model, packed, repr_layers=()) -> PackedStates   (T, D) last-layer states
+    mean_pool(states, packed) -> (N, D) float32                    mean over residues
+    packed_to_padded(states, packed) -> ((N, L, D), (N, L) mask)    residues only, for attention pooling
+    PackedESMEmbedder(model, alphabet, device, dtype, token_budget).embed(seqs) -> (N, D) float32
+    PackedESMEmbedder(...).embed_residues(seqs) -> list of (L_i, D) float32
+    padded_residue_states(model, tokenizer, seqs) -> ((N, L, D), (N, L) mask)   training forward
+
+With the project's encoders (engine/encoders/esm_encoder.py): `PackedESMEmbedder(encoder.esm,
+encoder.alphabet, residue_ids=encoder.tokenize)` embeds with exactly the encoder's tokens, and
+`padded_residue_states(encoder.esm, ESMTokenizer(encoder.alphabet, residue_ids=encoder.tokenize),
+items)` is a packed drop-in for `encoder.residue_states(tokens)` (same states and mask layout, so the
+attention pooling is unchanged); it is differentiable, for frozen and fine-tuned backbones alike.
+
+`PackedESMEmbedder` casts and moves the module in place (`model.to(device, dtype)`, like
+`model.half()`), sorts sequences by length into token-budget batches, tokenises and pins the next
+batch in a background thread, keeps every result on the device (no per-batch `.item()`/`.cpu()`)
+and copies once at the end. `compile=True` compiles the dense part of each layer with
+`torch.compile(dynamic=True)`; `cuda_graphs=True` additionally pads the token count to a multiple of
+`pad_multiple` (a dummy sequence of padding tokens) and uses the "reduce-overhead" mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.errors import OneProtError
+from engine.token_batching import background_map, token_budget_batches
+
+ATTENTION_BACKENDS = ("auto", "varlen", "per_sequence", "padded")
+_MASK_RATIO_TRAIN = 0.15 * 0.8  # the constant ESM-2 was trained with; its forward rescales by it
+
+
+class ESMTokenizer:
+    """Strings -> ESM token ids with BOS/EOS, as fair-esm's BatchConverter does, via a byte table.
+
+    `residue_ids` (optional) replaces the letter lookup with the caller's own function returning
+    residue ids without BOS/EOS, e.g. `EsmTokenEncoder.tokenize`, so both paths see the same tokens.
+    """
+
+    def __init__(self, alphabet: Any, max_residues: int | None = None,
+                 residue_ids: Callable[[str], Any] | None = None):
+        self.alphabet = alphabet
+        self.max_residues = max_residues
+        self.residue_ids = residue_ids
+        self.prepend_bos = bool(alphabet.prepend_bos)
+        self.append_eos = bool(alphabet.append_eos)
+        # one-character tokens cover every ordinary sequence; anything else goes through fair-esm
+        self.table = np.full(256, -1, dtype=np.int64)
+        for token, index in alphabet.tok_to_idx.items():
+            if len(token) == 1 and ord(token) < 256:
+                self.table[ord(token)] = index
+
+    def _residues(self, sequence: str, where: str) -> np.ndarray:
+        if self.residue_ids is not None:
+            return np.asarray(self.residue_ids(sequence), dtype=np.int64).reshape(-1)
+        try:
+            ids = self.table[np.frombuffer(sequence.encode("latin-1"), dtype=np.uint8)]
+        except UnicodeEncodeError:
+            ids = np.array([-1])
+        if (ids < 0).any():  # special tokens such as "<mask>" or an unknown letter
+            try:
+                ids = np.asarray(self.alphabet.encode(sequence), dtype=np.int64)
+            except KeyError as error:
+                raise OneProtError(f"unknown token {error} for this alphabet", where) from None
+        return ids
+
+    def n_residues(self, sequence: str, where: str = "sequence") -> int:
+        """Residue tokens `encode` will produce (cheap when every letter is one token)."""
+        if self.residue_ids is None and "<" not in sequence:  # multi-letter tokens start with "<"
+            n = len(sequence)
+        else:
+            n = len(self._residues(sequence, where))
+        return n if self.max_residues is None else min(n, self.max_residues)
+
+    def encode(self, sequence: str, where: str = "sequence") -> np.ndarray:
+        """Token ids of one sequence with BOS/EOS as the alphabet asks, int64."""
+        ids = self._residues(sequence, where)
+        if self.max_residues is not None:
+            ids = ids[: self.max_residues]
+        parts = [ids]
+        if self.prepend_bos:
+            parts.insert(0, np.array([self.alphabet.cls_idx], dtype=np.int64))
+        if self.append_eos:
+            parts.append(np.array([self.alphabet.eos_idx], dtype=np.int64))
+        return np.concatenate(parts)
+
+
+_TENSOR_FIELDS = ("tokens", "positions", "seq_index", "residue_weight", "residue_slot", "cu_seqlens",
+                  "seg_lengths", "n_residues", "order", "residue_dest")
+
+
+@dataclass
+class PackedTokens:
+    """A batch of sequences laid end to end. Host-side lists hold what kernels need without a sync."""
+
+    tokens: torch.Tensor  # (T,) int64
+    positions: torch.Tensor  # (T,) int64, position inside its own sequence (BOS = 0)
+    seq_index: torch.Tensor  # (T,) int64, segment of each token (sequences 0..N-1, filler = N)
+    residue_weight: torch.Tensor  # (T,) float32, 1 on residues, 0 on BOS/EOS/filler
+    residue_slot: torch.Tensor  # (T,) int64, row in a (N * max_residues + 1) buffer; last row = discard
+    cu_seqlens: torch.Tensor  # (S+1,) int32 starts of the S segments (N sequences + optional filler)
+    seg_lengths: torch.Tensor  # (S,) int64 tokens per segment
+    n_residues: torch.Tensor  # (N,) float32 residues per sequence
+    order: torch.Tensor  # (N,) int64 index of each sequence in the caller's list
+    residue_dest: torch.Tensor | None = None  # (T,) int64 row in a caller's buffer (embed_residues)
+    lengths: list[int] = field(default_factory=list)  # tokens per segment (host copy of cu_seqlens diff)
+    n_sequences: int = 0  # N (a filler segment, if any, is not counted)
+    max_residues: int = 0
+
+    @property
+    def max_len(self) -> int:
+        """Longest segment in tokens (host int)."""
+        return max(self.lengths) if self.lengths else 0
+
+    def to(self, device: torch.device | str, non_blocking: bool = True) -> PackedTokens:
+        """The same batch on `device`; copies from pinned memory do not block the host."""
+        moved = {name: None if getattr(self, name) is None
+                 else getattr(self, name).to(device, non_blocking=non_blocking)
+                 for name in _TENSOR_FIELDS}
+        return PackedTokens(**moved, lengths=self.lengths, n_sequences=self.n_sequences,
+                            max_residues=self.max_residues)
+
+
+def pack_token_arrays(
+    arrays: list[np.ndarray],
+    order: np.ndarray | None = None,
+    *,
+    prepend_bos: bool = True,
+    append_eos: bool = True,
+    padding_idx: int = 1,
+    pad_multiple: int = 1,
+    pin: bool = False,
+    residue_offsets: np.ndarray | None = None,
+    discard_row: int = -1,
+) -> PackedTokens:
+    """Concatenate per-sequence token arrays (BOS/EOS included) into a `PackedTokens` batch.
+
+    `residue_offsets[j]` (optional) is where sequence j's first residue goes in a caller's buffer;
+    `residue_dest` then maps each token there, BOS/EOS/filler to `discard_row`.
+    """
+    n = len(arrays)
+    lengths = [int(a.shape[0]) for a in arrays]
+    total = sum(lengths)
+    filler = (-total) % pad_multiple if pad_multiple > 1 else 0
+    seg_lengths = lengths + ([filler] if filler else [])
+    tokens = np.concatenate(arrays + [np.full(filler, padding_idx, dtype=np.int64)]) if n else \
+        np.zeros(0, dtype=np.int64)
+    lens = np.asarray(seg_lengths, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lens)])
+    seg_index = np.repeat(np.arange(len(seg_lengths), dtype=np.int64), lens)
+    positions = np.arange(tokens.shape[0], dtype=np.int64) - starts[seg_index]
+    first = 1 if prepend_bos else 0
+    seq_len = lens[seg_index]
+    is_residue = (positions >= first) & (positions < seq_len - (1 if append_eos else 0))
+    is_residue &= seg_index < n  # the filler segment is never a residue
+    n_res = np.asarray(lengths, dtype=np.int64) - first - (1 if append_eos else 0)
+    max_res = int(n_res.max()) if n else 0
+    discard = n * max_res
+    slot = np.where(is_residue, seg_index * max_res + positions - first, discard)
+    if order is None:
+        order = np.arange(n, dtype=np.int64)
+    dest = None
+    if residue_offsets is not None:
+        base = np.append(np.asarray(residue_offsets, dtype=np.int64), 0)[seg_index]
+        dest = torch.from_numpy(np.where(is_residue, base + positions - first, discard_row))
+    packed = PackedTokens(
+        tokens=torch.from_numpy(tokens),
+        positions=torch.from_numpy(positions),
+        seq_index=torch.from_numpy(seg_index),
+        residue_weight=torch.from_numpy(is_residue.astype(np.float32)),
+        residue_slot=torch.from_numpy(slot.astype(np.int64)),
+        cu_seqlens=torch.from_numpy(starts.astype(np.int32)),
+        seg_lengths=torch.from_numpy(lens),
+        n_residues=torch.from_numpy(n_res.astype(np.float32)),
+        order=torch.from_numpy(np.asarray(order, dtype=np.int64)),
+        residue_dest=dest,
+        lengths=seg_lengths,
+        n_sequences=n,
+        max_residues=max_res,
+    )
+    if pin:  # page-locked so the copy to the GPU can overlap with compute
+        for name in _TENSOR_FIELDS:
+            if getattr(packed, name) is not None:
+                setattr(packed, name, getattr(packed, name).pin_memory())
+    return packed
+
+
+def pack_sequences(tokenizer: ESMTokenizer, sequences: list[str], **kwargs: Any) -> PackedTokens:
+    """Tokenise and pack `sequences` (in the given order) into one batch."""
+    for i, seq in enumerate(sequences):
+        if not seq:
+            raise OneProtError("empty sequence", f"sequences[{i}]")
+    arrays = [tokenizer.encode(s, f"sequences[{i}]") for i, s in enumerate(sequences)]
+    return pack_token_arrays(arrays, prepend_bos=tokenizer.prepend_bos,
+                             append_eos=tokenizer.append_eos,
+                             padding_idx=tokenizer.alphabet.padding_idx, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------
+# attention on the packed layout
+
+
+def _varlen_attn() -> Callable[..., torch.Tensor]:
+    """torch's flash varlen entry point (imported lazily: the module is slow to import)."""
+    from torch.nn.attention.varlen import varlen_attn
+
+    return varlen_attn
+
+
+def _varlen_supported(q: torch.Tensor) -> bool:
+    """Flash varlen needs CUDA, half precision and a head size that is a multiple of 8 up to 256."""
+    if not q.is_cuda or q.dtype not in (torch.float16, torch.bfloat16):
+        return False
+    if q.shape[-1] % 8 or q.shape[-1] > 256:
+        return False
+    try:
+        from torch.nn.attention.varlen import varlen_attn  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_attention(name: str, q: torch.Tensor) -> str:
+    """Pick the concrete backend for `name` ("auto" -> varlen / padded on CUDA, per_sequence on CPU)."""
+    if name not in ATTENTION_BACKENDS:
+        raise OneProtError(f"unknown attention backend {name!r}; choose from {ATTENTION_BACKENDS}",
+                           "attention")
+    if name == "auto":
+        if _varlen_supported(q):
+            return "varlen"
+        return "padded" if q.is_cuda else "per_sequence"
+    if name == "varlen" and not _varlen_supported(q):
+        raise OneProtError("varlen attention needs CUDA, bf16/fp16 and head size % 8 == 0",
+                           "attention")
+    return name
+
+
+def packed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packed: PackedTokens,
+                     backend: str, scale: float) -> torch.Tensor:
+    """Self-attention inside each segment. q, k, v: (T, H, hd) -> (T, H, hd)."""
+    if backend == "varlen":
+        varlen_attn = _varlen_attn()
+        if abs(scale - q.shape[-1] ** -0.5) > 1e-12:  # older torch releases take no `scale`
+            q = q * (scale * q.shape[-1] ** 0.5)
+        args = (packed.cu_seqlens, packed.cu_seqlens, packed.max_len, packed.max_len)
+        try:  # q, k, v are strided views of one (T, 3, H, hd) projection: no copy when accepted
+            return varlen_attn(q, k, v, *args)
+        except RuntimeError:  # a kernel build that insists on contiguous inputs
+            return varlen_attn(q.contiguous(), k.contiguous(), v.contiguous(), *args)
+    if backend == "per_sequence":
+        outs = []
+        # (1, H, L, hd) strided views: SDPA's fused CPU kernel takes them without a copy
+        for qs, ks, vs in zip(q.split(packed.lengths), k.split(packed.lengths),
+                              v.split(packed.lengths)):
+            o = F.scaled_dot_product_attention(qs.unsqueeze(0).transpose(1, 2),
+                                               ks.unsqueeze(0).transpose(1, 2),
+                                               vs.unsqueeze(0).transpose(1, 2), scale=scale)
+            outs.append(o[0].transpose(0, 1))
+        return torch.cat(outs) if len(outs) > 1 else outs[0].contiguous()
+    if backend == "padded":
+        total, heads, hd = q.shape
+        n_seg, longest = len(packed.lengths), packed.max_len
+        # all index maths from host ints and device tensors: no device->host sync
+        flat = packed.seq_index * longest + packed.positions  # (T,)
+        block = q.new_zeros(3, n_seg * longest, heads, hd)
+        block[0].index_copy_(0, flat, q)
+        block[1].index_copy_(0, flat, k)
+        block[2].index_copy_(0, flat, v)
+        block = block.view(3, n_seg, longest, heads, hd).transpose(2, 3)  # (3, S, H, L, hd)
+        key_ok = torch.arange(longest, device=q.device)[None, :] < packed.seg_lengths[:, None]
+        o = F.scaled_dot_product_attention(block[0], block[1], block[2],
+                                           attn_mask=key_ok[:, None, None, :], scale=scale)
+        return o.transpose(1, 2).reshape(n_seg * longest, heads, hd).index_select(0, flat)
+    raise OneProtError(f"unknown attention backend {backend!r}", "attention")
+
+
+# ----------------------------------------------------------------------------------------------
+# one transformer block as pure functions of tensors, so torch.compile can share one graph per dtype
+
+
+def rotary_tables(positions: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(T, hd/2) float32 cos/sin for the packed positions.
+
+    fair-esm's RotaryEmbedding uses cat(freqs, freqs), so both halves of its tables are equal; one
+    half is kept here, computed from the head size in float32 (a module cast to bf16 would otherwise
+    round its `inv_freq` buffer and the positions with it).
+    """
+    inv_freq = 1.0 / (10000 ** (torch.arange(0, head_dim, 2, device=positions.device).float()
+                                / head_dim))
+    freqs = positions.float()[:, None] * inv_freq[None, :]
+    return freqs.cos(), freqs.sin()
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x * cos + rotate_half(x) * sin (fair-esm's rotary) on the last dim; cos/sin are half-width.
+
+    Without autograd it writes both halves in place into one output: on a GPU without
+    torch.compile this op is memory-bound, and full-size temporaries would triple its traffic.
+    """
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    if torch.is_grad_enabled() and (x.requires_grad or cos.requires_grad):
+        return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+    out = torch.empty_like(x)
+    low, high = out[..., :half], out[..., half:]
+    torch.mul(x1, cos, out=low)
+    low.addcmul_(x2, sin, value=-1)
+    torch.mul(x2, cos, out=high)
+    high.addcmul_(x1, sin)
+    return out
+
+
+def _pre_attention(x, ln_w, ln_b, eps: float, w_qkv, b_qkv, cos, sin, heads: int):
+    h = F.layer_norm(x, (x.shape[-1],), ln_w, ln_b, eps)
+    qkv = F.linear(h, w_qkv, b_qkv).view(x.shape[0], 3, heads, -1)  # (T, 3, H, hd)
+    # q and k rotated in one pass over a (T, 2, H, hd) view; q, k, v stay strided views
+    qk = _rotate(qkv[:, :2], cos[:, None, None, :], sin[:, None, None, :])
+    return qk[:, 0], qk[:, 1], qkv[:, 2]
+
+
+def _post_attention(x, o, w_o, b_o, ln_w, ln_b, eps: float, w1, b1, w2, b2):
+    x = x + F.linear(o.reshape(x.shape), w_o, b_o)
+    h = F.layer_norm(x, (x.shape[-1],), ln_w, ln_b, eps)
+    return x + F.linear(F.gelu(F.linear(h, w1, b1)), w2, b2)  # exact (erf) GELU, as fair-esm
+
+
+def _eps(norm: nn.Module) -> float:
+    return float(getattr(norm, "eps", 1e-5))
+
+
+@dataclass
+class PackedStates:
+    """Output of `packed_forward`: last-layer states after the final layer norm, plus asked layers."""
+
+    last: torch.Tensor  # (T, D)
+    layers: dict[int, torch.Tensor]  # layer number (0 = embeddings) -> (T, D)
+
+
+def packed_forward(model: nn.Module, packed: PackedTokens, *, repr_layers: tuple[int, ...] = (),
+                   attention: str = "auto", compiled: tuple[Any, Any] | None = None) -> PackedStates:
+    """ESM2 forward on a packed batch, reading `model`'s parameters; runs in the parameters' dtype."""
+    embed = model.embed_tokens
+    dtype = embed.weight.dtype
+    tokens = packed.tokens
+    x = model.embed_scale * embed(tokens)  # (T, D)
+    if model.token_dropout:
+        is_mask = tokens == model.mask_idx
+        x = x.masked_fill(is_mask.unsqueeze(-1), 0.0)
+        n_mask = torch.zeros(len(packed.lengths), device=x.device, dtype=torch.long).index_add_(
+            0, packed.seq_index, is_mask.long())
+        observed = n_mask.to(dtype) / packed.seg_lengths  # per sequence, BOS/EOS counted as fair-esm
+        x = x * (1 - _MASK_RATIO_TRAIN) / (1 - observed)[packed.seq_index][:, None]
+    layers: dict[int, torch.Tensor] = {}
+    if 0 in repr_layers:
+        layers[0] = x
+    pre, post = compiled if compiled is not None else (_pre_attention, _post_attention)
+    first = model.layers[0].self_attn if len(model.layers) else None
+    head_dim = first.head_dim if first is not None else 0
+    cos, sin = rotary_tables(packed.positions, head_dim) if first is not None else (None, None)
+    if cos is not None:  # angles in float32, products in the model dtype (one rounding in bf16)
+        cos, sin = cos.to(dtype), sin.to(dtype)
+    backend = None
+    for number, layer in enumerate(model.layers, start=1):
+        attn = layer.self_attn
+        if attn.bias_k is not None or attn.add_zero_attn:
+            raise OneProtError("packed forward supports ESM-2 attention only (no bias_kv)", "model")
+        w_qkv = torch.cat((attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight))
+        b_qkv = torch.cat((attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias)) \
+            if attn.q_proj.bias is not None else None
+        norm1 = layer.self_attn_layer_norm
+        q, k, v = pre(x, norm1.weight, norm1.bias, _eps(norm1), w_qkv, b_qkv, cos, sin,
+                      attn.num_heads)
+        backend = backend or resolve_attention(attention, q)
+        o = packed_attention(q, k, v, packed, backend, attn.scaling)
+        norm2 = layer.final_layer_norm
+        x = post(x, o, attn.out_proj.weight, attn.out_proj.bias, norm2.weight, norm2.bias,
+                 _eps(norm2), layer.fc1.weight, layer.fc1.bias, layer.fc2.weight, layer.fc2.bias)
+        if number in repr_layers:
+            layers[number] = x
+    final = model.emb_layer_norm_after
+    x = F.layer_norm(x, (x.shape[-1],), final.weight, final.bias, _eps(final))
+    if len(model.layers) in repr_layers:
+        layers[len(model.layers)] = x  # fair-esm reports the last layer after the final norm
+    return PackedStates(last=x, layers=layers)
+
+
+def mean_pool(states: torch.Tensor, packed: PackedTokens) -> torch.Tensor:
+    """(N, D) float32 mean of each sequence's residue states (BOS/EOS excluded), by segment sums."""
+    weighted = states.float() * packed.residue_weight[:, None]
+    sums = weighted.new_zeros(len(packed.lengths), states.shape[-1])  # filler row, if any, dropped
+    sums.index_add_(0, packed.seq_index, weighted)
+    return sums[: packed.n_sequences] / packed.n_residues.clamp_min(1)[:, None]
+
+
+def packed_to_padded(states: torch.Tensor, packed: PackedTokens) -> tuple[torch.Tensor, torch.Tensor]:
+    """Residue states as a padded (N, L, D) block and its (N, L) bool mask (BOS/EOS dropped)."""
+    n, longest, dim = packed.n_sequences, packed.max_residues, states.shape[-1]
+    block = states.new_zeros(n * longest + 1, dim)  # last row swallows BOS/EOS/filler
+    block = block.index_copy(0, packed.residue_slot, states)
+    mask = torch.arange(longest, device=states.device)[None, :] < packed.n_residues[:, None]
+    return block[:-1].view(n, longest, dim), mask
+
+
+def padded_residue_states(model: nn.Module, tokenizer: ESMTokenizer, sequences: list[str], *,
+                          attention: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+    """Packed forward of `sequences`, returned as residue states (N, L, D) and mask (N, L)."""
+    device = next(model.parameters()).device
+    packed = pack_sequences(tokenizer, list(sequences), pin=device.type == "cuda").to(device)
+    return packed_to_padded(packed_forward(model, packed, attention=attention).last, packed)
+
+
+def _default_budget(model: nn.Module, device: torch.device) -> int:
+    if device.type != "cuda":
+        return 8192
+    return 65536 if model.embed_dim >= 1024 else 131072
+
+
+class PackedESMEmbedder:
+    """Embeds many sequences with an ESM2 module: packed batches, bf16 on GPU, results kept on device."""
+
+    def __init__(self, model: nn.Module, alphabet: Any = None, device: str | torch.device | None = None,
+                 dtype: torch.dtype | None = None, token_budget: int | None = None, *,
+                 attention: str = "auto", max_residues: int | None = None,
+                 residue_ids: Callable[[str], Any] | None = None, compile: bool = False,
+                 cuda_graphs: bool = False, pad_multiple: int = 1024, prefetch: int = 2):
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        if dtype is None:
+            dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        if cuda_graphs and self.device.type != "cuda":
+            raise OneProtError("CUDA graphs need a CUDA device", "cuda_graphs")
+        self.model = model.to(device=self.device, dtype=dtype).eval()  # in place, no copy
+        self.dtype = dtype
+        self.tokenizer = ESMTokenizer(alphabet if alphabet is not None else model.alphabet,
+                                      max_residues, residue_ids)
+        self.token_budget = token_budget or _default_budget(model, self.device)
+        self.attention = attention
+        self.pad_multiple = pad_multiple if cuda_graphs else 1
+        self.cuda_graphs = cuda_graphs
+        self.prefetch = prefetch
+        self.compiled = None
+        if compile or cuda_graphs:
+            mode = "reduce-overhead" if cuda_graphs else None
+            self.compiled = (torch.compile(_pre_attention, dynamic=True, mode=mode),
+                             torch.compile(_post_attention, dynamic=True, mode=mode))
+
+    @property
+    def dim(self) -> int:
+        """Size of the output vectors."""
+        return int(self.model.embed_dim)
+
+    def _residue_counts(self, sequences: list[str]) -> list[int]:
+        for i, seq in enumerate(sequences):
+            if not isinstance(seq, str) or not seq:
+                raise OneProtError("expected a non-empty string", f"sequences[{i}]")
+        return [self.tokenizer.n_residues(s, f"sequences[{i}]") for i, s in enumerate(sequences)]
+
+    def _batches(self, sequences: list[str], residue_offsets: np.ndarray | None = None):
+        """Yield (packed batch on device, (T, D) last-layer states) per token-budget batch."""
+        n_res = self._residue_counts(sequences)
+        pin = self.device.type == "cuda"
+        tok = self.tokenizer
+        extra = int(tok.prepend_bos) + int(tok.append_eos)
+
+        def prepare(indices: np.ndarray) -> PackedTokens:  # runs in the background thread
+            arrays = [tok.encode(sequences[i], f"sequences[{i}]") for i in indices]
+            offsets = residue_offsets[indices] if residue_offsets is not None else None
+            return pack_token_arrays(arrays, indices, prepend_bos=tok.prepend_bos,
+                                     append_eos=tok.append_eos, padding_idx=tok.alphabet.padding_idx,
+                                     pad_multiple=self.pad_multiple, pin=pin,
+                                     residue_offsets=offsets,
+                                     discard_row=int(residue_offsets[-1]) if offsets is not None
+                                     else -1)
+
+        batches = token_budget_batches([n + extra for n in n_res], self.token_budget)
+        for host in background_map(prepare, batches, depth=self.prefetch):
+            packed = host.to(self.device)
+            if self.cuda_graphs:  # one graph step per batch: earlier batches' buffers may be reused
+                torch.compiler.cudagraph_mark_step_begin()
+            yield packed, packed_forward(self.model, packed, attention=self.attention,
+                                         compiled=self.compiled).last
+
+    @torch.inference_mode()
+    def embed(self, sequences: list[str], *, to_cpu: bool = True) -> torch.Tensor:
+        """(N, D) float32 mean-pooled last-layer states, in the order of `sequences`."""
+        sequences = list(sequences)
+        out = torch.zeros(len(sequences), self.dim, device=self.device)
+        for packed, states in self._batches(sequences):
+            out.index_copy_(0, packed.order, mean_pool(states, packed))
+        return out.cpu() if to_cpu else out  # the only device->host copy
+
+    @torch.inference_mode()
+    def embed_residues(self, sequences: list[str], *, to_cpu: bool = True) -> list[torch.Tensor]:
+        """Per-residue last-layer states (L_i, D) float32 for each sequence, BOS/EOS dropped."""
+        sequences = list(sequences)
+        n_res = self._residue_counts(sequences)
+        # offsets[i] = first row of sequence i; the extra last entry is the discard row
+        offsets = np.concatenate([[0], np.cumsum(n_res)]).astype(np.int64)
+        out = torch.zeros(int(offsets[-1]) + 1, self.dim, device=self.device)
+        for packed, states in self._batches(sequences, residue_offsets=offsets):
+            out.index_copy_(0, packed.residue_dest, states.float())
+        out = out[:-1].cpu() if to_cpu else out[:-1]
+        return list(out.split(n_res))
+
+
+def embed_sequences(model: nn.Module, alphabet: Any, sequences: list[str],
+                    **kwargs: Any) -> torch.Tensor:
+    """One-call helper: (N, D) float32 mean-pooled embeddings with a `PackedESMEmbedder`."""
+    return PackedESMEmbedder(model, alphabet, **kwargs).embed(sequences)
+
+
+def flops_per_token(num_layers: int, dim: int, mean_len: float) -> float:
+    """Forward FLOPs per token of an ESM-2 encoder (BENCHMARKS.md): 24 L D^2 + 4 L T D."""
+    return 2 * 12 * num_layers * dim**2 + 4 * num_layers * mean_len * dim
+
+
+__all__ = [
+    "ATTENTION_BACKENDS", "ESMTokenizer", "PackedTokens", "PackedStates", "PackedESMEmbedder",
+    "pack_token_arrays", "pack_sequences", "packed_forward", "packed_attention", "mean_pool",
+    "packed_to_padded", "padded_residue_states", "rotary_tables", "resolve_attention", "embed_sequences", "flops_per_token",
+]

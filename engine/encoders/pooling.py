@@ -1,0 +1,72 @@
+"""Per-token states -> one vector per item: mean pooling and OneProt's attention pooling.
+
+`mask` is True only at real residues/tokens: collate functions leave BOS, EOS and padding out,
+so neither pooling ever sees them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from engine.errors import OneProtError
+
+
+def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over positions where mask is True. states (B, L, H), mask (B, L) -> (B, H)."""
+    m = mask.unsqueeze(-1).to(states.dtype)  # (B, L, 1)
+    return (states * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+class MeanPooling(nn.Module):
+    """Average of the real token states; has no parameters."""
+
+    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return masked_mean(states, mask)
+
+
+class AttentionPooling(nn.Module):
+    """Learned softmax weighting of token states (trainable even when the backbone is frozen).
+
+    Each token gets a score from a small MLP; scores are softmax-normalised over the real tokens and
+    the states are summed with those weights. With a frozen ESM-2 this pooling plus the projection
+    head are what OneProt trains on the sequence side.
+
+    Args:
+        dim: size H of the token states.
+        hidden: width of the scoring MLP.
+
+    Shapes:
+        states (B, L, H), mask (B, L) bool -> (B, H)
+    """
+
+    def __init__(self, dim: int, hidden: int | None = None):
+        super().__init__()
+        hidden = hidden or max(dim // 2, 16)
+        self.score = nn.Sequential(nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for layer in self.score:
+            if isinstance(layer, nn.Linear):
+                nn.init.xavier_uniform_(layer.weight)
+                nn.init.zeros_(layer.bias)
+
+    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        logits = self.score(states).squeeze(-1).float()  # (B, L)
+        logits = logits.masked_fill(~mask, float("-inf"))
+        # An item with no real tokens (empty string) would give NaN; give it zero weights instead.
+        weights = torch.softmax(logits, dim=-1).nan_to_num(0.0).to(states.dtype)  # (B, L)
+        return torch.einsum("bl,blh->bh", weights, states)
+
+
+POOLINGS = ("mean", "attention")
+
+
+def make_pooling(kind: str, dim: int) -> nn.Module:
+    """'mean' or 'attention' pooling over states of size `dim`."""
+    if kind == "mean":
+        return MeanPooling()
+    if kind == "attention":
+        return AttentionPooling(dim)
+    raise OneProtError(f"unknown pooling {kind!r}; choose one of: {', '.join(POOLINGS)}", "pooling")

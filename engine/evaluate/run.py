@@ -1,0 +1,173 @@
+"""`oneprot evaluate`: retrieval for every ordered modality pair, baselines, evolution and probes.
+
+Pairs: for "a->b" the proteins of the split having both a and b are used (a seeded sample of at
+most `max_queries` when there are more); each one's a-vector queries the b-vectors of all of them.
+A pair with the sequence anchor on one side was trained; any other pair is emergent (never
+trained together). Tie and duplicate rules: see engine.evaluate.retrieval.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine.errors import OneProtError
+from engine.evaluate import baselines as B
+from engine.evaluate.evolution import family_similarity
+from engine.evaluate.probes import ec_class, probe
+from engine.evaluate.retrieval import evaluate_pair
+from engine.modality import ANCHOR, Modality
+
+RULES = {
+    "candidates": "for a->b, the b-items of every split protein that has both a and b",
+    "duplicates": "a candidate is correct when its content (text, sequence, 3Di string, coordinates) equals the query protein's own b-item",
+    "ties": "rank = 1 + number of incorrect candidates scoring >= the best correct candidate (ties count against the model)",
+    "chance": "analytic R@k of a uniformly random ranking with the same duplicates; 'random' baseline = seeded random unit vectors",
+    "unaligned": "same checkpoint's encoders with seeded freshly initialised projection heads (or --baseline-checkpoint)",
+}
+
+
+@dataclass
+class ModalityData:
+    """One modality of the evaluated split: ids, raw items, content keys and every representation."""
+
+    ids: list[str]
+    items: list[Any]
+    keys: list[str]
+    aligned: np.ndarray  # (N, D) the model's space
+    unaligned: np.ndarray  # (N, D) baseline space
+    pooled: np.ndarray | None  # (N, H) encoder output before the head
+
+
+def content_key(modality: str, item: Any) -> str:
+    """A hash of what an item says, so identical texts / sequences / structures compare equal."""
+    h = hashlib.sha1(modality.encode())
+    if hasattr(item, "coords"):
+        h.update(item.sequence.encode())
+        h.update(np.round(np.nan_to_num(np.asarray(item.coords, dtype=np.float32)), 1).tobytes())
+    elif modality == Modality.TEXT.value:
+        h.update(" ".join(str(item).lower().split()).encode())
+    else:
+        h.update(str(item).encode())
+    return h.hexdigest()
+
+
+def collect(model, store, split: str | None, modalities: list[str], baseline_model=None, seed: int = 0,
+            batch_tokens: int = 16_384, log=print) -> dict[str, ModalityData]:
+    """Embed the split once per modality: aligned, unaligned and pre-head vectors."""
+    from engine.data.items import items_for
+    from engine.embed import embed_items
+
+    heads = B.random_heads(model, seed) if baseline_model is None else None
+    out = {}
+    for m in modalities:
+        ids = store.ids(split=split, modality=m)
+        if not ids:
+            continue
+        t = time.perf_counter()
+        items = items_for(store, ids, m)
+        pooled = B.pooled_features(model, m, items, batch_tokens)
+        aligned = B.apply_head(model.heads[m], pooled)
+        if baseline_model is None:
+            unaligned = B.apply_head(heads[m], pooled)
+        else:
+            unaligned = embed_items(baseline_model, m, items, batch_tokens)
+        out[m] = ModalityData(ids, items, [content_key(m, x) for x in items], aligned, unaligned, pooled)
+        log(f"embedded {len(ids)} {m} items in {time.perf_counter() - t:.1f} s")
+    return out
+
+
+def _pair_rows(a: ModalityData, b: ModalityData, max_queries: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    pos_b = {pid: i for i, pid in enumerate(b.ids)}
+    ia, ib = [], []
+    for i, pid in enumerate(a.ids):
+        j = pos_b.get(pid)
+        if j is not None:
+            ia.append(i)
+            ib.append(j)
+    ia, ib = np.array(ia, dtype=np.int64), np.array(ib, dtype=np.int64)
+    if len(ia) > max_queries:
+        pick = np.sort(np.random.default_rng(seed).choice(len(ia), size=max_queries, replace=False))
+        ia, ib = ia[pick], ib[pick]
+    return ia, ib
+
+
+def evaluate(model, store, split: str | None = "test", baseline_model=None, seed: int = 0, max_queries: int = 5000,
+             modalities: list[str] | None = None, batch_tokens: int = 16_384, run_probes: bool = True, log=print) -> dict:
+    """The full `evaluate` result: keys retrieval, baselines, evolution, probes (+ rules, summary)."""
+    mods = [m for m in (modalities or model.modalities) if m in model.modalities]
+    data = collect(model, store, split, mods, baseline_model, seed, batch_tokens, log)
+    if len(data) < 2:
+        raise OneProtError(f"the {split} split has fewer than two modalities with data; nothing to retrieve", "split")
+    retrieval, unaligned, random, classical = {}, {}, {}, {}
+    for a in data:
+        for b in data:
+            if a == b:
+                continue
+            ia, ib = _pair_rows(data[a], data[b], max_queries, seed)
+            if len(ia) < 2:
+                continue
+            pair = f"{a}->{b}"
+            keys = [data[b].keys[j] for j in ib]
+            res = evaluate_pair(data[a].aligned[ia], data[b].aligned[ib], keys, keys)
+            res["kind"] = "trained" if ANCHOR.value in (a, b) else "emergent"
+            retrieval[pair] = res
+            unaligned[pair] = evaluate_pair(data[a].unaligned[ia], data[b].unaligned[ib], keys, keys)
+            dim = data[a].aligned.shape[1]
+            random[pair] = evaluate_pair(B.random_vectors(len(ia), dim, seed + 1), B.random_vectors(len(ib), dim, seed + 2), keys, keys)
+            name = B.classical_name(a, b)
+            if name is not None:
+                sa = B.classical_strings(a, [data[a].items[i] for i in ia], b)
+                sb = B.classical_strings(b, [data[b].items[j] for j in ib], a)
+                classical[pair] = {**evaluate_pair(B.kmer_vectors(sa[0], sa[1]), B.kmer_vectors(sb[0], sb[1]), keys, keys),
+                                   "method": name}
+    evolution = {}
+    for m, d in data.items():
+        fams = _labels(store, d.ids, "family")
+        res = {"aligned": family_similarity(d.aligned, fams, seed), "unaligned": family_similarity(d.unaligned, fams, seed)}
+        if d.pooled is not None:
+            res["encoder_features"] = family_similarity(d.pooled, fams, seed)
+        if any(v is not None for v in res.values()):
+            evolution[m] = res
+    probes = {}
+    if run_probes and ANCHOR.value in data:
+        d = data[ANCHOR.value]
+        targets = {"family": _labels(store, d.ids, "family"),
+                   "ec_class": [ec_class(x) for x in _labels(store, d.ids, "ec")]}
+        before = d.pooled if baseline_model is None else d.unaligned
+        for name, y in targets.items():
+            res = {"aligned": probe(d.aligned, y, seed=seed), "unaligned_encoder": probe(before, y, seed=seed),
+                   "random": probe(B.random_vectors(len(y), d.aligned.shape[1], seed + 3), y, seed=seed)}
+            if any(v is not None for v in res.values()):
+                probes[name] = res
+    return {
+        "split": split, "rules": RULES, "n_items": {m: len(d.ids) for m, d in data.items()},
+        "retrieval": retrieval,
+        "baselines": {"unaligned": unaligned, "random": random, "classical": classical},
+        "evolution": evolution, "probes": probes,
+        "summary": floor_checks(retrieval, unaligned),
+    }
+
+
+def floor_checks(retrieval: dict, unaligned: dict, factor: float = 5.0) -> dict:
+    """Per trained pair: beats the unaligned baseline at R@10 and reaches `factor` x chance at R@10."""
+    out = {}
+    for pair, r in retrieval.items():
+        chance10 = r["chance"]["R@10"]
+        out[pair] = {
+            "kind": r["kind"], "R@10": r["R@10"], "unaligned_R@10": unaligned[pair]["R@10"], "chance_R@10": chance10,
+            "beats_unaligned": r["R@10"] > unaligned[pair]["R@10"],
+            "x_chance": r["R@10"] / chance10 if chance10 > 0 else float("inf"),
+        }
+        out[pair]["passes"] = out[pair]["beats_unaligned"] and out[pair]["x_chance"] >= factor
+    return out
+
+
+def _labels(store, ids: list[str], column: str) -> list:
+    p = store.proteins.set_index("id")[column]
+    vals = p.reindex(ids).tolist()
+    return [None if v is None or (isinstance(v, float) and np.isnan(v)) or v == "" else v for v in vals]

@@ -1,0 +1,187 @@
+"""OneProt: one encoder per modality, a projection head each, into one L2-normalised space.
+
+Encoders and heads live in `nn.ModuleDict`s keyed by modality name; `forward` takes a dict of only
+the modalities present and returns a dict, so adding a modality is one builder and one key.
+Sequence is the anchor; the loss (engine.loss) only ever pairs sequence with one other modality.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.errors import OneProtError
+from engine.modality import ANCHOR, Modality, parse_modality
+
+
+@dataclass
+class ModelConfig:
+    """What to build. `encoders` maps modality name -> that encoder's config fields (JSON-able)."""
+
+    encoders: dict[str, dict] = field(default_factory=dict)
+    dim: int = 1024  # shared space (paper: 1024)
+    head: str = "linear"  # "linear" or "mlp" (Linear-GELU-Linear)
+    temperature: float = 0.07  # paper keeps it fixed
+    learn_temperature: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise OneProtError(f"unknown model config fields {sorted(unknown)}; valid: {sorted(known)}", "config")
+        return cls(**{k: (dict(v) if k == "encoders" else v) for k, v in d.items()})
+
+
+def encoder_class(modality: Modality) -> type:
+    """The encoder class for a modality (imported lazily so unused backbones cost nothing)."""
+    if modality is Modality.SEQUENCE:
+        from engine.encoders.sequence import SequenceEncoder as cls
+    elif modality is Modality.STRUCTURE_TOKENS:
+        from engine.encoders.structure_tokens import StructureTokensEncoder as cls
+    elif modality is Modality.STRUCTURE:
+        from engine.encoders.structure import StructureEncoder as cls
+    elif modality is Modality.POCKET:
+        from engine.encoders.pocket import PocketEncoder as cls
+    else:
+        from engine.encoders.text import TextEncoder as cls
+    return cls
+
+
+def make_head(kind: str, in_dim: int, out_dim: int) -> nn.Module:
+    """Projection head into the shared space."""
+    if kind == "linear":
+        return nn.Linear(in_dim, out_dim)
+    if kind == "mlp":
+        return nn.Sequential(nn.Linear(in_dim, in_dim), nn.GELU(), nn.Linear(in_dim, out_dim))
+    raise OneProtError(f"unknown head {kind!r}; choose one of: linear, mlp", "head")
+
+
+def move_batch(batch: Any, device: torch.device) -> Any:
+    """Tensors in a (nested) batch dict -> device; everything else unchanged."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: move_batch(v, device) for k, v in batch.items()}
+    return batch
+
+
+class OneProt(nn.Module):
+    """The aligned multi-modal model.
+
+    Args:
+        config: a ModelConfig or its dict form; must include the sequence anchor.
+        load_weights: False when a checkpoint will supply all weights (skips pretrained sources
+            except backbones the checkpoint leaves out, e.g. a frozen bundled text model).
+    """
+
+    def __init__(self, config: ModelConfig | dict, load_weights: bool = True):
+        super().__init__()
+        cfg = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
+        names = [parse_modality(m) for m in cfg.encoders]
+        if ANCHOR not in names:
+            raise OneProtError("the sequence encoder (the anchor) is required", "config.encoders")
+        self.config = cfg
+        self.encoders = nn.ModuleDict()
+        self.heads = nn.ModuleDict()
+        for m in Modality:  # canonical order, whatever order the config lists
+            if m not in names:
+                continue
+            enc_cfg = dict(cfg.encoders[m.value] if m.value in cfg.encoders else cfg.encoders[m])
+            encoder = encoder_class(m)(enc_cfg, load_weights=load_weights)
+            # Encoders may resolve their config (e.g. the ESM shape read from a weights file):
+            # keep the resolved form so a checkpoint rebuilds the same architecture.
+            cfg.encoders[m.value] = asdict(encoder.config)
+            self.encoders[m.value] = encoder
+            self.heads[m.value] = make_head(cfg.head, encoder.output_dim, cfg.dim)
+        init = math.log(1.0 / cfg.temperature)
+        if cfg.learn_temperature:
+            self.log_inv_temperature = nn.Parameter(torch.tensor(init))
+        else:
+            self.register_buffer("log_inv_temperature", torch.tensor(init))
+
+    # ---- properties ---------------------------------------------------------------------------------
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.encoders.keys())
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        """1 / temperature, clamped at 100 as CLIP does so a learned value cannot blow up."""
+        return self.log_inv_temperature.exp().clamp(max=100.0)
+
+    def external_keys(self) -> set[str]:
+        """State-dict keys checkpoints leave out because they are re-read from a named source."""
+        keys = set()
+        for m, enc in self.encoders.items():
+            prefixes = [f"encoders.{m}.{p}" for p in enc.external_prefixes()]
+            for k in enc.state_dict():
+                full = f"encoders.{m}.{k}"
+                if any(full.startswith(p) for p in prefixes) and "lora_" not in full:
+                    keys.add(full)
+        return keys
+
+    # ---- forward ------------------------------------------------------------------------------------
+    def _encoder(self, modality: str | Modality) -> tuple[str, nn.Module]:
+        m = parse_modality(modality).value
+        if m not in self.encoders:
+            raise OneProtError(f"this model has no {m} encoder; it has: {', '.join(self.modalities)}", "modality")
+        return m, self.encoders[m]
+
+    def encode(self, modality: str | Modality, batch: dict[str, Any]) -> torch.Tensor:
+        """One collated batch -> (B, D) L2-normalised embeddings (float32)."""
+        m, encoder = self._encoder(modality)
+        out = encoder(move_batch(batch, self.device))
+        z = self.heads[m](out.pooled)  # (B, D)
+        return F.normalize(z.float(), dim=-1)
+
+    def forward(self, batches: dict[str, dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """{modality: collated batch} -> {modality: (B, D) normalised embeddings}."""
+        return {str(m): self.encode(m, b) for m, b in batches.items()}
+
+    def collate(self, modality: str | Modality, items: list[Any]) -> dict[str, Any]:
+        """Raw items -> a batch for `forward` (the encoder's own collate)."""
+        return self._encoder(modality)[1].collate(items)
+
+    @torch.no_grad()
+    def embed(self, modality: str | Modality, items: list[Any], batch_size: int = 32) -> np.ndarray:
+        """Raw items -> (N, D) float32 normalised embeddings, in input order (eval mode, no grad)."""
+        m, _ = self._encoder(modality)
+        items = list(items)
+        out = np.zeros((len(items), self.config.dim), dtype=np.float32)
+        if not items:
+            return out
+        was_training = self.training
+        self.eval()
+        # Length-sorted batches waste less compute on padding; results go back to input order.
+        order = sorted(range(len(items)), key=lambda i: _item_length(items[i]))
+        autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else contextlib.nullcontext()
+        )
+        try:
+            with autocast:
+                for s in range(0, len(order), batch_size):
+                    idx = order[s : s + batch_size]
+                    z = self.encode(m, self.collate(m, [items[i] for i in idx]))
+                    out[idx] = z.float().cpu().numpy()
+        finally:
+            self.train(was_training)
+        return out
+
+
+def _item_length(item: Any) -> int:
+    return len(item.sequence) if hasattr(item, "sequence") else len(item)

@@ -1,0 +1,71 @@
+"""The dataclasses a preset is made of: model shape, alignment training, masked-LM pretraining."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from engine.errors import OneProtError
+from engine.model import ModelConfig
+
+
+@dataclass
+class TrainConfig:
+    """Alignment training. Each step trains one (sequence, modality) pair type, as in the paper."""
+
+    steps: int = 1000
+    batch_size: int = 32  # pairs per step, summed over all ranks (the global batch)
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    warmup_steps: int = 0  # linear warm-up, then constant (the paper uses a constant rate)
+    modality_weights: dict[str, float] | None = None  # None: round-robin over modalities
+    eval_every: int = 100  # held-out R@1 every this many steps (0: only at the end)
+    eval_size: int = 64  # valid-split proteins per modality for that R@1
+    checkpoint_every: int = 100
+    seed: int = 0
+    bf16: bool = True  # autocast on CUDA only; CPU runs stay fp32
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class PretrainConfig:
+    """Masked-LM pretraining of one ESM-2-architecture encoder (15% masked, 80/10/10)."""
+
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup_steps: int = 50
+    max_length: int = 256  # residues per random crop
+    mask_prob: float = 0.15
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Preset:
+    """A named recipe: the model to build, how to align it, how to pretrain its ESM encoders."""
+
+    name: str
+    description: str
+    model: ModelConfig
+    train: TrainConfig
+    pretrain: dict[str, PretrainConfig] = field(default_factory=dict)  # keyed by modality
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name, "description": self.description, "model": self.model.to_dict(),
+            "train": self.train.to_dict(), "pretrain": {k: v.to_dict() for k, v in self.pretrain.items()},
+        }
+
+
+def train_config_from_dict(d: dict) -> TrainConfig:
+    """TrainConfig from a dict, failing on unknown fields."""
+    known = set(TrainConfig.__dataclass_fields__)
+    unknown = set(d) - known
+    if unknown:
+        raise OneProtError(f"unknown train fields {sorted(unknown)}; valid: {sorted(known)}", "train config")
+    return TrainConfig(**d)

@@ -1,0 +1,216 @@
+"""The OneProt explorer. Serve with `panel serve explorer/app.py [--args --data S --checkpoint C --index E]`.
+
+Panel binds to localhost unless `--address` is given; keep it that way on shared machines.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+
+import holoviews as hv
+import panel as pn
+import param
+
+from explorer.options import AppOptions, parse_options
+from explorer.state import ExplorerState
+from explorer.views.detail import DetailView
+from explorer.views.evolution import EvolutionView
+from explorer.views.export import ExportView
+from explorer.views.hits import HitsView
+from explorer.views.map import MapView
+from explorer.views.query import QueryView
+from explorer.views.training import TrainingView
+
+TITLE = "OneProt explorer"
+ACCENT = "#2b5d8a"
+_WARMED: set[tuple[str, str, str]] = set()
+_WARM_LOCK = threading.Lock()
+
+pn.extension("tabulator", notifications=False, sizing_mode="stretch_width")
+hv.extension("bokeh", logo=False)
+
+
+class DataView(pn.viewable.Viewer):
+    """Store / checkpoint / embeddings paths, checked against the allowed folders."""
+
+    state = param.ClassSelector(class_=ExplorerState)
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        s = self.state
+        self.data = pn.widgets.TextInput(name="Store", value=s.data)
+        self.checkpoint = pn.widgets.TextInput(name="Checkpoint", value=s.checkpoint)
+        self.index = pn.widgets.TextInput(name="Embeddings", value=s.index)
+        self.open = pn.widgets.Button(name="Open", button_type="default")
+        self.open.on_click(lambda _: s.open_paths(self.data.value, self.checkpoint.value, self.index.value))
+        self.rule = pn.pane.HTML(f"<small>{html.escape(s.roots.describe())}</small>")
+        self.stats = pn.pane.HTML("")
+        s.param.watch(self._sync, ["data", "checkpoint", "index"])
+
+    def refresh(self) -> None:
+        s = self.state
+        with s.reporting("data"):
+            st = s.store.stats()
+            mods = ", ".join(f"{m} {n}" for m, n in st["modalities"].items() if n)
+            self.stats.object = (f"<small><b>{st['proteins']:,}</b> proteins · {st['families']} families · "
+                                 f"{html.escape(mods)}</small>")
+
+    def _sync(self, *_) -> None:
+        s = self.state
+        self.data.value, self.checkpoint.value, self.index.value = s.data, s.checkpoint, s.index
+        self.refresh()
+
+    def __panel__(self):
+        return pn.Column(self.stats, self.data, self.checkpoint, self.index, self.open, self.rule)
+
+
+class ExplorerApp(pn.viewable.Viewer):
+    """Composes the views around one ExplorerState; `load()` fills them once the page is up."""
+
+    state = param.ClassSelector(class_=ExplorerState)
+
+    def __init__(self, options: AppOptions | None = None, **params):
+        params.setdefault("state", ExplorerState(options or AppOptions()))
+        super().__init__(**params)
+        s = self.state
+        self.map = MapView(state=s)
+        self.query = QueryView(state=s)
+        self.hits = HitsView(state=s)
+        self.detail = DetailView(state=s)
+        self.training = TrainingView(state=s)
+        self.evolution = EvolutionView(state=s, map_view=self.map)
+        self.export = ExportView(state=s, map_view=self.map)
+        self.data = DataView(state=s)
+        self.alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
+        self.status = pn.pane.HTML("", sizing_mode="stretch_width", styles={"color": "#555", "font-size": "13px"})
+        s.param.watch(self._show_error, "error")
+        s.param.watch(self._show_status, "status")
+        s.param.watch(self._reload_views, ["data", "index", "checkpoint"])
+
+    def load(self) -> None:
+        """Heavy part of start-up (projection, options); run after the page is shown."""
+        self.data.refresh()
+        self.query.refresh_options()
+        self.export.refresh()
+        self.evolution.refresh()
+        self.map.load()
+        if not self.state.error:
+            self.state.status = "Ready. Pick a protein or upload a structure on the left, or lasso points on the map."
+
+    def _reload_views(self, *_) -> None:
+        self.query.refresh_options()
+        self.export.refresh()
+        self.evolution.refresh()
+
+    def _show_error(self, event) -> None:
+        # Alert renders Markdown: escape so file names or pasted text cannot inject markup
+        self.alert.object = html.escape(event.new)
+        self.alert.visible = bool(event.new)
+
+    def _show_status(self, event) -> None:
+        self.status.object = html.escape(event.new)
+
+    def main_area(self) -> pn.viewable.Viewable:
+        explore = pn.Row(
+            pn.Column(self.map, self.hits, sizing_mode="stretch_width"),
+            pn.Column("### Detail", self.detail, width=480, sizing_mode="fixed"),
+            sizing_mode="stretch_width",
+        )
+        tabs = pn.Tabs(("Explore", explore), ("Align live", self.training), ("Evolution", self.evolution),
+                       ("Export", self.export), dynamic=True, sizing_mode="stretch_width")
+        return pn.Column(self.alert, self.status, tabs, sizing_mode="stretch_width")
+
+    def sidebar(self) -> list:
+        return [pn.pane.Markdown("### Query"), self.query,
+                pn.Card(self.data, title="Data", collapsed=True, sizing_mode="stretch_width")]
+
+    def __panel__(self):
+        return pn.Row(pn.Column(*self.sidebar(), width=340), self.main_area())
+
+
+def create_app(options: AppOptions | None = None) -> pn.viewable.Viewable:
+    """Build one session's page (a template holding an ExplorerApp); heavy loading is deferred to onload.
+
+    URL arguments run a query at once, so a result can be shared as a link:
+    `/app?protein=ID&as=structure&target=sequence&k=10`.
+    """
+    options = options or parse_options()
+    remote = _remote_client(options)
+    if remote:
+        return pn.pane.HTML(f"<h3>{TITLE}</h3><p>This server only serves pages to its own machine; "
+                            f"request from {html.escape(remote)} refused. Restart it with "
+                            "<code>--args --allow-remote</code> to serve other machines.</p>")
+    app = ExplorerApp(options)
+    template = pn.template.BootstrapTemplate(
+        title=TITLE, header_background=ACCENT, sidebar_width=360, main_max_width="",
+        sidebar=app.sidebar(), main=[app.main_area()],
+    )
+    template.app = app  # lets tests and scripts reach the views
+    served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
+    if served:
+        pn.state.onload(app.load)
+    else:
+        app.load()
+    _run_url_query(app)
+    return template
+
+
+def _session_arg(name: str) -> str | None:
+    values = (pn.state.session_args or {}).get(name)
+    return values[0].decode(errors="replace") if values else None
+
+
+def _run_url_query(app: ExplorerApp) -> None:
+    protein = _session_arg("protein")
+    if not protein:
+        return
+    s = app.state
+    try:
+        k = int(_session_arg("k") or 10)
+    except ValueError:
+        k = 10
+    s.query_protein(protein, _session_arg("as") or "structure", _session_arg("target") or "sequence", k)
+
+
+def _remote_client(options: AppOptions) -> str | None:
+    """The client's address when it is not this machine and remote clients were not allowed."""
+    import ipaddress
+
+    ctx = pn.state.curdoc.session_context if pn.state.curdoc is not None else None
+    request = getattr(ctx, "request", None) if ctx is not None else None
+    ip = getattr(request, "remote_ip", None) if request is not None else None
+    if options.allow_remote or not ip:
+        return None
+    try:
+        return None if ipaddress.ip_address(ip.split("%")[0]).is_loopback else ip
+    except ValueError:
+        return ip
+
+
+def warm_up(options: AppOptions) -> None:
+    """Once per server process: open the data, project the default map and load the model in the background."""
+    key = (options.data, options.checkpoint, options.index)
+    with _WARM_LOCK:
+        if key in _WARMED:
+            return
+        _WARMED.add(key)
+
+    def work() -> None:
+        from explorer.backend import get_resources
+        from explorer.mapdata import point_table
+
+        try:
+            res = get_resources(*key)
+            point_table(res, ["sequence"], 0)
+            _ = res.model
+        except Exception as exc:  # the session that needs it will report the error in its page
+            print(f"explorer warm-up: {exc}")
+
+    threading.Thread(target=work, name="explorer-warm-up", daemon=True).start()
+
+
+if pn.state.served:
+    _options = parse_options()
+    warm_up(_options)
+    create_app(_options).servable(title=TITLE)

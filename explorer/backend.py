@@ -1,0 +1,223 @@
+"""The explorer's only doorway into the engine: shared, lazily loaded, thread-safe resources.
+
+Every session of a served app shares one `Resources` per (store, checkpoint, index) triple, so 20
+browser tabs cost one store, one model and one set of indexes. Heavy imports (torch, faiss, umap)
+happen on first use, not at page load, which keeps cold start short.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from engine.errors import OneProtError
+from engine.modality import Modality, StructureInput, parse_modality
+
+LABEL_CHOICES = ("family", "ec", "organism", "ligand", "source", "split", "modality")
+_RESOURCES: dict[tuple[str, str, str], "Resources"] = {}
+_RESOURCES_LOCK = threading.Lock()
+
+
+@dataclass
+class Hit:
+    """One search result."""
+
+    rank: int
+    id: str
+    score: float
+    modality: str
+
+
+@dataclass
+class QueryResult:
+    """A query and its ranked hits in one target modality."""
+
+    label: str  # what the user asked, for display
+    query_modality: str
+    target_modality: str
+    hits: list[Hit]
+    structure: StructureInput | None = None  # the query's own backbone, for the 3D view
+    query_id: str | None = None  # set when the query is a protein of the store
+    notes: list[str] = field(default_factory=list)
+
+    def table(self, store) -> pd.DataFrame:
+        """Hits as a display table (rank, id, score, name, family, ...)."""
+        rows = []
+        for h in self.hits:
+            r = store.row(h.id) if h.id in store else None
+            rows.append({
+                "rank": h.rank, "id": h.id, "score": round(h.score, 4),
+                "name": "" if r is None else str(r["name"] or "")[:80],
+                "family": "" if r is None else str(r["family"] or ""),
+                "ec": "" if r is None else str(r["ec"] or ""),
+                "organism": "" if r is None else str(r["organism"] or "")[:40],
+            })
+        return pd.DataFrame(rows, columns=["rank", "id", "score", "name", "family", "ec", "organism"])
+
+
+class Resources:
+    """Store, embeddings, model and per-modality search indexes behind one lock each."""
+
+    def __init__(self, data: str, checkpoint: str, index: str):
+        self.data, self.checkpoint_path, self.index_path = data, checkpoint, index
+        self._lock = threading.RLock()
+        self._model_lock = threading.Lock()  # one forward pass at a time: torch on 2 cores gains nothing from more
+        self._store = None
+        self._embeddings = None
+        self._model = None
+        self._checked = False  # model/embeddings compatibility verified
+
+    # ---- loads ---------------------------------------------------------------------------
+    @property
+    def store(self):
+        with self._lock:
+            if self._store is None:
+                from engine.data.store import ProteinStore
+
+                self._store = ProteinStore.open(self.data)
+            return self._store
+
+    @property
+    def embeddings(self):
+        with self._lock:
+            if self._embeddings is None:
+                from engine.embed import EmbeddingSet
+
+                self._embeddings = EmbeddingSet.open(_resolve_index(self.index_path))
+            return self._embeddings
+
+    @property
+    def model(self):
+        with self._lock:
+            if self._model is None:
+                from engine.checkpoint import load_checkpoint
+
+                model = load_checkpoint(self.checkpoint_path)
+                model.eval()
+                self._model = model
+                self._checked = False
+            return self._model
+
+    @property
+    def model_loaded(self) -> bool:
+        return self._model is not None
+
+    def set_model(self, model) -> None:
+        """Swap in a freshly trained or loaded model; indexes stay (they hold stored embeddings)."""
+        with self._lock:
+            model.eval()
+            self._model = model
+            self._checked = False
+
+    def set_embeddings(self, embeddings) -> None:
+        """Swap the embedding set (after re-embedding with a new model); indexes are rebuilt lazily."""
+        with self._lock:
+            self._embeddings = embeddings
+            self._checked = False
+
+    def modalities(self) -> list[str]:
+        """Modalities the embedding set holds, sequence first."""
+        mods = [str(m) for m in self.embeddings.modalities]
+        return sorted(mods, key=lambda m: [x.value for x in Modality].index(m) if m in [x.value for x in Modality] else 99)
+
+    def index_for(self, modality: str):
+        """The search index of one modality's stored embeddings (engine.embed: saved, or exact built once)."""
+        m = str(parse_modality(modality))
+        with self._lock:  # EmbeddingSet caches without a lock; build each index once across sessions
+            if m not in self.modalities():
+                raise OneProtError(f"the embeddings hold no {m!r} vectors; have: {', '.join(self.modalities())}", "target")
+            return self.embeddings.index(m)
+
+    def stored_vector(self, modality: str, protein_id: str) -> np.ndarray | None:
+        """The stored embedding of one protein in one modality, or None if it lacks it."""
+        m = str(parse_modality(modality))
+        with self._lock:
+            try:
+                return self.embeddings.vector(m, protein_id)
+            except OneProtError:
+                return None
+
+    def check_compatible(self) -> None:
+        """Refuse a model whose embeddings space differs from the stored embeddings (different model)."""
+        from engine.embed import model_identity
+
+        model = self.model
+        with self._lock:
+            if not self._checked:
+                self.embeddings.check_model(model_identity(model), model.config.dim, where="checkpoint")
+                self._checked = True
+
+    @contextlib.contextmanager
+    def using_model(self):
+        """The shared model, held exclusively for a batch of forward passes."""
+        model = self.model
+        with self._model_lock:
+            yield model
+
+    # ---- queries -------------------------------------------------------------------------
+    def embed(self, modality: str, item) -> np.ndarray:
+        """Embed one raw item with the loaded model -> (D,) unit vector."""
+        model = self.model
+        self.check_compatible()
+        with self._model_lock:
+            vec = model.embed(str(parse_modality(modality)), [item], batch_size=1)
+        return np.asarray(vec, dtype=np.float32)[0]
+
+    def search(self, vector: np.ndarray, target: str, k: int, exclude: str | None = None) -> list[Hit]:
+        """Top-k stored proteins of the target modality nearest to `vector` (cosine)."""
+        m = str(parse_modality(target))
+        index = self.index_for(m)
+        ids = self.embeddings.ids(m)
+        extra = 1 if exclude else 0
+        scores, pos = index.search(np.asarray(vector, dtype=np.float32)[None, :], int(k) + extra)
+        hits = []
+        for s, p in zip(scores[0], pos[0]):
+            if p < 0 or ids[p] == exclude:
+                continue
+            hits.append(Hit(rank=len(hits) + 1, id=ids[p], score=float(s), modality=m))
+        return hits[: int(k)]
+
+
+def get_resources(data: str, checkpoint: str, index: str) -> Resources:
+    """The shared Resources for this triple of paths (created on first request)."""
+    key = (str(data), str(checkpoint), str(index))
+    with _RESOURCES_LOCK:
+        if key not in _RESOURCES:
+            _RESOURCES[key] = Resources(*key)
+        return _RESOURCES[key]
+
+
+def _resolve_index(name: str) -> Path:
+    from engine.paths import resolve_index
+
+    return resolve_index(name)
+
+
+def structure_from_upload(content: bytes, filename: str, max_bytes: int, modality: str = "structure") -> tuple[object, StructureInput, str]:
+    """An uploaded PDB/mmCIF -> (query item for `modality`, its backbone for display, chain id); size-limited."""
+    import tempfile
+
+    from engine.data.structure import is_structure_path
+    from engine.query import read_structure_query
+
+    name = Path(filename or "upload.pdb").name
+    if not content:
+        raise OneProtError("the uploaded file is empty", name)
+    if len(content) > max_bytes:
+        raise OneProtError(f"file is {len(content) / 1e6:.1f} MB, above the {max_bytes / 1e6:g} MB upload limit", name)
+    if not is_structure_path(Path(name)):
+        raise OneProtError("expected a .pdb, .ent, .cif or .mmcif file (optionally .gz)", name)
+    with tempfile.TemporaryDirectory(prefix="oneprot-upload-") as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(content)
+        try:
+            chain_id, shown = read_structure_query(path, "structure")
+            item = shown if str(modality) == "structure" else read_structure_query(path, modality)[1]
+        except OneProtError as exc:  # name the upload, not the temporary path
+            raise OneProtError(exc.message, name) from None
+    return item, shown, chain_id

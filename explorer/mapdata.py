@@ -1,0 +1,98 @@
+"""The map's point table: UMAP coordinates joined with store labels, ready for plotting (no UI here)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+
+from engine.errors import OneProtError
+
+HOVER_TEXT_CHARS = 160
+MAX_CATEGORIES = 20  # beyond this, rare labels are pooled into "other" so colours stay distinguishable
+_TABLES: dict[tuple, pd.DataFrame] = {}
+_TABLES_LOCK = threading.Lock()
+_KEY_LOCKS: dict[tuple, threading.Lock] = {}
+
+
+def label_table(store) -> pd.DataFrame:
+    """One row per protein: id, name, short text and every colour-by label (ligand from its first pocket)."""
+    p = store.proteins
+    text = p["text"].fillna("").astype(str)
+    short = text.str.slice(0, HOVER_TEXT_CHARS).where(text.str.len() <= HOVER_TEXT_CHARS,
+                                                     text.str.slice(0, HOVER_TEXT_CHARS - 1) + "…")
+    out = pd.DataFrame({
+        "id": p["id"].astype(str), "name": p["name"].fillna("").astype(str).str.slice(0, 80), "text": short,
+    })
+    for col in ("family", "ec", "organism", "source", "split"):
+        out[col] = p[col].fillna("").astype(str).replace("", "unlabelled")
+    out["source"] = out["source"].str.split(":").str[0]  # "theseus:ldh/1abc.pdb" -> "theseus"
+    out["ec"] = out["ec"].str.split(".").str[:2].str.join(".")  # EC class.subclass: few enough colours
+    out["ligand"] = _ligands(store, p)
+    return out
+
+
+def _ligands(store, p: pd.DataFrame) -> list[str]:
+    with_pockets = p["id"][p["n_pockets"].to_numpy() > 0].tolist()
+    first = {}
+    for pid in with_pockets:
+        pockets = store.pockets(pid)
+        if pockets and pockets[0].ligand_code:
+            first[pid] = pockets[0].ligand_code
+    return [first.get(pid, "none") for pid in p["id"].tolist()]
+
+
+def point_table(resources, modalities: list[str], version: int = 0) -> pd.DataFrame:
+    """x, y, modality, labels for each (protein, modality) point; cached per resources/modalities/version."""
+    mods = [m for m in modalities if m in resources.modalities()]
+    if not mods:
+        raise OneProtError(f"the embeddings hold none of {modalities}; have: {', '.join(resources.modalities())}",
+                           "map modalities")
+    key = (id(resources), tuple(mods), version)
+    with _TABLES_LOCK:
+        if key in _TABLES:
+            return _TABLES[key]
+        key_lock = _KEY_LOCKS.setdefault(key, threading.Lock())
+    with key_lock:  # a second session asking for the same map waits for the first projection
+        with _TABLES_LOCK:
+            if key in _TABLES:
+                return _TABLES[key]
+        table = _build_point_table(resources, mods)
+        with _TABLES_LOCK:
+            _TABLES[key] = table
+        return table
+
+
+def _build_point_table(resources, mods: list[str]) -> pd.DataFrame:
+    from engine.projection import project
+
+    emb = resources.embeddings
+    proj = project({m: emb.vectors(m) for m in mods}, {m: list(emb.ids(m)) for m in mods})
+    pts = pd.DataFrame({"x": proj.coords[:, 0], "y": proj.coords[:, 1], "id": proj.ids, "modality": proj.modalities})
+    labels = label_table(resources.store)
+    table = pts.merge(labels, on="id", how="left")
+    for col in labels.columns:
+        if col != "id":
+            table[col] = table[col].fillna("unlabelled")
+    table["point"] = np.arange(len(table))
+    return table
+
+
+def colour_column(table: pd.DataFrame, color_by: str) -> pd.Series:
+    """The label to colour by, with rare values pooled into 'other' (at most MAX_CATEGORIES colours)."""
+    col = table[color_by].astype(str)
+    top = col[col != "unlabelled"].value_counts().index[: MAX_CATEGORIES - 1]
+    return col.where(col.isin(top) | (col == "unlabelled"), "other")
+
+
+def find_ids(table: pd.DataFrame, text: str, limit: int = 50) -> list[str]:
+    """Protein ids whose id or name contains `text` (case-insensitive); exact id matches first."""
+    t = (text or "").strip().lower()
+    if not t:
+        return []
+    ids = table["id"].str.lower()
+    exact = table["id"][ids == t]
+    contains = table["id"][ids.str.contains(t, regex=False) | table["name"].str.lower().str.contains(t, regex=False)]
+    out = list(dict.fromkeys(exact.tolist() + contains.tolist()))
+    return out[:limit]

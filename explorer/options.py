@@ -1,0 +1,40 @@
+"""Command-line options of the served app: `panel serve explorer/app.py --args --data S ...`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+
+
+@dataclass
+class AppOptions:
+    """What the operator chose when starting the server (each defaults to the bundled demo)."""
+
+    data: str = "demo"
+    checkpoint: str = "demo"
+    index: str = "demo"
+    allow: list[str] = field(default_factory=list)  # extra folders page users may open
+    max_upload_mb: float = 5.0
+    datashade_above: int = 50_000  # points; beyond this the map is rasterized server-side
+    allow_remote: bool = False  # serve pages to clients other than this machine (loopback)
+
+    @property
+    def named_paths(self) -> list[str]:
+        return [self.data, self.checkpoint, self.index, *self.allow]
+
+
+def parse_options(argv: list[str] | None = None) -> AppOptions:
+    """Parse the arguments Panel passes after `--args` (unknown ones are ignored)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(prog="explorer", add_help=False)
+    p.add_argument("--data", default="demo", help="store folder or `demo`")
+    p.add_argument("--checkpoint", default="demo", help="checkpoint folder or `demo`")
+    p.add_argument("--index", default="demo", help="embeddings folder or `demo`")
+    p.add_argument("--allow", action="append", default=[], help="extra folder page users may open")
+    p.add_argument("--max-upload-mb", type=float, default=5.0)
+    p.add_argument("--datashade-above", type=int, default=50_000)
+    p.add_argument("--allow-remote", action="store_true", help="serve clients other than localhost")
+    ns, _ = p.parse_known_args(argv)
+    return AppOptions(ns.data, ns.checkpoint, ns.index, ns.allow, ns.max_upload_mb, ns.datashade_above,
+                      ns.allow_remote)

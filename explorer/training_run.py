@@ -1,0 +1,172 @@
+"""A live alignment run for the page: engine.train.Trainer in a background thread, progress in memory.
+
+The page polls `LiveRun.snapshot()` from a periodic callback rather than being called from the
+training thread, so no Bokeh document is ever touched off its own thread. One run at a time per
+server process: the machine's cores are shared by every session.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import OneProtError
+
+_ACTIVE = threading.Lock()  # held while any session's run trains
+MAP_PROTEINS = 300  # proteins re-embedded and re-projected at each evaluation (the live map)
+
+
+@dataclass
+class LiveSnapshot:
+    """What the page shows: progress, curves, the latest live map, and how the run ended."""
+
+    step: int = 0
+    total: int = 0
+    losses: list[tuple[int, float, str]] = field(default_factory=list)  # (step, loss, modality)
+    recalls: list[tuple[int, str, float, float]] = field(default_factory=list)  # (step, modality, R@1, chance)
+    map_points: object = None  # DataFrame x, y, id, modality, family; None until the first evaluation
+    map_step: int = -1
+    status: str = "idle"  # idle | starting | training | embedding | finished | cancelled | failed
+    message: str = ""
+    model_dir: str = ""
+    embeddings_dir: str = ""
+
+
+class LiveRun:
+    """Train (and then re-embed the store) in a thread; `cancel()` stops after the current step."""
+
+    def __init__(self, store, out: Path, preset: str, steps: int, batch_size: int, lr: float,
+                 eval_every: int, init_checkpoint: str | None, map_modality: str = "structure", seed: int = 0):
+        self.store, self.out = store, Path(out)
+        self.preset, self.steps, self.batch_size, self.lr = preset, int(steps), int(batch_size), float(lr)
+        self.eval_every, self.init_checkpoint, self.map_modality, self.seed = int(eval_every), init_checkpoint, map_modality, seed
+        self._snap = LiveSnapshot(total=self.steps)
+        self._lock = threading.Lock()
+        self._trainer = None
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.model = None
+
+    # ---- control -------------------------------------------------------------------------
+    def start(self) -> None:
+        if not _ACTIVE.acquire(blocking=False):
+            raise OneProtError("another session is training on this server; wait for it to finish", "training")
+        self._set(status="starting", message="building the model…")
+        self._thread = threading.Thread(target=self._run, name="oneprot-live-train", daemon=True)
+        self._thread.start()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+        if self._trainer is not None:
+            self._trainer.cancel()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def snapshot(self) -> LiveSnapshot:
+        with self._lock:
+            s = self._snap
+            return LiveSnapshot(s.step, s.total, list(s.losses), list(s.recalls), s.map_points, s.map_step,
+                                s.status, s.message, s.model_dir, s.embeddings_dir)
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # ---- the thread ----------------------------------------------------------------------
+    def _set(self, **kw) -> None:
+        with self._lock:
+            for k, v in kw.items():
+                setattr(self._snap, k, v)
+
+    def _run(self) -> None:
+        import torch
+
+        try:
+            torch.set_num_threads(1)  # leave a core for the server and the other sessions
+            from engine.checkpoint import load_checkpoint
+            from engine.model import OneProt
+            from engine.presets import get_preset
+            from engine.train import Trainer
+
+            preset = get_preset(self.preset)
+            if self.init_checkpoint:
+                model = load_checkpoint(self.init_checkpoint)
+            else:
+                torch.manual_seed(self.seed)
+                model = OneProt(preset.model)
+            cfg = preset.train
+            cfg.steps, cfg.batch_size, cfg.lr = self.steps, self.batch_size, self.lr
+            cfg.eval_every, cfg.checkpoint_every, cfg.seed = self.eval_every, 0, self.seed
+            cfg.eval_size = min(cfg.eval_size, 64)
+            self.model = model
+            self._trainer = Trainer(model, self.store, cfg, self.out, on_step=[self._on_metrics], progress=False)
+            if self._cancel.is_set():
+                self._trainer.cancel()
+            self._set(status="training", message=f"training {self.steps} steps")
+            self._live_map(0)
+            result = self._trainer.fit()
+            if result["status"] == "cancelled":
+                self._set(status="cancelled", message=f"cancelled at step {result['step']}; checkpoint saved",
+                          model_dir=str(self.out / "model"))
+                return
+            self._set(status="embedding", message="re-embedding the store with the new model…",
+                      model_dir=str(self.out / "model"))
+            from engine.embed import embed_store
+
+            emb = embed_store(model, self.store, self.out / "embeddings", checkpoint=str(self.out / "model"),
+                              on_chunk=lambda m, k, n: self._set(message=f"re-embedding {m} ({k + 1}/{n})"))
+            self._set(status="finished", message=f"done in {result.get('seconds', 0):.0f} s", embeddings_dir=str(emb))
+        except OneProtError as exc:
+            self._set(status="failed", message=str(exc))
+        except Exception as exc:  # a bug must not kill the server; show it
+            import traceback
+
+            traceback.print_exc()
+            self._set(status="failed", message=f"{exc.__class__.__name__}: {exc}")
+        finally:
+            _ACTIVE.release()
+
+    def _on_metrics(self, metrics: dict) -> None:
+        with self._lock:
+            if "loss" in metrics:
+                self._snap.step = int(metrics["step"])
+                self._snap.losses.append((int(metrics["step"]), float(metrics["loss"]), str(metrics.get("modality", ""))))
+            for k, v in metrics.items():
+                if k.startswith("eval/R@1/"):
+                    m = k.split("/", 2)[2]
+                    chance = float(metrics.get(f"eval/chance_R@1/{m}", 0.0))
+                    self._snap.recalls.append((int(metrics["step"]), m, float(v), chance))
+        if any(k.startswith("eval/R@1/") for k in metrics):
+            self._live_map(int(metrics["step"]))
+
+    def _live_map(self, step: int) -> None:
+        """Embed a fixed sample of proteins (sequence + map modality) and project jointly: clusters forming."""
+        from engine.data.items import items_for
+        from engine.projection import project
+
+        model = self.model
+        store = self.store
+        ids = store.ids(modality=self.map_modality) if self.map_modality in model.modalities else []
+        ids = ids or store.ids()
+        rng = np.random.default_rng(self.seed)
+        ids = [ids[i] for i in sorted(rng.permutation(len(ids))[:MAP_PROTEINS])]
+        mods = ["sequence"] + ([self.map_modality] if self.map_modality in model.modalities and self.map_modality != "sequence" else [])
+        vecs = {m: model.embed(m, items_for(store, ids, m), batch_size=32) for m in mods}
+        proj = project(vecs, {m: ids for m in mods}, n_epochs=150, cache_dir=None)
+        import pandas as pd
+
+        fam = store.proteins.set_index("id")["family"].reindex(proj.ids).fillna("unlabelled").astype(str).to_numpy()
+        table = pd.DataFrame({"x": proj.coords[:, 0], "y": proj.coords[:, 1], "id": proj.ids,
+                              "modality": proj.modalities, "family": fam})
+        self._set(map_points=table, map_step=step)
+
+
+def default_run_folder(base: Path) -> Path:
+    """runs/explorer-<UTC time> under `base` (the server's working directory)."""
+    return Path(base) / "runs" / time.strftime("explorer-%Y%m%d-%H%M%S", time.gmtime())

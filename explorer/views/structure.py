@@ -1,0 +1,99 @@
+"""3D structure view: a 3Dmol.js viewer that works offline.
+
+py3Dmol (the Python package) only emits HTML that fetches 3Dmol.js from a CDN, which an offline
+machine cannot reach. So the viewer is a Panel JSComponent whose `__javascript__` is the
+3Dmol-min.js that ships in explorer/views/static/3dmol (from the npm package `3dmol`, BSD-3; refresh it
+with scripts/fetch_3dmol.sh). Panel serves that file itself from its /components/ route, so a plain
+`panel serve explorer/app.py` works with no --static-dirs and no internet.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import param
+from panel.custom import JSComponent
+
+from engine.modality import ProteinRecord
+from explorer.molecule import backbone_pdb, superpose, transform
+
+QUERY_COLOUR = "#1f77b4"
+HIT_COLOUR = "#ff7f0e"
+POCKET_COLOUR = "#d62728"
+
+
+class MolViewer(JSComponent):
+    """A 3Dmol.js canvas showing a list of molecules: [{pdb, color, pocket: [resi], label}]."""
+
+    molecules = param.List(default=[], doc="dicts with pdb text, cartoon colour, pocket residue numbers, label")
+    message = param.String(default="", doc="text shown when there is nothing to draw")
+
+    __javascript__ = ["static/3dmol/3Dmol-min.js"]
+
+    _esm = """
+    export function render({ model, el }) {
+      const box = document.createElement('div');
+      box.className = 'molviewer';
+      box.style.cssText = 'position:relative;width:100%;height:100%;min-height:300px;';
+      const note = document.createElement('div');
+      note.style.cssText = 'position:absolute;left:8px;top:8px;font:12px sans-serif;color:#555;z-index:2;pointer-events:none;';
+      el.appendChild(box); el.appendChild(note);
+      let viewer = null;
+      function draw() {
+        const mols = model.molecules || [];
+        note.textContent = mols.length ? '' : model.message;  // textContent: never interpreted as HTML
+        if (typeof $3Dmol === 'undefined') { note.textContent = '3Dmol.js did not load'; return; }
+        if (viewer === null) {
+          viewer = $3Dmol.createViewer(box, { backgroundColor: 'white', antialias: true });
+        }
+        viewer.clear();
+        mols.forEach((m, k) => {
+          viewer.addModel(m.pdb, 'pdb');
+          const sel = { model: k };
+          viewer.setStyle(sel, { cartoon: { color: m.color, opacity: 0.95 } });
+          if (m.pocket && m.pocket.length) {
+            viewer.setStyle({ model: k, resi: m.pocket },
+              { cartoon: { color: m.pocket_color || '#d62728' }, stick: { colorscheme: 'redCarbon', radius: 0.15 } });
+          }
+          viewer.setStyle({ model: k, hetflag: true }, { stick: { colorscheme: 'greenCarbon', radius: 0.25 } });
+        });
+        viewer.zoomTo();
+        viewer.render();
+        box.dataset.models = String(mols.length);  // lets the browser test see that something was drawn
+      }
+      model.on('molecules', draw);
+      model.on('message', draw);
+      model.on('after_layout', () => { draw(); if (viewer) { viewer.resize(); viewer.render(); } });
+      model.on('resize', () => { if (viewer) { viewer.resize(); viewer.render(); } });
+    }
+    """
+
+
+def molecule_dict(record: ProteinRecord, colour: str, coords: np.ndarray | None = None, pocket: int | None = 0,
+                  r: np.ndarray | None = None, t: np.ndarray | None = None) -> dict:
+    """One protein as a viewer entry: backbone PDB (optionally moved by r, t), its pocket and ligand."""
+    xyz = record.coords if coords is None else coords
+    p = record.pockets[pocket] if (pocket is not None and record.pockets and pocket < len(record.pockets)) else None
+    lig = p.ligand_coords if p is not None else None
+    if r is not None:
+        xyz = transform(xyz, r, t)
+        lig = transform(lig, r, t) if lig is not None else None
+    pdb = backbone_pdb(record.sequence, xyz, ligand_coords=lig,
+                       ligand_elements=p.ligand_elements if p is not None else None,
+                       ligand_code=p.ligand_code if p is not None else "LIG")
+    return {"pdb": pdb, "color": colour, "label": record.id,
+            "pocket": [int(i) + 1 for i in p.residues] if p is not None else []}
+
+
+def query_and_hit(query: ProteinRecord | None, hit: ProteinRecord | None, superposed: bool = True) -> tuple[list[dict], str]:
+    """Viewer entries for a query and a hit, the hit Kabsch-fitted onto the query; plus a caption."""
+    mols, caption = [], ""
+    if query is not None and query.coords is not None:
+        mols.append(molecule_dict(query, QUERY_COLOUR))
+    if hit is not None and hit.coords is not None:
+        if superposed and mols:
+            r, t, rmsd, n = superpose(hit.sequence, hit.coords, query.sequence, query.coords)
+            mols.append(molecule_dict(hit, HIT_COLOUR, r=r, t=t))
+            caption = f"hit fitted on the query: CA RMSD {rmsd:.2f} Å over {n} aligned residues"
+        else:
+            mols.append(molecule_dict(hit, HIT_COLOUR))
+    return mols, caption

@@ -1,0 +1,56 @@
+"""The bundled demo store (assets/demo, built by scripts/build_demo.py) meets the project's floors."""
+
+import numpy as np
+import pytest
+
+from engine.data.store import SPLITS, ProteinStore
+from engine.data.tokens3di import ALPHABET_3DI
+from engine.paths import DEMO_STORE
+
+pytestmark = pytest.mark.skipif(not (DEMO_STORE / "manifest.json").exists(), reason="demo store not built")
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return ProteinStore.open("demo")
+
+
+def test_floors(demo):
+    s = demo.stats()
+    assert s["modalities"]["structure"] >= 600
+    assert s["pockets"] >= 300
+    assert s["family_labelled"] >= 1500
+    assert s["modalities"]["text"] >= 5000
+    assert set(s["splits"]) == set(SPLITS) and min(s["splits"].values()) > 0
+
+
+def test_size_on_disk_under_40_mb():
+    total = sum(f.stat().st_size for f in DEMO_STORE.rglob("*") if f.is_file())
+    assert total <= 40e6
+
+
+def test_no_cluster_spans_two_splits(demo):
+    p = demo.proteins
+    assert (p.groupby("cluster")["split"].nunique() == 1).all()
+    # identical sequences always share a cluster
+    assert (p.groupby("sequence")["cluster"].nunique() == 1).all()
+
+
+def test_one_structure_per_distinct_sequence(demo):
+    s = demo.proteins[demo.proteins["has_structure"]]
+    assert s["sequence"].is_unique
+
+
+def test_structure_rows_are_consistent(demo):
+    p = demo.proteins
+    rows = p[p["n_pockets"] > 0].head(20)
+    for pid, seq, tokens in zip(rows["id"], rows["sequence"], rows["structure_tokens"]):
+        c = demo.coords(pid)
+        assert c.shape == (len(seq), 4, 3)
+        assert len(tokens) == len(seq) and set(tokens) <= set(ALPHABET_3DI)
+        for pocket in demo.pockets(pid):
+            assert len(pocket.residues) >= 3 and max(pocket.residues) < len(seq)
+            assert pocket.ligand_code and pocket.center is not None
+            # the pocket centre lies near its residues' CA atoms
+            ca = c[pocket.residues, 1]
+            assert np.nanmin(np.linalg.norm(ca - pocket.center, axis=1)) < 12.0

@@ -1,0 +1,73 @@
+"""Identity clustering and cluster-level splits: no leakage, identical sequences together."""
+
+import random
+
+import pytest
+
+from engine.data.splits import assign_splits, cluster_sequences, identity
+
+AA = "ACDEFGHIKLMNPQRSTVWY"
+
+
+def _random_seq(rng, n):
+    return "".join(rng.choice(AA) for _ in range(n))
+
+
+def _mutate(rng, seq, fraction):
+    s = list(seq)
+    for i in rng.sample(range(len(s)), int(fraction * len(s))):
+        s[i] = rng.choice([a for a in AA if a != s[i]])
+    return "".join(s)
+
+
+@pytest.fixture(scope="module")
+def families():
+    rng = random.Random(7)
+    fams = []
+    for _ in range(30):
+        root = _random_seq(rng, rng.randint(80, 250))
+        # members 10-30 % mutated from the root: >= 50 % identical to it and to each other
+        fams.append([root] + [_mutate(rng, root, rng.uniform(0.1, 0.3)) for _ in range(4)])
+    return fams
+
+
+def test_identity_measure():
+    assert identity("MKTAYIAKQRQISFVKSHFSRQ", "MKTAYIAKQRQISFVKSHFSRQ") == 1.0
+    rng = random.Random(1)
+    a, b = _random_seq(rng, 200), _random_seq(rng, 200)
+    assert identity(a, b) < 0.2
+    assert 0.6 < identity(a, _mutate(rng, a, 0.3)) <= 0.75
+
+
+def test_families_recovered(families):
+    seqs = [s for fam in families for s in fam]
+    labels = cluster_sequences(seqs, threshold=0.5)
+    for k, fam in enumerate(families):
+        assert len(set(labels[k * 5:(k + 1) * 5])) == 1, f"family {k} split across clusters"
+    assert len(set(labels)) == len(families)  # random roots never merge
+
+
+def test_identical_sequences_share_cluster(families):
+    seqs = [families[0][0], families[1][0], families[0][0], families[2][0], families[0][0].lower().upper()]
+    labels = cluster_sequences(seqs)
+    assert labels[0] == labels[2] == labels[4]
+    assert len({labels[0], labels[1], labels[3]}) == 3
+
+
+def test_no_cluster_spans_two_splits(families):
+    seqs = [s for fam in families for s in fam]
+    clusters = cluster_sequences(seqs)
+    splits = assign_splits(clusters, (0.8, 0.1, 0.1), seed=3)
+    where = {}
+    for c, s in zip(clusters, splits):
+        assert where.setdefault(c, s) == s
+    counts = {s: splits.count(s) for s in ("train", "valid", "test")}
+    assert counts["valid"] > 0 and counts["test"] > 0 and counts["train"] > counts["valid"]
+    assert splits == assign_splits(clusters, (0.8, 0.1, 0.1), seed=3)  # seeded
+    assert splits != assign_splits(clusters, (0.8, 0.1, 0.1), seed=4)
+
+
+def test_fractions_followed_for_many_small_clusters():
+    clusters = list(range(1000))
+    splits = assign_splits(clusters, (0.8, 0.1, 0.1), seed=0)
+    assert abs(splits.count("train") - 800) <= 2 and abs(splits.count("test") - 100) <= 2

@@ -1,0 +1,80 @@
+"""engine.evaluate.run: every ordered pair, the right query sets, baselines, evolution, probes, floors."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/engine: the synthetic store helper
+
+from engine.data.store import ProteinStore  # noqa: E402
+from engine.evaluate.run import content_key, evaluate, floor_checks  # noqa: E402
+from engine.modality import StructureInput  # noqa: E402
+from synthetic_store import make_store  # noqa: E402
+
+MODALITIES = ["sequence", "structure", "structure_tokens", "pocket"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from engine.model import ModelConfig, OneProt
+    from engine.presets.tiny import build
+
+    torch.manual_seed(0)
+    enc = {k: v for k, v in build().model.encoders.items() if k in MODALITIES}
+    model = OneProt(ModelConfig(encoders=enc, dim=16)).eval()
+    store = ProteinStore.open(make_store(tmp_path_factory.mktemp("s") / "store"))
+    return model, store, evaluate(model, store, "test", log=lambda m: None)
+
+
+def test_every_ordered_pair_with_kind_and_sizes(setup):
+    model, store, res = setup
+    assert {"retrieval", "baselines", "evolution", "probes"} <= set(res)
+    pairs = {f"{a}->{b}" for a in MODALITIES for b in MODALITIES if a != b}
+    assert set(res["retrieval"]) == pairs
+    for pair, r in res["retrieval"].items():
+        a, b = pair.split("->")
+        both = set(store.ids("test", a)) & set(store.ids("test", b))
+        assert r["n_queries"] == len(both) == r["n_candidates"]
+        assert r["kind"] == ("trained" if "sequence" in (a, b) else "emergent")
+        for name in ("unaligned", "random"):
+            assert res["baselines"][name][pair]["n_queries"] == r["n_queries"]
+    assert "sequence->structure" in res["baselines"]["classical"]
+    assert "sequence->structure_tokens" not in res["baselines"]["classical"]
+    # structure->sequence classical baseline compares the same residues: it must be perfect
+    assert res["baselines"]["classical"]["structure->sequence"]["R@1"] == 1.0
+
+
+def test_evolution_and_probes_present(setup):
+    _, _, res = setup
+    seq = res["evolution"]["sequence"]
+    assert {"aligned", "unaligned", "encoder_features"} <= set(seq)
+    assert 0.0 <= seq["aligned"]["roc_auc"] <= 1.0
+    assert {"aligned", "unaligned_encoder", "random"} <= set(res["probes"]["family"])
+
+
+def test_a_baseline_checkpoint_replaces_the_random_heads(setup):
+    model, store, _ = setup
+    res = evaluate(model, store, "test", baseline_model=model, modalities=["sequence", "structure"],
+                   run_probes=False, log=lambda m: None)
+    for pair, r in res["retrieval"].items():  # the same model as its own baseline: identical numbers
+        assert res["baselines"]["unaligned"][pair]["R@10"] == pytest.approx(r["R@10"])
+
+
+def test_floor_checks():
+    r = {"sequence->text": {"R@10": 0.5, "kind": "trained", "chance": {"R@10": 0.05}},
+         "text->pocket": {"R@10": 0.1, "kind": "emergent", "chance": {"R@10": 0.05}}}
+    u = {"sequence->text": {"R@10": 0.1}, "text->pocket": {"R@10": 0.2}}
+    f = floor_checks(r, u)
+    assert f["sequence->text"]["passes"] and f["sequence->text"]["x_chance"] == pytest.approx(10)
+    assert not f["text->pocket"]["passes"] and not f["text->pocket"]["beats_unaligned"]
+
+
+def test_content_keys_equal_for_equal_content():
+    c = np.zeros((3, 4, 3), np.float32)
+    assert content_key("text", "ATP  Kinase") == content_key("text", "atp kinase")
+    assert content_key("sequence", "MKV") != content_key("structure_tokens", "MKV")
+    assert content_key("structure", StructureInput("AAA", c)) == content_key("structure", StructureInput("AAA", c.copy()))
+    assert content_key("structure", StructureInput("AAA", c)) != content_key("structure", StructureInput("AAA", c + 1))

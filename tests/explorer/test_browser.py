@@ -1,0 +1,62 @@
+"""A real browser (Debian chromium, headless) drives the served app: structure query, hits, 3D view, errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from explorer.serving import CHROMIUM, CHROMIUM_ARGS, served_app
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser,
+              pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian chromium at /usr/bin/chromium")]
+TIMEOUT_MS = 120_000
+MOLVIEWER_DRAWN = (
+    "() => { const walk = (root) => { for (const el of root.querySelectorAll('*')) {"
+    " if (el.classList && el.classList.contains('molviewer') && el.dataset.models && el.dataset.models !== '0') return true;"
+    " if (el.shadowRoot && walk(el.shadowRoot)) return true; } return false; }; return walk(document); }"
+)
+
+
+def test_query_by_structure_in_a_browser(world, tmp_path):
+    from matplotlib.image import imread
+    from playwright.sync_api import sync_playwright
+
+    args = ["--data", str(world["store"]), "--checkpoint", str(world["checkpoint"]), "--index", str(world["embeddings"])]
+    shot = tmp_path / "page.png"
+    with served_app(args, tmp_path / "server.log", env={"ONEPROT_CACHE": str(tmp_path / "cache")}) as url:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1500, "height": 950})
+            page_errors: list[str] = []
+            page.on("pageerror", lambda e: page_errors.append(str(e)))
+            page.goto(url, timeout=TIMEOUT_MS)
+            page.get_by_text("Ready.", exact=False).first.wait_for(timeout=TIMEOUT_MS)
+
+            # query by structure with a stored protein: hits table and 3D view appear
+            page.get_by_role("button", name="Search with stored protein").click()
+            page.get_by_text("hits for", exact=False).first.wait_for(timeout=TIMEOUT_MS)
+            page.locator(".tabulator-row").first.wait_for(timeout=TIMEOUT_MS)
+            assert page.locator(".tabulator-row").count() == 10
+            page.wait_for_function(MOLVIEWER_DRAWN, timeout=TIMEOUT_MS)
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(shot))
+            # user text is shown escaped: the tag-laden test name appears as text, no script ran
+            assert page.get_by_text("<script>alert(1)</script>", exact=False).count() >= 1
+
+            # a bad upload shows an error in the page, and the session keeps answering
+            page.locator("input[type=file]").first.set_input_files(
+                {"name": "broken.pdb", "mimeType": "chemical/x-pdb", "buffer": b"this is not a PDB file\n"})
+            page.wait_for_timeout(1500)  # the file travels over the websocket
+            page.get_by_role("button", name="Search with upload").click()
+            page.get_by_text("broken.pdb", exact=False).first.wait_for(timeout=TIMEOUT_MS)
+            page.get_by_role("tab", name="Sequence").click()
+            page.locator("textarea").first.fill(">again\nMKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQ")
+            page.get_by_role("button", name="Search with sequence").click()
+            page.get_by_text("again (64 aa)", exact=False).first.wait_for(timeout=TIMEOUT_MS)
+            browser.close()
+    assert not page_errors, page_errors
+    img = imread(shot)
+    assert img.shape[0] > 500 and float(np.var(img[..., :3])) > 0.005  # a real page, not a blank one

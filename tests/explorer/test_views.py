@@ -1,0 +1,125 @@
+"""Unit tests of the view classes on the tiny world (UMAP replaced by PCA here; see conftest)."""
+
+from __future__ import annotations
+
+import io
+
+import h5py
+import numpy as np
+import pandas as pd
+import panel as pn
+
+from explorer.app import ExplorerApp, create_app
+from explorer.mapdata import find_ids, label_table
+from explorer.state import ExplorerState
+from explorer.views.detail import DetailView, record_html
+from explorer.views.evolution import family_spread
+from explorer.views.export import embeddings_h5, embeddings_parquet, map_png, selection_csv, selection_fasta
+from explorer.views.hits import HitsView
+from explorer.views.map import MapView, links_element, points_element
+
+
+def _loaded_app(options) -> ExplorerApp:
+    app = ExplorerApp(options)
+    app.load()
+    assert app.state.error == "", app.state.error
+    return app
+
+
+def test_map_projects_colours_and_selects(options, fast_projection):
+    app = _loaded_app(options)
+    m, s = app.map, app.state
+    t = m.table
+    assert len(t) == 32 and set(t["modality"]) == {"sequence"} and {"x", "y", "family", "ligand"} <= set(t.columns)
+    assert set(t["ligand"]) == {"NAD", "HEM", "none"}
+    # box/lasso selection -> selected ids; one point -> focus
+    m._on_select(index=[0, 1, 2])
+    assert s.selected_ids == t["id"].iloc[:3].tolist()
+    m._on_select(index=[5])
+    assert s.focus_id == t["id"].iloc[5]
+    # two modalities jointly: points of one protein are linked
+    s.map_modalities = ["sequence", "structure"]
+    t2 = m.table
+    assert set(t2["modality"]) == {"sequence", "structure"} and len(t2) == 32 + len(s.store.ids(modality="structure"))
+    segs = links_element(t2)
+    assert len(segs) == len(s.store.ids(modality="structure"))
+    for color_by in ("family", "ec", "organism", "ligand", "source", "split", "modality"):
+        el = points_element(t2, color_by)
+        assert len(el) == len(t2) and el.data["colour"].nunique() >= 1
+
+
+def test_find_and_hover_text_are_bounded(options, fast_projection):
+    app = _loaded_app(options)
+    t = app.map.table
+    assert find_ids(t, "KIN03_a")[0] == "kin03_A"
+    assert set(find_ids(t, "globin")) >= {"glo00_A", "glo02_A"}
+    assert find_ids(t, "") == []
+    labels = label_table(app.state.store)
+    assert labels["text"].str.len().max() <= 160
+
+
+def test_hits_table_and_detail_follow_the_query(options, fast_projection):
+    app = _loaded_app(options)
+    s = app.state
+    hits = app.hits
+    s.query_protein("glo00_A", "structure", "structure", 5)
+    table = hits.table.value
+    assert list(table["rank"]) == [1, 2, 3, 4, 5] and "glo00_A" not in set(table["id"])  # itself excluded
+    assert "glo00_A" in hits.title.object and "5 structure hits" in hits.title.object
+    hits.table.selection = [2]
+    assert s.focus_id == table["id"].iloc[2]
+    mols = app.detail.viewer.molecules
+    assert len(mols) == 2 and mols[0]["pdb"].startswith("ATOM") and "RMSD" in app.detail.caption.object
+    # a protein with a pocket shows its ligand atoms and pocket residues
+    s.query = None
+    s.focus_id = "glo00_A"
+    (mol,) = app.detail.viewer.molecules
+    assert "HETATM" in mol["pdb"] and mol["pocket"] == list(range(11, 19))
+
+
+def test_record_html_escapes_everything(options):
+    s = ExplorerState(options)
+    html_text = record_html(s.store.record("kin01_A"), ["sequence"])
+    assert "<script>" not in html_text and "&lt;script&gt;" in html_text and "&lt;b&gt;" in html_text
+    assert "<mark>" in record_html(s.store.record("kin00_A"), ["sequence"])
+
+
+def test_exports(options, fast_projection):
+    app = _loaded_app(options)
+    s = app.state
+    s.selected_ids = ["kin00_A", "glo01_A"]
+    csv = pd.read_csv(selection_csv(s))
+    assert list(csv["id"]) == ["kin00_A", "glo01_A"]
+    fasta = selection_fasta(s).getvalue().decode()
+    headers = [line for line in fasta.splitlines() if line.startswith(">")]
+    assert [h.split()[0] for h in headers] == [">kin00_A", ">glo01_A"]
+    assert "\n" + s.store.row("kin00_A")["sequence"][:60] + "\n" in fasta
+    pq = pd.read_parquet(embeddings_parquet(s, ["sequence", "structure"]))
+    assert set(pq["id"]) == {"kin00_A", "glo01_A"} and set(pq["modality"]) == {"sequence", "structure"}
+    with h5py.File(io.BytesIO(embeddings_h5(s, "sequence").getvalue()), "r") as h:
+        assert sorted(h.keys()) == ["glo01_A", "kin00_A"]
+        np.testing.assert_allclose(h["kin00_A"][()], s.resources.stored_vector("sequence", "kin00_A"))
+    png = map_png(app.map.table, "family", s.selected_ids).getvalue()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    s.selected_ids = []
+    assert len(pd.read_csv(selection_csv(s))) == 32
+
+
+def test_evolution_spread_selects_a_family(options, fast_projection):
+    app = _loaded_app(options)
+    spread = family_spread(app.map.table)
+    assert set(spread["family"]) == {"kinase", "globin", "protease", "lectin"} and (spread["points"] == 8).all()
+    ev = app.evolution
+    ev._spread()
+    ev.spread.selection = [0]
+    fam = ev.spread.value.iloc[0]["family"]
+    assert len(app.state.selected_ids) == 8 and all(i[:3] == fam[:3] for i in app.state.selected_ids)
+    ev.modality.value = "structure"
+    ev._compute()
+    assert app.state.error == "" and "ROC-AUC" in ev.before.object.opts.get().kwargs["title"]
+
+
+def test_create_app_builds_a_template(options, fast_projection):
+    page = create_app(options)
+    assert isinstance(page, pn.template.BootstrapTemplate) and page.app.map.table is not None
+    assert isinstance(page.app.hits, HitsView) and isinstance(page.app.map, MapView) and isinstance(page.app.detail, DetailView)
