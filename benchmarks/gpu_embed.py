@@ -11,6 +11,8 @@ added to each baseline's time; "model-only" columns leave it out) and run length
 (`--baseline-budget` padded tokens, more generous than extract.py's 4,096); ours is timed end to end.
 Our vectors are checked against the fair-esm fp32 vectors (cosine >= 0.999 per protein). The FLOP
 floor (BENCHMARKS.md) is tokens x FLOPs/token / the bf16 matmul ceiling measured in the same run.
+Needs torch (CUDA), fair-esm and transformers; on a machine without fair-esm, install its wheel
+(pure Python, `pip download --no-deps fair-esm==2.0.0`) with PYTHONPATH set to the repo root.
 """
 
 from __future__ import annotations

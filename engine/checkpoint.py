@@ -35,9 +35,22 @@ def saved_state(model: OneProt) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items() if k not in skip}
 
 
+def checkpoint_config(model: OneProt) -> tuple[dict, dict]:
+    """(config to store, provenance). Weight sources whose tensors the checkpoint holds are moved to the
+    provenance, so config.json never points at a local pretraining folder that other machines lack."""
+    config = json.loads(json.dumps(model.config.to_dict()))
+    provenance = {}
+    for m, enc in model.encoders.items():
+        fields = config["encoders"][m]
+        if fields.get("weights") and not enc.external_prefixes():
+            provenance[m] = fields["weights"]
+            fields["weights"] = None
+    return config, provenance
+
+
 def model_hash(model: OneProt) -> str:
     """A short content hash of the config and the stored weights (names embeddings/indexes by model)."""
-    h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    h = hashlib.sha256(json.dumps(checkpoint_config(model)[0], sort_keys=True).encode())
     for k, v in sorted(saved_state(model).items()):
         h.update(k.encode())
         h.update(str(v.dtype).encode())
@@ -49,7 +62,8 @@ def write_checkpoint_files(model: OneProt, folder: Path, extra: dict | None = No
     """Write the three checkpoint files into an existing folder (not atomic; see save_checkpoint)."""
     state = saved_state(model)
     save_file(state, str(folder / WEIGHTS_FILE))
-    (folder / CONFIG_FILE).write_text(json.dumps(model.config.to_dict(), indent=2))
+    config, provenance = checkpoint_config(model)
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2))
     digest = model_hash(model)
     meta = {
         "format_version": FORMAT_VERSION,
@@ -59,6 +73,7 @@ def write_checkpoint_files(model: OneProt, folder: Path, extra: dict | None = No
         "dim": model.config.dim,
         "external_keys": sorted(model.external_keys()),
         "parameters_saved": int(sum(v.numel() for v in state.values())),
+        "initialised_from": provenance,
         **(extra or {}),
     }
     (folder / META_FILE).write_text(json.dumps(meta, indent=2))

@@ -188,22 +188,56 @@ def autocast_for(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
 
-@torch.no_grad()
-def embed_items(model, modality: str | Modality, items: list[Any], batch_tokens: int = DEFAULT_BATCH_TOKENS) -> np.ndarray:
-    """Raw items -> (N, D) float32 unit vectors in input order, batched by token budget."""
+def _esm_encoder(model, modality: str):
+    """The modality's encoder if it is an ESM-2-architecture one (sequence, 3Di), else None."""
+    encoders = getattr(model, "encoders", None)
+    enc = encoders[modality] if encoders is not None and modality in encoders else None
+    return enc if enc is not None and all(hasattr(enc, a) for a in ("esm", "alphabet", "tokenize", "pool")) else None
+
+
+def pooled_batches(model, modality: str | Modality, items: list[Any], batch_tokens: int = DEFAULT_BATCH_TOKENS,
+                   packed: bool = True):
+    """Yield (positions, (B, H) pooled encoder outputs) over length-sorted token-budget batches.
+
+    ESM-2-architecture encoders run through the packed, padding-free forward pass
+    (engine.encoders.packed_esm, same maths as fair-esm) with the encoder's own tokens and pooling;
+    other encoders take their collate + forward on padded batches, collated one batch ahead in a
+    background thread. Call under torch.no_grad(); the model should be in eval mode.
+    """
+    from engine.model import move_batch
     from engine.token_batching import background_map, token_budget_batches
 
+    m = parse_modality(modality).value
+    costs = [item_cost(x, m) for x in items]
+    enc = _esm_encoder(model, m) if packed else None
+    if enc is not None:
+        from engine.encoders.packed_esm import ESMTokenizer, padded_residue_states
+
+        tokenizer = ESMTokenizer(enc.alphabet, residue_ids=enc.tokenize)
+        for idx in token_budget_batches(costs, batch_tokens):  # packed: a batch costs the sum of its lengths
+            states, mask = padded_residue_states(enc.esm, tokenizer, [items[i] for i in idx])  # (B, L, H)
+            yield idx, enc.pool(states, mask)
+        return
+    encoder = model.encoders[m]
+    device = model.device
+    batches = token_budget_batches(costs, batch_tokens, padded=True)
+    for idx, batch in background_map(lambda idx: (idx, model.collate(m, [items[i] for i in idx])), batches):
+        yield idx, encoder(move_batch(batch, device)).pooled
+
+
+@torch.no_grad()
+def embed_items(model, modality: str | Modality, items: list[Any], batch_tokens: int = DEFAULT_BATCH_TOKENS,
+                packed: bool = True) -> np.ndarray:
+    """Raw items -> (N, D) float32 unit vectors in input order, batched by token budget."""
     m = parse_modality(modality).value
     out = np.zeros((len(items), model.config.dim), dtype=np.float32)
     if not items:
         return out
-    batches = token_budget_batches([item_cost(x, m) for x in items], batch_tokens, padded=True)
     model.eval()
-    device = model.device
-    collated = background_map(lambda idx: (idx, model.collate(m, [items[i] for i in idx])), batches)
-    with autocast_for(device):
-        for idx, batch in collated:
-            out[idx] = model.encode(m, batch).float().cpu().numpy()
+    with autocast_for(model.device):
+        for idx, pooled in pooled_batches(model, m, items, batch_tokens, packed):
+            z = model.heads[m](pooled)  # (B, D)
+            out[idx] = torch.nn.functional.normalize(z.float(), dim=-1).cpu().numpy()
     return out
 
 
@@ -240,12 +274,14 @@ def embed_store(
     on_chunk: Callable[[str, int, int], None] | None = None,
     build_indexes: bool = True,
     storage_dtype: str = "float32",
+    ids: list[str] | None = None,
 ) -> Path:
     """Embed a store (optionally one split / some modalities) into `out`; resumable; returns the folder.
 
     With world > 1 this rank embeds ids[rank::world] into out/shard-RRR-of-WWW.
     `on_chunk(modality, chunk, n_chunks)` is called after each chunk is safely on disk.
     `storage_dtype="float16"` halves the files (for bundling); readers still get float32.
+    `ids` restricts the run to these proteins (store order is kept).
     """
     if storage_dtype not in ("float32", "float16"):
         raise OneProtError(f"storage dtype {storage_dtype!r}; choose float32 or float16", "storage_dtype")
@@ -256,7 +292,14 @@ def embed_store(
     if missing:
         raise OneProtError(f"the checkpoint has no encoder for {missing}; it has: {', '.join(model.modalities)}", "modalities")
     digest = model_identity(model)
-    plan_ids = {m: store.ids(split=split, modality=m)[rank::world] for m in wanted}
+    keep = None
+    if ids is not None:
+        keep = set(ids)
+        unknown = [i for i in keep if i not in store]
+        if unknown:
+            raise OneProtError(f"{len(unknown)} ids are not in the store, e.g. {sorted(unknown)[:3]}", "ids")
+    plan_ids = {m: [i for i in store.ids(split=split, modality=m) if keep is None or i in keep][rank::world]
+                for m in wanted}
     plan = {
         "model_hash": digest, "split": split, "chunk_size": chunk_size, "rank": rank, "world": world,
         "ids": {m: hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16] for m, ids in plan_ids.items()},
@@ -288,7 +331,7 @@ def embed_store(
         "format_version": FORMAT_VERSION, "model_hash": digest, "dim": int(model.config.dim),
         "checkpoint": str(checkpoint), "store": str(getattr(store, "path", "")), "split": split,
         "counts": counts, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "storage_dtype": storage_dtype,
+        "storage_dtype": storage_dtype, "selected_ids": None if ids is None else len(set(ids)),
         **({"shard": {"rank": rank, "world": world}} if world > 1 else {}),
     }
     if build_indexes and world == 1:

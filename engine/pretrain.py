@@ -163,6 +163,7 @@ def pretrain(modality: str | Modality, store, arch: EsmArch, cfg: PretrainConfig
     summary = {"modality": m.value, "steps": len(log), "train_items": len(texts),
                "final_loss": float(np.mean([r["loss"] for r in log[-20:]])) if log else None,
                "seconds": round(time.perf_counter() - started, 1), "store": str(store.path),
+               "store_created": store.manifest.get("created"),
                "config": cfg.to_dict(), **held}
     save_esm_folder(model.cpu(), arch, out, extra={"pretrain": summary},
                     files={"metrics.jsonl": "".join(json.dumps(r) + "\n" for r in log)})

@@ -1,9 +1,12 @@
-"""Token-budget batching and a background producer that prepares the next batch while the device works.
+"""Host-side batching for token models: token-budget batches, the packed (padding-free) batch
+layout, and a background producer that prepares the next batch while the device works.
 
 Sequences are sorted by length (longest first, so an out-of-memory error shows up on the first batch,
 not after an hour) and cut greedily into batches whose token count stays within a budget. Two ways of
 counting a batch's tokens are offered because the engines differ: a packed engine pays for the sum of
-lengths, a padded one for `n_sequences x longest`.
+lengths, a padded one for `n_sequences x longest`. A packed batch lays its sequences end to end and
+describes them with `cu_seqlens` (flash-attention's convention) plus per-token indices, all computed
+on the host so the device never has to report a length back.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
+import torch
 
 from engine.errors import OneProtError
 
@@ -101,3 +106,103 @@ def background_map(fn: Callable[[T], U], items: Iterable[T], depth: int = 2) -> 
                 results.get(timeout=0.05)
             except queue.Empty:
                 pass
+
+
+_TENSOR_FIELDS = ("tokens", "positions", "seq_index", "residue_weight", "residue_slot", "cu_seqlens",
+                  "seg_lengths", "n_residues", "order", "residue_dest")
+
+
+@dataclass
+class PackedTokens:
+    """A batch of sequences laid end to end. Host-side lists hold what kernels need without a sync."""
+
+    tokens: torch.Tensor  # (T,) int64
+    positions: torch.Tensor  # (T,) int64, position inside its own sequence (BOS = 0)
+    seq_index: torch.Tensor  # (T,) int64, segment of each token (sequences 0..N-1, filler = N)
+    residue_weight: torch.Tensor  # (T,) float32, 1 on residues, 0 on BOS/EOS/filler
+    residue_slot: torch.Tensor  # (T,) int64, row in a (N * max_residues + 1) buffer; last row = discard
+    cu_seqlens: torch.Tensor  # (S+1,) int32 starts of the S segments (N sequences + optional filler)
+    seg_lengths: torch.Tensor  # (S,) int64 tokens per segment
+    n_residues: torch.Tensor  # (N,) float32 residues per sequence
+    order: torch.Tensor  # (N,) int64 index of each sequence in the caller's list
+    residue_dest: torch.Tensor | None = None  # (T,) int64 row in a caller's buffer (embed_residues)
+    lengths: list[int] = field(default_factory=list)  # tokens per segment (host copy of cu_seqlens diff)
+    n_sequences: int = 0  # N (a filler segment, if any, is not counted)
+    max_residues: int = 0
+
+    @property
+    def max_len(self) -> int:
+        """Longest segment in tokens (host int)."""
+        return max(self.lengths) if self.lengths else 0
+
+    def to(self, device: torch.device | str, non_blocking: bool = True) -> PackedTokens:
+        """The same batch on `device`; copies from pinned memory do not block the host."""
+        moved = {name: None if getattr(self, name) is None
+                 else getattr(self, name).to(device, non_blocking=non_blocking)
+                 for name in _TENSOR_FIELDS}
+        return PackedTokens(**moved, lengths=self.lengths, n_sequences=self.n_sequences,
+                            max_residues=self.max_residues)
+
+
+def pack_token_arrays(
+    arrays: list[np.ndarray],
+    order: np.ndarray | None = None,
+    *,
+    prepend_bos: bool = True,
+    append_eos: bool = True,
+    padding_idx: int = 1,
+    pad_multiple: int = 1,
+    pin: bool = False,
+    residue_offsets: np.ndarray | None = None,
+    discard_row: int = -1,
+) -> PackedTokens:
+    """Concatenate per-sequence token arrays (BOS/EOS included) into a `PackedTokens` batch.
+
+    `residue_offsets[j]` (optional) is where sequence j's first residue goes in a caller's buffer;
+    `residue_dest` then maps each token there, BOS/EOS/filler to `discard_row`.
+    """
+    n = len(arrays)
+    lengths = [int(a.shape[0]) for a in arrays]
+    total = sum(lengths)
+    filler = (-total) % pad_multiple if pad_multiple > 1 else 0
+    seg_lengths = lengths + ([filler] if filler else [])
+    tokens = np.concatenate(arrays + [np.full(filler, padding_idx, dtype=np.int64)]) if n else \
+        np.zeros(0, dtype=np.int64)
+    lens = np.asarray(seg_lengths, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lens)])
+    seg_index = np.repeat(np.arange(len(seg_lengths), dtype=np.int64), lens)
+    positions = np.arange(tokens.shape[0], dtype=np.int64) - starts[seg_index]
+    first = 1 if prepend_bos else 0
+    seq_len = lens[seg_index]
+    is_residue = (positions >= first) & (positions < seq_len - (1 if append_eos else 0))
+    is_residue &= seg_index < n  # the filler segment is never a residue
+    n_res = np.asarray(lengths, dtype=np.int64) - first - (1 if append_eos else 0)
+    max_res = int(n_res.max()) if n else 0
+    discard = n * max_res
+    slot = np.where(is_residue, seg_index * max_res + positions - first, discard)
+    if order is None:
+        order = np.arange(n, dtype=np.int64)
+    dest = None
+    if residue_offsets is not None:
+        base = np.append(np.asarray(residue_offsets, dtype=np.int64), 0)[seg_index]
+        dest = torch.from_numpy(np.where(is_residue, base + positions - first, discard_row))
+    packed = PackedTokens(
+        tokens=torch.from_numpy(tokens),
+        positions=torch.from_numpy(positions),
+        seq_index=torch.from_numpy(seg_index),
+        residue_weight=torch.from_numpy(is_residue.astype(np.float32)),
+        residue_slot=torch.from_numpy(slot.astype(np.int64)),
+        cu_seqlens=torch.from_numpy(starts.astype(np.int32)),
+        seg_lengths=torch.from_numpy(lens),
+        n_residues=torch.from_numpy(n_res.astype(np.float32)),
+        order=torch.from_numpy(np.asarray(order, dtype=np.int64)),
+        residue_dest=dest,
+        lengths=seg_lengths,
+        n_sequences=n,
+        max_residues=max_res,
+    )
+    if pin:  # page-locked so the copy to the GPU can overlap with compute
+        for name in _TENSOR_FIELDS:
+            if getattr(packed, name) is not None:
+                setattr(packed, name, getattr(packed, name).pin_memory())
+    return packed

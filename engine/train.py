@@ -305,7 +305,8 @@ class Trainer:
             if self.rank == 0:
                 save_checkpoint(self.model, self.out / "model", extra={
                     "step": self.step, "train_config": self.config.to_dict(), "eval": final_eval,
-                    "store": str(self.store.path), "skipped_modalities": self.skipped})
+                    "store": str(self.store.path), "skipped_modalities": self.skipped,
+                    "store_manifest": {k: self.store.manifest.get(k) for k in ("created", "proteins", "built_by")}})
             self._barrier()
         return {"status": status, "step": self.step, "eval": final_eval,
                 "seconds": round(time.perf_counter() - started, 1), "skipped_modalities": self.skipped}

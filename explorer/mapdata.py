@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -68,7 +70,7 @@ def _build_point_table(resources, mods: list[str]) -> pd.DataFrame:
     from engine.projection import project
 
     emb = resources.embeddings
-    proj = project({m: emb.vectors(m) for m in mods}, {m: list(emb.ids(m)) for m in mods})
+    proj = project({m: emb.vectors(m) for m in mods}, {m: list(emb.ids(m)) for m in mods}, cache_dir=projection_cache(emb.path))
     pts = pd.DataFrame({"x": proj.coords[:, 0], "y": proj.coords[:, 1], "id": proj.ids, "modality": proj.modalities})
     labels = label_table(resources.store)
     table = pts.merge(labels, on="id", how="left")
@@ -77,6 +79,15 @@ def _build_point_table(resources, mods: list[str]) -> pd.DataFrame:
             table[col] = table[col].fillna("unlabelled")
     table["point"] = np.arange(len(table))
     return table
+
+
+def projection_cache(embeddings_path: Path):
+    """Where maps are cached: inside the embeddings folder when it ships a writable `projections/`
+    (so a bundled set can carry its maps and start instantly), else the user cache (engine default)."""
+    from engine.paths import CACHE_DIR
+
+    shipped = Path(embeddings_path) / "projections"
+    return Path(embeddings_path) if shipped.is_dir() and os.access(shipped, os.W_OK) else CACHE_DIR
 
 
 def colour_column(table: pd.DataFrame, color_by: str) -> pd.Series:

@@ -21,6 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="embeddings folder to write (or read, for --merge / export)")
     p.add_argument("--split", choices=("train", "valid", "test"), help="embed only this split")
     p.add_argument("--modalities", help="comma-separated subset (default: every modality of the checkpoint)")
+    p.add_argument("--ids", metavar="FILE", help="embed only the proteins listed in FILE (one id per line)")
     p.add_argument("--batch-tokens", type=int, default=16_384, help="token budget per batch (padded tokens)")
     p.add_argument("--chunk-size", type=int, default=2048, help="ids per resumable chunk")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (under torchrun: cuda:LOCAL_RANK)")
@@ -71,13 +72,21 @@ def run(args: argparse.Namespace) -> int:
         store = ProteinStore.open(args.data)
         model = load_checkpoint(args.checkpoint, map_location=device)
         mods = [m.strip() for m in args.modalities.split(",")] if args.modalities else None
+        ids = None
+        if args.ids:
+            from pathlib import Path
+
+            if not Path(args.ids).is_file():
+                raise OneProtError("no such file", args.ids)
+            ids = [line.strip() for line in Path(args.ids).read_text().splitlines() if line.strip()]
 
         def progress(m: str, k: int, n: int) -> None:
             print(f"[rank {rank}] {m}: chunk {k + 1}/{n} done", file=sys.stderr, flush=True)
 
         folder = embed_store(model, store, args.out, split=args.split, modalities=mods, batch_tokens=args.batch_tokens,
                              chunk_size=args.chunk_size, rank=rank, world=world, checkpoint=str(args.checkpoint),
-                             on_chunk=progress, build_indexes=not args.no_index, storage_dtype=args.storage_dtype)
+                             on_chunk=progress, build_indexes=not args.no_index, storage_dtype=args.storage_dtype,
+                             ids=ids)
         summary["folder"] = str(folder)
         if world > 1:
             summary["note"] = f"shard {rank} of {world} written; when every rank is done run: oneprot embed --merge --out {args.out}"

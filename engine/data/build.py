@@ -212,6 +212,7 @@ def build_store(
     predict_pockets: bool = False,
 ) -> tuple[Path, BuildReport]:
     """Parse every input, cluster, split and write the store atomically. Returns (path, report)."""
+    inputs = list(inputs)
     report = BuildReport()
     records: list[ProteinRecord] = list(extra_records or [])
     families: list[tuple[str, dict]] = []
@@ -250,6 +251,9 @@ def build_store(
                 recs, result = parse_file(path, fmt, max_length)
             except OneProtError as exc:
                 report.skipped.append((where, exc.message))
+                continue
+            except Exception as exc:  # a reader bug on one odd file must not end a build of thousands
+                report.skipped.append((where, f"unexpected {exc.__class__.__name__} while reading: {exc}"))
                 continue
             parse_cache.save(key_path, recs, result)
         if "families" in result:
@@ -298,7 +302,8 @@ def build_store(
 def split_method(identity: float, fractions, seed: int) -> dict:
     """The manifest's description of how splits were made."""
     return {
-        "method": "greedy clustering, longest first; reduced-alphabet 5-mer prefilter + Smith-Waterman (parasail)",
+        "method": "greedy clustering, longest first, then member linkage; reduced-alphabet 5-mer prefilter "
+                  "+ Smith-Waterman (parasail)",
         "identity": identity, "identity_definition": "identical aligned positions / shorter length",
         "fractions": list(fractions), "seed": seed, "unit": "whole clusters",
     }

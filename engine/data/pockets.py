@@ -202,8 +202,9 @@ def import_fpocket(out_dir: str | Path, records: list[ProteinRecord]) -> dict[st
     return out
 
 
-def chain_pdb_text(path: str | Path, chain: str) -> str:
-    """PDB text of one protein chain (first model, ligands and waters removed) for pocket predictors."""
+@lru_cache(maxsize=2)
+def _protein_only(path: str) -> gemmi.Structure:
+    """First model without ligands, waters and hydrogens; cached because big files have many chains."""
     from engine.data.structure import load_gemmi_structure
 
     st = load_gemmi_structure(Path(path))
@@ -211,21 +212,80 @@ def chain_pdb_text(path: str | Path, chain: str) -> str:
     st.remove_hydrogens()
     for m in range(len(st) - 1, 0, -1):
         del st[m]
+    return st
+
+
+def chain_pdb_text(path: str | Path, chain: str) -> str:
+    """PDB text of one protein chain (first model, amino acids only, coordinates jittered by a seeded
+    0.002 A so degenerate geometry cannot stall the predictor) for pocket predictors."""
+    st = _protein_only(str(path)).clone()
     model = st[0]
     for i in range(len(model) - 1, -1, -1):
         if model[i].name != chain:
             del model[i]
+    from engine.data.structure import _is_amino_acid
+
+    for ch in model:
+        for j in range(len(ch) - 1, -1, -1):
+            if not _is_amino_acid(ch[j]):
+                del ch[j]  # leftover solvent/ions of MD systems (e.g. TIP3, SOD) would swamp the predictor
+        if len(ch.name) > 1:  # mmCIF chain ids like 'SZ0' do not fit PDB columns; one chain is left anyway
+            ch.name = "A"
+    # fpocket-rs 0.1 can loop forever on degenerate atom geometry (co-spherical points in the Delaunay
+    # step); a seeded 0.002 A jitter, below the precision of PDB coordinates, breaks the degeneracy
+    rng = np.random.default_rng(0)
+    for ch in model:
+        for res in ch:
+            for a in res:
+                dx, dy, dz = rng.normal(0.0, 0.002, 3)
+                a.pos = gemmi.Position(a.pos.x + dx, a.pos.y + dy, a.pos.z + dz)
     return st.make_minimal_pdb()
 
 
-def predict_pockets(pdb_text: str, record: ProteinRecord, top: int = 1) -> list[Pocket]:
-    """Best `top` fpocket-rs pockets of a protein-only chain, as Pocket(source='fpocket-rs')."""
+PREDICT_TIMEOUT = 15.0  # seconds (a chain normally takes 0.3-3 s); fpocket-rs 0.1 can hang on a few chains
+
+
+def _detect_worker(detect, pdb_text: str, out) -> None:
+    try:
+        out.put(detect(pdb_text))
+    except Exception as exc:  # reported to the parent as text
+        out.put(f"{exc.__class__.__name__}: {exc}")
+
+
+def _detect_with_timeout(detect, pdb_text: str, timeout: float) -> dict:
+    """Run the predictor in a child process so a hang can be stopped after `timeout` seconds."""
+    import multiprocessing as mp
+    import queue
+
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    out = ctx.Queue()
+    proc = ctx.Process(target=_detect_worker, args=(detect, pdb_text, out), daemon=True)
+    proc.start()
+    try:
+        result = out.get(timeout=timeout)
+    except queue.Empty:
+        proc.kill()
+        proc.join()
+        raise OneProtError(f"fpocket-rs gave no answer within {timeout:g} s", "fpocket-rs timeout") from None
+    proc.join()
+    if isinstance(result, str):
+        raise OneProtError(f"fpocket-rs failed: {result}", "fpocket-rs run")
+    return result
+
+
+def predict_pockets(pdb_text: str, record: ProteinRecord, top: int = 1,
+                    timeout: float | None = PREDICT_TIMEOUT) -> list[Pocket]:
+    """Best `top` fpocket-rs pockets of a protein-only chain, as Pocket(source='fpocket-rs').
+
+    The predictor runs in a child process stopped after `timeout` seconds (None: in-process).
+    """
     try:
         import fpocket_rs
     except ImportError:
         raise OneProtError("pocket prediction needs the PyPI package fpocket-rs (pip install fpocket-rs)",
                            "fpocket-rs") from None
-    result = fpocket_rs.detect_pockets(pdb_text)
+    result = _detect_with_timeout(fpocket_rs.detect_pockets, pdb_text, timeout) if timeout else \
+        fpocket_rs.detect_pockets(pdb_text)
     numbers = record.residue_numbers or []
     index: dict[str, int] = {}
     for i, num in enumerate(numbers):
@@ -256,7 +316,7 @@ def predict_pockets_cached(path: str | Path, record: ProteinRecord, top: int = 1
     path = Path(path)
     st = path.stat()
     key = hashlib.sha256(json.dumps([str(path.resolve()), st.st_size, st.st_mtime_ns, record.extra.get("chain"),
-                                     record.sequence, top, 1]).encode()).hexdigest()[:32]
+                                     record.sequence, top, 2]).encode()).hexdigest()[:32]
     f = Path(cache_dir or CACHE_DIR / "pockets") / f"{key}.json"
     if f.is_file():
         try:
@@ -265,7 +325,12 @@ def predict_pockets_cached(path: str | Path, record: ProteinRecord, top: int = 1
                            center=None if r["center"] is None else np.asarray(r["center"], np.float32)) for r in rows]
         except (ValueError, KeyError):
             pass  # damaged entry: predict again
-    pockets = predict_pockets(chain_pdb_text(path, record.extra.get("chain", "")), record, top=top)
+    try:
+        pockets = predict_pockets(chain_pdb_text(path, record.extra.get("chain", "")), record, top=top)
+    except OneProtError as exc:
+        if exc.where != "fpocket-rs timeout":
+            raise
+        pockets = []  # remembered as "no pocket", so a rebuild does not wait on the same chain again
     f.parent.mkdir(parents=True, exist_ok=True)
     tmp = f.with_name(f"{f.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps([{"residues": p.residues, "source": p.source, "score": p.score,

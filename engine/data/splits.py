@@ -11,7 +11,10 @@ Method (our own, so no external binary such as mmseqs2 is needed):
    count are aligned (k-mers found in more than 200 representatives are ignored);
 4. identity = identical aligned positions / length of the shorter sequence, from a local
    Smith-Waterman alignment (parasail, BLOSUM62, gap open 11, extend 1). Dividing by the shorter
-   length also demands coverage, so a short shared motif does not merge two proteins.
+   length also demands coverage, so a short shared motif does not merge two proteins;
+5. member linkage: every sequence is then aligned with its best k-mer candidates among the
+   members of OTHER clusters (up to 10 alignments), and clusters with a pair >= `identity` are
+   united, so a member-member match cannot end up across two splits.
 Whole clusters are then dealt to train/valid/test (default 80/10/10 of proteins) in a seeded
 random order, so no cluster spans two splits.
 """
@@ -63,10 +66,12 @@ def cluster_sequences(
     threshold: float = DEFAULT_IDENTITY,
     max_candidates: int = MAX_CANDIDATES,
     progress: Callable[[int, int, int], None] | None = None,
+    link_members: bool = True,
 ) -> list[int]:
-    """Cluster index per input sequence (clusters numbered 0.. in order of founding).
+    """Cluster index per input sequence (clusters numbered 0.. in order of first member).
 
-    `progress(done, total, n_clusters)` is called every 1,000 unique sequences when given.
+    `progress(done, total, n_clusters)` is called every 1,000 unique sequences when given
+    (n_clusters is -1 during the member-linkage pass).
     """
     unique: dict[str, int] = {}
     for s in sequences:
@@ -108,7 +113,61 @@ def cluster_sequences(
             for k in km.tolist():
                 index.setdefault(k, []).append(found)
         ucluster[i] = found
+    if link_members:
+        ucluster = _link_members(useqs, ucluster, threshold, max_candidates, progress)
     return [ucluster[unique[s]] for s in sequences]
+
+
+def _candidates(km: np.ndarray, index: dict[int, list[int]], n: int, nk: np.ndarray, max_candidates: int) -> np.ndarray:
+    lists = [lst for k in km.tolist() if (lst := index.get(k)) is not None and len(lst) <= MAX_POSTING]
+    if not lists:
+        return np.zeros(0, dtype=np.int64)
+    hits = np.bincount(np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64), minlength=n)
+    need = np.maximum(np.maximum(3.0, 0.02 * np.minimum(len(km), nk)), 3.0 * len(km) * nk / 10**KMER)
+    cand = np.flatnonzero(hits >= need)
+    return cand[np.argsort(-hits[cand], kind="stable")][:max_candidates]
+
+
+def _link_members(useqs: list[str], ucluster: list[int], threshold: float, max_candidates: int,
+                  progress) -> list[int]:
+    """Merge clusters whose MEMBERS match at >= threshold (single linkage over found pairs).
+
+    Greedy clustering compares a sequence only with representatives, so a member of one cluster
+    can still be >= threshold identical to a member of another; dealt to different splits that
+    pair would leak. Every sequence is checked against its best k-mer candidates among all
+    sequences of other clusters, and matching clusters are united.
+    """
+    parent = list(range(max(ucluster) + 1))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    kms = [_kmers(s) for s in useqs]
+    nk = np.array([len(k) for k in kms], dtype=np.float64)
+    index: dict[int, list[int]] = {}
+    for i, km in enumerate(kms):
+        for k in km.tolist():
+            index.setdefault(k, []).append(i)
+    for i, s in enumerate(useqs):
+        if progress is not None and i and i % 1000 == 0:
+            progress(i, len(useqs), -1)
+        tried = 0
+        for j in _candidates(kms[i], index, len(useqs), nk, 4 * max_candidates).tolist():
+            if j == i:
+                continue
+            a, b = find(ucluster[i]), find(ucluster[j])
+            if a == b:
+                continue  # already together: no alignment needed
+            tried += 1
+            if identity(s, useqs[j]) >= threshold:
+                parent[max(a, b)] = min(a, b)
+            if tried >= max_candidates:
+                break
+    roots: dict[int, int] = {}
+    return [roots.setdefault(find(c), len(roots)) for c in ucluster]
 
 
 def assign_splits(

@@ -19,7 +19,7 @@ How it differs from `ESM2.forward` (same maths, different layout):
   are reproduced exactly; pooling is a segment sum over residues (BOS/EOS excluded).
 
 Public API:
-    pack_sequences(tokenizer, sequences) -> PackedTokens       host side, pinned if asked
+    pack_sequences(tokenizer, sequences) -> PackedTokens (engine/token_batching.py layout)
     packed_forward(model, packed, repr_layers=()) -> PackedStates   (T, D) last-layer states
     mean_pool(states, packed) -> (N, D) float32                    mean over residues
     packed_to_padded(states, packed) -> ((N, L, D), (N, L) mask)    residues only, for attention pooling
@@ -44,7 +44,7 @@ and copies once at the end. `compile=True` compiles the dense part of each layer
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,7 +53,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import OneProtError
-from engine.token_batching import background_map, token_budget_batches
+from engine.token_batching import (
+    PackedTokens,
+    background_map,
+    pack_token_arrays,
+    token_budget_batches,
+)
 
 ATTENTION_BACKENDS = ("auto", "varlen", "per_sequence", "padded")
 _MASK_RATIO_TRAIN = 0.15 * 0.8  # the constant ESM-2 was trained with; its forward rescales by it
@@ -112,106 +117,6 @@ class ESMTokenizer:
         if self.append_eos:
             parts.append(np.array([self.alphabet.eos_idx], dtype=np.int64))
         return np.concatenate(parts)
-
-
-_TENSOR_FIELDS = ("tokens", "positions", "seq_index", "residue_weight", "residue_slot", "cu_seqlens",
-                  "seg_lengths", "n_residues", "order", "residue_dest")
-
-
-@dataclass
-class PackedTokens:
-    """A batch of sequences laid end to end. Host-side lists hold what kernels need without a sync."""
-
-    tokens: torch.Tensor  # (T,) int64
-    positions: torch.Tensor  # (T,) int64, position inside its own sequence (BOS = 0)
-    seq_index: torch.Tensor  # (T,) int64, segment of each token (sequences 0..N-1, filler = N)
-    residue_weight: torch.Tensor  # (T,) float32, 1 on residues, 0 on BOS/EOS/filler
-    residue_slot: torch.Tensor  # (T,) int64, row in a (N * max_residues + 1) buffer; last row = discard
-    cu_seqlens: torch.Tensor  # (S+1,) int32 starts of the S segments (N sequences + optional filler)
-    seg_lengths: torch.Tensor  # (S,) int64 tokens per segment
-    n_residues: torch.Tensor  # (N,) float32 residues per sequence
-    order: torch.Tensor  # (N,) int64 index of each sequence in the caller's list
-    residue_dest: torch.Tensor | None = None  # (T,) int64 row in a caller's buffer (embed_residues)
-    lengths: list[int] = field(default_factory=list)  # tokens per segment (host copy of cu_seqlens diff)
-    n_sequences: int = 0  # N (a filler segment, if any, is not counted)
-    max_residues: int = 0
-
-    @property
-    def max_len(self) -> int:
-        """Longest segment in tokens (host int)."""
-        return max(self.lengths) if self.lengths else 0
-
-    def to(self, device: torch.device | str, non_blocking: bool = True) -> PackedTokens:
-        """The same batch on `device`; copies from pinned memory do not block the host."""
-        moved = {name: None if getattr(self, name) is None
-                 else getattr(self, name).to(device, non_blocking=non_blocking)
-                 for name in _TENSOR_FIELDS}
-        return PackedTokens(**moved, lengths=self.lengths, n_sequences=self.n_sequences,
-                            max_residues=self.max_residues)
-
-
-def pack_token_arrays(
-    arrays: list[np.ndarray],
-    order: np.ndarray | None = None,
-    *,
-    prepend_bos: bool = True,
-    append_eos: bool = True,
-    padding_idx: int = 1,
-    pad_multiple: int = 1,
-    pin: bool = False,
-    residue_offsets: np.ndarray | None = None,
-    discard_row: int = -1,
-) -> PackedTokens:
-    """Concatenate per-sequence token arrays (BOS/EOS included) into a `PackedTokens` batch.
-
-    `residue_offsets[j]` (optional) is where sequence j's first residue goes in a caller's buffer;
-    `residue_dest` then maps each token there, BOS/EOS/filler to `discard_row`.
-    """
-    n = len(arrays)
-    lengths = [int(a.shape[0]) for a in arrays]
-    total = sum(lengths)
-    filler = (-total) % pad_multiple if pad_multiple > 1 else 0
-    seg_lengths = lengths + ([filler] if filler else [])
-    tokens = np.concatenate(arrays + [np.full(filler, padding_idx, dtype=np.int64)]) if n else \
-        np.zeros(0, dtype=np.int64)
-    lens = np.asarray(seg_lengths, dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(lens)])
-    seg_index = np.repeat(np.arange(len(seg_lengths), dtype=np.int64), lens)
-    positions = np.arange(tokens.shape[0], dtype=np.int64) - starts[seg_index]
-    first = 1 if prepend_bos else 0
-    seq_len = lens[seg_index]
-    is_residue = (positions >= first) & (positions < seq_len - (1 if append_eos else 0))
-    is_residue &= seg_index < n  # the filler segment is never a residue
-    n_res = np.asarray(lengths, dtype=np.int64) - first - (1 if append_eos else 0)
-    max_res = int(n_res.max()) if n else 0
-    discard = n * max_res
-    slot = np.where(is_residue, seg_index * max_res + positions - first, discard)
-    if order is None:
-        order = np.arange(n, dtype=np.int64)
-    dest = None
-    if residue_offsets is not None:
-        base = np.append(np.asarray(residue_offsets, dtype=np.int64), 0)[seg_index]
-        dest = torch.from_numpy(np.where(is_residue, base + positions - first, discard_row))
-    packed = PackedTokens(
-        tokens=torch.from_numpy(tokens),
-        positions=torch.from_numpy(positions),
-        seq_index=torch.from_numpy(seg_index),
-        residue_weight=torch.from_numpy(is_residue.astype(np.float32)),
-        residue_slot=torch.from_numpy(slot.astype(np.int64)),
-        cu_seqlens=torch.from_numpy(starts.astype(np.int32)),
-        seg_lengths=torch.from_numpy(lens),
-        n_residues=torch.from_numpy(n_res.astype(np.float32)),
-        order=torch.from_numpy(np.asarray(order, dtype=np.int64)),
-        residue_dest=dest,
-        lengths=seg_lengths,
-        n_sequences=n,
-        max_residues=max_res,
-    )
-    if pin:  # page-locked so the copy to the GPU can overlap with compute
-        for name in _TENSOR_FIELDS:
-            if getattr(packed, name) is not None:
-                setattr(packed, name, getattr(packed, name).pin_memory())
-    return packed
 
 
 def pack_sequences(tokenizer: ESMTokenizer, sequences: list[str], **kwargs: Any) -> PackedTokens:
@@ -328,7 +233,8 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
     """
     half = x.shape[-1] // 2
     x1, x2 = x[..., :half], x[..., half:]
-    if torch.is_grad_enabled() and (x.requires_grad or cos.requires_grad):
+    # autograd needs the functional form; so does torch.compile, which fuses it into one kernel
+    if torch.compiler.is_compiling() or (torch.is_grad_enabled() and x.requires_grad):
         return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
     out = torch.empty_like(x)
     low, high = out[..., :half], out[..., half:]
@@ -531,19 +437,8 @@ class PackedESMEmbedder:
         return list(out.split(n_res))
 
 
-def embed_sequences(model: nn.Module, alphabet: Any, sequences: list[str],
-                    **kwargs: Any) -> torch.Tensor:
-    """One-call helper: (N, D) float32 mean-pooled embeddings with a `PackedESMEmbedder`."""
-    return PackedESMEmbedder(model, alphabet, **kwargs).embed(sequences)
-
-
-def flops_per_token(num_layers: int, dim: int, mean_len: float) -> float:
-    """Forward FLOPs per token of an ESM-2 encoder (BENCHMARKS.md): 24 L D^2 + 4 L T D."""
-    return 2 * 12 * num_layers * dim**2 + 4 * num_layers * mean_len * dim
-
-
 __all__ = [
-    "ATTENTION_BACKENDS", "ESMTokenizer", "PackedTokens", "PackedStates", "PackedESMEmbedder",
-    "pack_token_arrays", "pack_sequences", "packed_forward", "packed_attention", "mean_pool",
-    "packed_to_padded", "padded_residue_states", "rotary_tables", "resolve_attention", "embed_sequences", "flops_per_token",
+    "ATTENTION_BACKENDS", "ESMTokenizer", "PackedStates", "PackedESMEmbedder",
+    "pack_sequences", "packed_forward", "packed_attention", "mean_pool",
+    "packed_to_padded", "padded_residue_states", "rotary_tables", "resolve_attention",
 ]

@@ -31,17 +31,13 @@ THREEDI = "ACDEFGHIKLMNPQRSTVWY"  # Foldseek's 3Di alphabet uses the same 20 let
 @torch.no_grad()
 def pooled_features(model, modality: str, items: list[Any], batch_tokens: int = 16_384) -> np.ndarray:
     """(N, H) encoder outputs before the projection head, in input order."""
-    from engine.embed import autocast_for, item_cost
-    from engine.model import move_batch
-    from engine.token_batching import token_budget_batches
+    from engine.embed import autocast_for, pooled_batches
 
-    encoder = model.encoders[modality]
     out = None
     model.eval()
     with autocast_for(model.device):
-        for idx in token_budget_batches([item_cost(x, modality) for x in items], batch_tokens, padded=True):
-            batch = move_batch(model.collate(modality, [items[i] for i in idx]), model.device)
-            pooled = encoder(batch).pooled.float().cpu().numpy()
+        for idx, pooled in pooled_batches(model, modality, items, batch_tokens):
+            pooled = pooled.float().cpu().numpy()
             if out is None:
                 out = np.zeros((len(items), pooled.shape[1]), dtype=np.float32)
             out[idx] = pooled

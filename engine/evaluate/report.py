@@ -24,6 +24,15 @@ def retrieval_table(result: dict) -> list[list[str]]:
     return rows
 
 
+def summary_table(result: dict) -> list[list[str]]:
+    """Rows: pair, kind, beats unaligned at R@10, x chance at R@10 (and its ceiling), x chance at R@1."""
+    rows = [["pair", "kind", "beats unaligned (R@10)", "x chance R@10", "max possible", "x chance R@1", "passes 5x floor"]]
+    for pair, f in result.get("summary", {}).items():
+        rows.append([pair, f["kind"], "yes" if f["beats_unaligned"] else "no", f"{f['x_chance']:.1f}",
+                     f"{f['max_x_chance']:.1f}", f"{f['x_chance_R@1']:.1f}", "yes" if f["passes"] else "no"])
+    return rows
+
+
 def evolution_table(result: dict) -> list[list[str]]:
     rows = [["modality", "representation", "ROC-AUC same vs different family", "mean cos same", "mean cos different", "families"]]
     for m, reps in result["evolution"].items():
@@ -81,7 +90,7 @@ def plot_retrieval(result: dict, path: Path) -> Path | None:
     ax.set_xticks(x, [p.replace("structure_tokens", "3Di") for p in pairs], rotation=60, ha="right", fontsize=8)
     ax.set_ylabel("R@10")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -128,6 +137,7 @@ def write_report(result: dict, folder: str | os.PathLike, title: str = "OneProt 
             images.append((f"Family similarity ({m})", p.name))
     sections = [
         ("Retrieval (split: %s)" % result.get("split"), retrieval_table(result)),
+        ("Floors: trained pairs vs unaligned and chance", summary_table(result)),
         ("Evolutionary relatedness", evolution_table(result)),
         ("Probes (cross-validated on the split)", probe_table(result)),
     ]

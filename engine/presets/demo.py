@@ -33,8 +33,8 @@ def build() -> Preset:
             head="linear",
             temperature=0.07,
         ),
-        train=TrainConfig(steps=300, batch_size=24, lr=1e-3, warmup_steps=20, eval_every=100, eval_size=64,
-                          checkpoint_every=100),
+        train=TrainConfig(steps=150, batch_size=24, lr=1e-3, warmup_steps=20, eval_every=50, eval_size=64,
+                          checkpoint_every=50),
         pretrain={
             "sequence": PretrainConfig(steps=300, batch_size=32, lr=2e-3, warmup_steps=30, max_length=128),
             "structure_tokens": PretrainConfig(steps=200, batch_size=32, lr=2e-3, warmup_steps=20, max_length=128),

@@ -46,10 +46,10 @@ def family_comparison(resources, modality: str, seed: int = 0) -> dict:
     return out
 
 
-def histogram_element(result: dict | None, title: str) -> hv.Overlay:
+def histogram_element(result: dict | None, title: str, empty: str = "not enough family labels") -> hv.Overlay:
     """Same-family vs different-family cosine histograms (densities) on the module's fixed bins."""
     if result is None:
-        return hv.Curve([]).opts(title=f"{title}: not enough family labels", responsive=True, height=260)
+        return hv.Curve([]).opts(title=f"{title}: {empty}", responsive=True, height=260)
     bins = np.asarray(result["bins"])
     centres = (bins[:-1] + bins[1:]) / 2
     out = []
@@ -84,8 +84,8 @@ class EvolutionView(pn.viewable.Viewer):
         self.compute = pn.widgets.Button(name="Compare before / after alignment", button_type="primary")
         self.compute.on_click(self._compute)
         self.summary = pn.pane.HTML("", sizing_mode="stretch_width")
-        self.before = pn.pane.HoloViews(histogram_element(None, "before alignment"), sizing_mode="stretch_width")
-        self.after = pn.pane.HoloViews(histogram_element(None, "after alignment"), sizing_mode="stretch_width")
+        self.before = pn.pane.HoloViews(histogram_element(None, "before alignment", "press Compare"), sizing_mode="stretch_width")
+        self.after = pn.pane.HoloViews(histogram_element(None, "after alignment", "press Compare"), sizing_mode="stretch_width")
         self.spread = pn.widgets.Tabulator(pd.DataFrame(columns=["family", "points", "spread"]), show_index=False,
                                            selectable=1, disabled=True, height=260, sizing_mode="stretch_width")
         self.spread.param.watch(self._select_family, "selection")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import holoviews as hv
-import numpy as np
 import pandas as pd
 import panel as pn
 import param
@@ -43,6 +42,7 @@ def points_element(table: pd.DataFrame, color_by: str) -> hv.Points:
         hover_tooltips=tooltips, show_legend=True, legend_position="right", xaxis=None, yaxis=None,
         nonselection_alpha=0.15, selection_line_color="black", responsive=True, height=460,
         active_tools=["wheel_zoom"], title="",
+        backend_opts={"plot.output_backend": "webgl"},  # tens of thousands of points stay smooth
     )
 
 
@@ -133,7 +133,9 @@ class MapView(pn.viewable.Viewer):
         if t is None:
             return empty * empty
         hit_ids = [h.id for h in query.hits] if query is not None else []
-        hits = t[t["id"].isin(hit_ids) & (t["modality"] == query.target_modality)] if hit_ids else t.iloc[:0]
+        hits = t[t["id"].isin(hit_ids)] if hit_ids else t.iloc[:0]
+        if (hits["modality"] == query.target_modality).any() if hit_ids else False:
+            hits = hits[hits["modality"] == query.target_modality]  # ring the hit's own modality when it is on the map
         focus = t[t["id"] == focus_id] if focus_id else t.iloc[:0]
         hit_el = hv.Points(hits[["x", "y", "id"]], kdims=["x", "y"], vdims=["id"]).opts(
             marker="circle", size=14, fill_alpha=0, line_color="black", line_width=2)
@@ -172,8 +174,3 @@ class MapView(pn.viewable.Viewer):
     def __panel__(self):
         controls = pn.Row(self.modalities, self.color, self.find, sizing_mode="stretch_width")
         return pn.Column(controls, self.info, self.plot, sizing_mode="stretch_width")
-
-
-def selected_positions(table: pd.DataFrame, ids: list[str]) -> np.ndarray:
-    """Row positions in the point table of the given protein ids."""
-    return np.flatnonzero(table["id"].isin(ids).to_numpy())

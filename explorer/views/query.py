@@ -60,13 +60,15 @@ class QueryView(pn.viewable.Viewer):
         with s.reporting("query setup"):
             res = s.resources
             ids = res.store.ids()
-            self.pick.options = ids if len(ids) <= MAX_PICK_OPTIONS else []
+            # the pick list offers proteins with a structure (the usual query); any id can still be typed
+            with_structure = res.store.ids(modality="structure")
+            offer = with_structure or ids
+            self.pick.options = offer if len(offer) <= MAX_PICK_OPTIONS else offer[:MAX_PICK_OPTIONS]
             have = res.modalities()
             self.target.options = have
             if self.target.value not in have:
                 self.target.value = have[0]
             if self.pick.value == "" and ids:
-                with_structure = res.store.ids(modality="structure")
                 self._filling = True
                 try:
                     self.pick.value = with_structure[0] if with_structure else ids[0]

@@ -145,3 +145,24 @@ def test_float16_storage_reads_back_as_float32(model, store, full, tmp_path):
     np.testing.assert_allclose(v, full.vectors("sequence"), atol=2e-3)
     with pytest.raises(OneProtError, match="storage dtype"):
         embed_store(model, store, tmp_path / "bad", storage_dtype="int8")
+
+
+@pytest.mark.parametrize("modality", ["sequence", "structure_tokens", "structure"])
+def test_fast_path_matches_the_models_own_embed(model, store, modality):
+    # ESM encoders go through the packed forward pass; it must agree with the padded reference
+    from engine.data.items import items_for
+
+    items = items_for(store, store.ids(modality=modality)[:12], modality)
+    ours = embed_items(model, modality, items, batch_tokens=200)
+    np.testing.assert_allclose(ours, model.embed(modality, items, batch_size=4), atol=1e-4)
+    np.testing.assert_allclose(ours, embed_items(model, modality, items, packed=False), atol=1e-4)
+
+
+def test_ids_restrict_the_run(model, store, tmp_path):
+    some = store.ids()[::3]
+    eset = EmbeddingSet.open(embed_store(model, store, tmp_path / "some", modalities=["sequence", "pocket"], ids=some))
+    assert eset.ids("sequence") == some
+    assert set(eset.ids("pocket")) == set(some) & set(store.ids(modality="pocket"))
+    assert set(eset.labels["id"]) == set(some)
+    with pytest.raises(OneProtError, match="not in the store"):
+        embed_store(model, store, tmp_path / "bad", ids=["nobody"])

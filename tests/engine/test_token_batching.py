@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
+import torch
 
 from engine.errors import OneProtError
-from engine.token_batching import background_map, token_budget_batches
+from engine.token_batching import background_map, pack_token_arrays, token_budget_batches
 
 
 def _check_cover(batches, n):
@@ -68,3 +69,22 @@ def test_background_map_consumer_can_stop_early():
     for value in background_map(lambda x: x, range(1000), depth=2):
         if value == 5:
             break  # the producer thread must not hang the test
+
+
+def test_packed_layout_offsets_positions_and_filler():
+    # three sequences with BOS (0) and EOS (2) around 3, 1 and 0 residues
+    arrays = [np.array([0, 5, 6, 7, 2]), np.array([0, 9, 2]), np.array([0, 2])]
+    packed = pack_token_arrays(arrays, np.array([7, 3, 5]), pad_multiple=8, residue_offsets=np.array(
+        [10, 0, 20]), discard_row=99)
+    assert packed.lengths == [5, 3, 2, 6] and packed.n_sequences == 3  # filler of 6 pad tokens
+    assert packed.cu_seqlens.tolist() == [0, 5, 8, 10, 16]
+    assert packed.tokens[10:].tolist() == [1] * 6
+    assert packed.positions[:10].tolist() == [0, 1, 2, 3, 4, 0, 1, 2, 0, 1]
+    assert packed.seq_index.tolist() == [0] * 5 + [1] * 3 + [2] * 2 + [3] * 6
+    assert packed.residue_weight.tolist() == [0, 1, 1, 1, 0, 0, 1, 0] + [0] * 8
+    assert packed.n_residues.tolist() == [3, 1, 0] and packed.max_residues == 3
+    assert packed.residue_slot[:8].tolist() == [9, 0, 1, 2, 9, 9, 3, 9]
+    assert packed.residue_dest[:8].tolist() == [99, 10, 11, 12, 99, 99, 0, 99]
+    assert packed.order.tolist() == [7, 3, 5]
+    moved = packed.to("cpu")
+    assert moved.lengths == packed.lengths and torch.equal(moved.tokens, packed.tokens)

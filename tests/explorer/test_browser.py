@@ -52,10 +52,11 @@ def test_query_by_structure_in_a_browser(world, tmp_path):
             page.wait_for_timeout(1500)  # the file travels over the websocket
             page.get_by_role("button", name="Search with upload").click()
             page.get_by_text("broken.pdb", exact=False).first.wait_for(timeout=TIMEOUT_MS)
-            page.get_by_role("tab", name="Sequence").click()
-            page.locator("textarea").first.fill(">again\nMKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQ")
+            page.locator(".bk-tab", has_text="Sequence").first.click()
+            seq = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQ"
+            page.locator("textarea").first.fill(f">again\n{seq}")
             page.get_by_role("button", name="Search with sequence").click()
-            page.get_by_text("again (64 aa)", exact=False).first.wait_for(timeout=TIMEOUT_MS)
+            page.get_by_text(f"again ({len(seq)} aa)", exact=False).first.wait_for(timeout=TIMEOUT_MS)
             browser.close()
     assert not page_errors, page_errors
     img = imread(shot)

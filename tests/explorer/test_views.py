@@ -123,3 +123,30 @@ def test_create_app_builds_a_template(options, fast_projection):
     page = create_app(options)
     assert isinstance(page, pn.template.BootstrapTemplate) and page.app.map.table is not None
     assert isinstance(page.app.hits, HitsView) and isinstance(page.app.map, MapView) and isinstance(page.app.detail, DetailView)
+
+
+def test_large_maps_are_rasterized_and_box_selection_still_works(options, fast_projection):
+    options.datashade_above = 10  # pretend 32 points is "large"
+    app = _loaded_app(options)
+    m = app.map
+    assert m._selection.__class__.__name__ == "BoundsXY"
+    t = m.table
+    x0, x1 = float(t["x"].min()) - 1, float(t["x"].median())
+    m._on_bounds(bounds=(x0, float(t["y"].min()) - 1, x1, float(t["y"].max()) + 1))
+    expected = set(t["id"][t["x"] <= x1])
+    assert set(app.state.selected_ids) == expected and expected
+
+
+def test_remote_clients_are_refused_unless_allowed(options, monkeypatch):
+    from types import SimpleNamespace
+
+    import explorer.app as A
+
+    fake_doc = SimpleNamespace(session_context=SimpleNamespace(request=SimpleNamespace(remote_ip="203.0.113.7")))
+    monkeypatch.setattr(type(pn.state), "curdoc", property(lambda self: fake_doc))
+    assert A._remote_client(options) == "203.0.113.7"
+    fake_doc.session_context.request.remote_ip = "127.0.0.1"
+    assert A._remote_client(options) is None
+    options.allow_remote = True
+    fake_doc.session_context.request.remote_ip = "203.0.113.7"
+    assert A._remote_client(options) is None

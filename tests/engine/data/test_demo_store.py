@@ -1,6 +1,7 @@
 """The bundled demo store (assets/demo, built by scripts/build_demo.py) meets the project's floors."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from engine.data.store import SPLITS, ProteinStore
@@ -43,14 +44,15 @@ def test_one_structure_per_distinct_sequence(demo):
 
 def test_structure_rows_are_consistent(demo):
     p = demo.proteins
-    rows = p[p["n_pockets"] > 0].head(20)
+    rows = pd.concat([p[p["n_pockets"] > 0].head(20), p[p["n_pockets"] > 0].tail(20)])
     for pid, seq, tokens in zip(rows["id"], rows["sequence"], rows["structure_tokens"]):
         c = demo.coords(pid)
         assert c.shape == (len(seq), 4, 3)
         assert len(tokens) == len(seq) and set(tokens) <= set(ALPHABET_3DI)
         for pocket in demo.pockets(pid):
             assert len(pocket.residues) >= 3 and max(pocket.residues) < len(seq)
-            assert pocket.ligand_code and pocket.center is not None
+            assert pocket.source in ("ligand", "fpocket-rs") and pocket.center is not None
+            assert bool(pocket.ligand_code) == (pocket.source == "ligand")
             # the pocket centre lies near its residues' CA atoms
             ca = c[pocket.residues, 1]
             assert np.nanmin(np.linalg.norm(ca - pocket.center, axis=1)) < 12.0

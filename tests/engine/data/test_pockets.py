@@ -80,3 +80,19 @@ def test_predicted_pocket_on_ligand_free_chain(tmp_path):
     again = predict_pockets_cached(FIX / "d1cih__.pdb.gz", r, top=1, cache_dir=tmp_path)  # from the JSON cache
     assert again[0].residues == p.residues and np.allclose(again[0].center, p.center)
     assert len(list(tmp_path.glob("*.json"))) == 1
+
+
+def _hang(pdb_text):
+    import time
+
+    time.sleep(60)
+
+
+def test_hanging_predictor_is_stopped():
+    import pytest
+
+    from engine.data.pockets import _detect_with_timeout
+    from engine.errors import OneProtError
+
+    with pytest.raises(OneProtError, match="no answer within 0.5 s"):
+        _detect_with_timeout(_hang, "ATOM", 0.5)

@@ -71,3 +71,16 @@ def test_fractions_followed_for_many_small_clusters():
     clusters = list(range(1000))
     splits = assign_splits(clusters, (0.8, 0.1, 0.1), seed=0)
     assert abs(splits.count("train") - 800) <= 2 and abs(splits.count("test") - 100) <= 2
+
+
+def test_member_linkage_closes_the_greedy_gap():
+    # A ~ B and B ~ C at ~60 % identity, A ~ C below 50 %: greedy (rep-only) clustering leaves C apart
+    rng = random.Random(11)
+    a = _random_seq(rng, 300)
+    b = _mutate(rng, a, 0.4)
+    c = _mutate(rng, b, 0.4)
+    assert identity(a, b) >= 0.5 and identity(b, c) >= 0.5 and identity(a, c) < 0.5
+    greedy = cluster_sequences([a, b, c], link_members=False)
+    assert greedy[0] == greedy[1] != greedy[2]
+    linked = cluster_sequences([a, b, c])
+    assert len(set(linked)) == 1

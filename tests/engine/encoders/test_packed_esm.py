@@ -216,7 +216,6 @@ def test_bad_backend_and_cuda_only_options():
         PackedESMEmbedder(model, alphabet, attention="varlen").embed(["ACD"])
     with pytest.raises(OneProtError, match="CUDA"):
         PackedESMEmbedder(model, alphabet, cuda_graphs=True)
-    assert packed_esm.flops_per_token(33, 1280, 357) == pytest.approx(1.36e9, rel=0.01)
 
 
 @pytest.mark.gpu
@@ -228,3 +227,14 @@ def test_bf16_varlen_on_gpu_matches_fp32_reference():
     _, ref_pool = _reference(model, alphabet, seqs)
     pooled = PackedESMEmbedder(model, alphabet, device="cuda", dtype=torch.bfloat16).embed(seqs)
     assert F.cosine_similarity(pooled, ref_pool).min() >= 0.999
+
+
+@pytest.mark.slow
+def test_torch_compile_path_matches_eager():
+    """compile=True traces the dense layer parts (about a minute on 2 CPUs): same vectors."""
+    alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
+    model = _model(alphabet, layers=2, dim=32, heads=4)
+    seqs = _sequences(AMINO, 10, 80, seed=11)
+    eager = PackedESMEmbedder(model, alphabet).embed(seqs)
+    compiled = PackedESMEmbedder(model, alphabet, compile=True, token_budget=300).embed(seqs)
+    assert (compiled - eager).abs().max() < 1e-4

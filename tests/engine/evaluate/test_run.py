@@ -64,12 +64,16 @@ def test_a_baseline_checkpoint_replaces_the_random_heads(setup):
 
 
 def test_floor_checks():
-    r = {"sequence->text": {"R@10": 0.5, "kind": "trained", "chance": {"R@10": 0.05}},
-         "text->pocket": {"R@10": 0.1, "kind": "emergent", "chance": {"R@10": 0.05}}}
-    u = {"sequence->text": {"R@10": 0.1}, "text->pocket": {"R@10": 0.2}}
+    r = {"sequence->text": {"R@1": 0.1, "R@10": 0.5, "kind": "trained", "chance": {"R@1": 0.005, "R@10": 0.05}},
+         "text->pocket": {"R@1": 0.0, "R@10": 0.1, "kind": "emergent", "chance": {"R@1": 0.005, "R@10": 0.05}},
+         "sequence->pocket": {"R@1": 0.3, "R@10": 1.0, "kind": "trained", "chance": {"R@1": 0.05, "R@10": 0.5}}}
+    u = {"sequence->text": {"R@10": 0.1}, "text->pocket": {"R@10": 0.2}, "sequence->pocket": {"R@10": 0.6}}
     f = floor_checks(r, u)
     assert f["sequence->text"]["passes"] and f["sequence->text"]["x_chance"] == pytest.approx(10)
+    assert f["sequence->text"]["x_chance_R@1"] == pytest.approx(20)
     assert not f["text->pocket"]["passes"] and not f["text->pocket"]["beats_unaligned"]
+    # 20 candidates: 5x chance at R@10 is out of reach, and the check says why
+    assert not f["sequence->pocket"]["passes"] and f["sequence->pocket"]["max_x_chance"] == pytest.approx(2)
 
 
 def test_content_keys_equal_for_equal_content():

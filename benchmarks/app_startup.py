@@ -1,0 +1,154 @@
+"""Cold start of the explorer vs an empty Panel app served the same way, and structure-query latency.
+
+    python benchmarks/app_startup.py [--data demo --checkpoint demo --index demo] [--runs 2] [--no-browser]
+
+For each app: launch `panel serve` (fresh process, localhost), time to the first HTTP 200 that carries
+the app's content; then headless Debian chromium opens the page: time until the Bokeh document is
+rendered ("Bokeh items were rendered successfully") and, for the explorer, until the page says
+"Ready." (map projected and drawn, query widgets filled: the page is interactive). Then, in this
+process, the latency of a query by structure after the model is loaded, against the bare engine path
+(model.embed + index search) as baseline. Prints a table and writes benchmarks/results/app_startup.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from explorer.serving import CHROMIUM, CHROMIUM_ARGS, free_port, stop, wait_http  # noqa: E402
+
+EMPTY_APP = 'import panel as pn\npn.extension()\npn.pane.Markdown("# Empty baseline").servable(title="Empty baseline")\n'
+
+
+def serve_script(script: Path, app_args: list[str], log: Path) -> tuple[subprocess.Popen, int, float]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "panel", "serve", str(script), "--port", str(port), "--address", "127.0.0.1",
+           "--allow-websocket-origin", f"127.0.0.1:{port}", "--num-procs", "1"]
+    if app_args:
+        cmd += ["--args", *app_args]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    return proc, port, t0
+
+
+def measure(script: Path, app_args: list[str], needle: str, ready_text: str | None, browser: bool, log: Path) -> dict:
+    """Seconds from launch to HTTP 200 with `needle`, to Bokeh rendered, to `ready_text` shown."""
+    proc, port, t0 = serve_script(script, app_args, log)
+    url = f"http://127.0.0.1:{port}/{script.stem}"
+    out = {}
+    try:
+        wait_http(url, 300, needle=needle)
+        out["http"] = time.perf_counter() - t0
+        if browser:
+            from playwright.sync_api import sync_playwright
+
+            with sync_playwright() as p:
+                b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                page = b.new_page(viewport={"width": 1500, "height": 950})
+                rendered = {}
+                page.on("console", lambda m: rendered.setdefault("t", time.perf_counter())
+                        if "rendered successfully" in m.text else None)
+                page.goto(url, timeout=300_000)
+                page.wait_for_function("() => window.Bokeh && Bokeh.documents && Bokeh.documents.length > 0", timeout=300_000)
+                deadline = time.perf_counter() + 60
+                while "t" not in rendered and time.perf_counter() < deadline:
+                    page.wait_for_timeout(50)
+                out["rendered"] = rendered.get("t", time.perf_counter()) - t0
+                if ready_text:
+                    page.get_by_text(ready_text, exact=False).first.wait_for(timeout=300_000)
+                    out["ready"] = time.perf_counter() - t0
+                b.close()
+    finally:
+        stop(proc)
+    return out
+
+
+def query_latency(data: str, checkpoint: str, index: str, repeats: int = 7) -> dict:
+    """Median seconds of an app structure query vs the bare engine path, model already loaded."""
+    import numpy as np
+
+    from engine.data.items import item_for
+    from explorer.options import AppOptions
+    from explorer.state import ExplorerState
+
+    s = ExplorerState(AppOptions(data, checkpoint, index))
+    store, res = s.store, s.resources
+    ids = store.ids(modality="structure")
+    rng = np.random.default_rng(0)
+    picks = [ids[i] for i in rng.choice(len(ids), size=repeats + 1, replace=False)]
+    t = time.perf_counter()
+    _ = res.model
+    load = time.perf_counter() - t
+    s.query_protein(picks[0], "structure", "sequence", 10)  # warm: index build, first forward pass
+    app_times, bare_times = [], []
+    for pid in picks[1:]:
+        t = time.perf_counter()
+        s.query_protein(pid, "structure", "sequence", 10)
+        app_times.append(time.perf_counter() - t)
+        assert not s.error, s.error
+        t = time.perf_counter()
+        vec = res.model.embed("structure", [item_for(store, pid, "structure")], batch_size=1)
+        res.embeddings.index("sequence").search(vec, 10)
+        bare_times.append(time.perf_counter() - t)
+    return {"model_load": load, "app": statistics.median(app_times), "bare": statistics.median(bare_times),
+            "n_sequences": len(res.embeddings.ids("sequence"))}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="demo")
+    ap.add_argument("--checkpoint", default="demo")
+    ap.add_argument("--index", default="demo")
+    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--no-browser", action="store_true")
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "app_startup.md"))
+    args = ap.parse_args()
+    browser = not args.no_browser and os.path.exists(CHROMIUM)
+    app_args = ["--data", args.data, "--checkpoint", args.checkpoint, "--index", args.index]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="oneprot-bench-") as tmp:
+        empty = Path(tmp) / "empty.py"
+        empty.write_text(EMPTY_APP)
+        for run in range(args.runs):
+            # interleaved, so both see the same machine load
+            base = measure(empty, [], "Empty baseline", None, browser, Path(tmp) / "empty.log")
+            ours = measure(REPO / "explorer" / "app.py", app_args, "OneProt explorer", "Ready.", browser,
+                           Path(tmp) / "app.log")
+            rows.append((base, ours))
+            print(f"run {run + 1}: empty {base}  explorer {ours}", flush=True)
+    med = lambda key, i: statistics.median(r[i][key] for r in rows if key in r[i])  # noqa: E731
+    lines = ["| measure | empty Panel app (s) | explorer (s) | ratio |", "|---|---|---|---|"]
+    for key, label in (("http", "launch -> first HTTP 200 with content"), ("rendered", "launch -> Bokeh document rendered in chromium")):
+        if all(key in r[0] and key in r[1] for r in rows):
+            b, o = med(key, 0), med(key, 1)
+            lines.append(f"| {label} | {b:.2f} | {o:.2f} | {o / b:.2f}x |")
+    if all("ready" in r[1] for r in rows):
+        lines.append(f"| launch -> page interactive ('Ready.', map drawn) | - | {med('ready', 1):.2f} | - |")
+    q = query_latency(args.data, args.checkpoint, args.index)
+    lines += ["", "| structure query (model loaded, median of 7) | bare engine (s) | explorer (s) | ratio |", "|---|---|---|---|",
+              f"| embed structure + search {q['n_sequences']:,} sequences, k=10 | {q['bare']:.3f} | {q['app']:.3f} | "
+              f"{q['app'] / q['bare']:.2f}x |",
+              f"", f"Model load (once per server): {q['model_load']:.2f} s."]
+    header = [f"# Explorer start-up and query latency", "",
+              f"Machine: {platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, shared), "
+              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; data `{args.data}`, checkpoint `{args.checkpoint}`, "
+              f"index `{args.index}`; {args.runs} interleaved runs, medians. Command: `python benchmarks/app_startup.py`.", ""]
+    text = "\n".join(header + lines) + "\n"
+    print(text)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

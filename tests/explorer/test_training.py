@@ -1,0 +1,49 @@
+"""Live alignment from the page: a background run with progress, curves, live map, cancel, and reuse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from explorer.state import ExplorerState
+from explorer.training_run import LiveRun
+from explorer.views.training import TrainingView
+
+pytestmark = pytest.mark.slow
+
+
+def test_live_run_trains_reembeds_and_is_usable(options, fast_projection, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # runs/ goes under the working directory, an allowed root
+    state = ExplorerState(options)
+    view = TrainingView(state=state)
+    view.steps.value, view.batch.value, view.eval_every.value = 6, 8, 3
+    view._start()
+    assert state.error == "" and view.run is not None and view.start.disabled
+    view.run.join(timeout=600)
+    view.poll()
+    snap = view.run.snapshot()
+    assert snap.status == "finished", snap.message
+    assert [s for s, _, _ in snap.losses] == [1, 2, 3, 4, 5, 6]
+    assert {m for _, m, _, _ in snap.recalls} >= {"structure"} and snap.map_points is not None
+    assert view.progress.value == 100 and not view.use.disabled and not view.start.disabled
+    assert Path(snap.embeddings_dir, "manifest.json").is_file()
+    view._use()
+    assert state.error == "" and state.checkpoint == str(Path(snap.model_dir).resolve())
+    assert state.query_protein("kin00_A", "structure", "sequence", 3) is not None and state.error == ""
+    view.save_path.value = str(tmp_path / "saved")
+    view._save()
+    assert state.error == "" and (tmp_path / "saved" / "model.safetensors").is_file()
+    view.save_path.value = "/etc/oneprot-should-not-write"
+    view._save()
+    assert "outside the folders" in state.error
+
+
+def test_cancel_stops_a_run(options, tmp_path, fast_projection):
+    state = ExplorerState(options)
+    run = LiveRun(state.store, tmp_path / "run", "tiny", 5000, 8, 1e-3, 1000, None)
+    run.start()
+    run.cancel()
+    run.join(timeout=300)
+    snap = run.snapshot()
+    assert snap.status == "cancelled" and snap.step < 5000
