@@ -4,7 +4,7 @@
 VENV ?= .venv
 PORT ?= 5006
 
-.PHONY: setup setup-dev explorer test test-fast demo-checkpoint
+.PHONY: setup setup-dev explorer test test-fast demo-checkpoint demo-index
 
 setup:
 	bash scripts/setup.sh
@@ -13,7 +13,8 @@ setup-dev:
 	bash scripts/setup.sh --dev
 
 explorer: setup
-	$(VENV)/bin/panel serve explorer/app.py --port $(PORT) --address 127.0.0.1 --static-dirs 3dmol=explorer/static
+	$(VENV)/bin/panel serve explorer/app.py --address 127.0.0.1 --port $(PORT) \
+		--allow-websocket-origin localhost:$(PORT) --allow-websocket-origin 127.0.0.1:$(PORT)
 
 test: setup-dev
 	$(VENV)/bin/python -m pytest
@@ -22,4 +23,8 @@ test-fast: setup-dev
 	$(VENV)/bin/python -m pytest -m "not slow"
 
 demo-checkpoint: setup
-	bash scripts/train_demo.sh
+	PATH=$(VENV)/bin:$$PATH bash scripts/train_demo.sh
+
+demo-index: setup
+	PATH=$(VENV)/bin:$$PATH bash scripts/build_demo_index.sh
+	PATH=$(VENV)/bin:$$PATH python -m explorer.prepare

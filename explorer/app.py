@@ -95,6 +95,7 @@ class ExplorerApp(pn.viewable.Viewer):
         self.export.refresh()
         self.evolution.refresh()
         self.map.load()
+        _load_model_in_background(self.state.resources)
         if not self.state.error:
             self.state.status = "Ready. Pick a protein or upload a structure on the left, or lasso points on the map."
 
@@ -188,8 +189,22 @@ def _remote_client(options: AppOptions) -> str | None:
         return ip
 
 
+def _load_model_in_background(resources) -> None:
+    """Load the model once the first page is up: loading it earlier would slow that page on a small machine."""
+    if resources.model_loaded:
+        return
+
+    def work() -> None:
+        try:
+            _ = resources.model
+        except Exception as exc:  # the query that needs it reports the error in its page
+            print(f"explorer: model load failed: {exc}")
+
+    threading.Thread(target=work, name="explorer-model-load", daemon=True).start()
+
+
 def warm_up(options: AppOptions) -> None:
-    """Once per server process: open the data, project the default map and load the model in the background."""
+    """Once per server process: open the data and project the default map in the background."""
     key = (options.data, options.checkpoint, options.index)
     with _WARM_LOCK:
         if key in _WARMED:
@@ -203,7 +218,6 @@ def warm_up(options: AppOptions) -> None:
         try:
             res = get_resources(*key)
             point_table(res, ["sequence"], 0)
-            _ = res.model
         except Exception as exc:  # the session that needs it will report the error in its page
             print(f"explorer warm-up: {exc}")
 

@@ -4,7 +4,8 @@
 #      train split (the two run side by side, one CPU thread each);
 #   2. alignment of every modality to sequence (symmetric InfoNCE) on the train split, starting from
 #      those weights, with the bundled all-MiniLM-L6-v2 as the frozen text backbone;
-#   3. export of RUN/align/model to assets/checkpoints/demo (checked to load, hash verified).
+#   3. export of RUN/align/model to assets/checkpoints/demo (checked to load, hash verified), and of
+#      the step-0 model to assets/checkpoints/demo-prealign (the unaligned baseline for evaluate).
 # Sized for 2 CPU cores. On 2026-11-26 the bundled checkpoint took 9.4 min of pretraining plus
 # ~36 min of alignment (150 steps) wall-clock on a 2-core machine shared with four other jobs
 # (load average 9-14); the alignment used ~5 CPU-seconds per step. Re-running keeps finished
@@ -36,6 +37,13 @@ for pid in ${pids[@]+"${pids[@]}"}; do
 done
 echo "pretraining done after $(( $(date +%s) - start )) s"
 
+# The unaligned baseline for `oneprot evaluate --baseline-checkpoint`: the same model at alignment
+# step 0 (pretrained ESM encoders, freshly initialised GNNs and projection heads, same seed).
+python -m engine.cli train --preset demo --data "$STORE" --out "$RUN/prealign" --steps 0 \
+    --pretrained-sequence "$RUN/pretrain_sequence" \
+    --pretrained-structure-tokens "$RUN/pretrain_structure_tokens" \
+    --threads "$THREADS" --quiet > "$RUN/prealign.json"
+
 python -m engine.cli train --preset demo --data "$STORE" --out "$RUN/align" --resume \
     --pretrained-sequence "$RUN/pretrain_sequence" \
     --pretrained-structure-tokens "$RUN/pretrain_structure_tokens" \
@@ -44,4 +52,6 @@ echo "alignment done after $(( $(date +%s) - start )) s"
 
 python -c "import sys; from engine.checkpoint import export_checkpoint; print(export_checkpoint(sys.argv[1], sys.argv[2]))" \
     "$RUN/align/model" "$DEST"
+python -c "import sys; from engine.checkpoint import export_checkpoint; print(export_checkpoint(sys.argv[1], sys.argv[2]))" \
+    "$RUN/prealign/model" "${DEST}-prealign"
 echo "total $(( $(date +%s) - start )) s"

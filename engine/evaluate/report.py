@@ -141,7 +141,10 @@ def write_report(result: dict, folder: str | os.PathLike, title: str = "OneProt 
         ("Evolutionary relatedness", evolution_table(result)),
         ("Probes (cross-validated on the split)", probe_table(result)),
     ]
-    rules = result.get("rules", {})
+    rules = dict(result.get("rules", {}))
+    for key in ("checkpoint", "model_hash", "baseline_checkpoint"):
+        if result.get(key):
+            rules[key] = str(result[key])
     md = [f"# {title}", ""]
     md += [f"- {k}: {v}" for k, v in rules.items()] + [""]
     for name, rows in sections:

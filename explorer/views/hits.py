@@ -25,6 +25,7 @@ class HitsView(pn.viewable.Viewer):
             EMPTY, show_index=False, selectable=1, disabled=True, height=300, sizing_mode="stretch_width",
             layout="fit_data_stretch", pagination=None, name="hits",
             formatters={"score": {"type": "progress", "min": -1, "max": 1, "legend": True}},
+            widths={"rank": 70, "id": 110, "score": 90, "name": 220, "family": 200, "ec": 80, "organism": 160},
         )
         self.table.param.watch(self._on_select, "selection")
         self.state.param.watch(self._on_query, "query")

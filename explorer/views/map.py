@@ -30,10 +30,15 @@ def colour_map(categories: list[str]) -> dict[str, str]:
     return out
 
 
+def _short(label: str, width: int = 28) -> str:
+    return label if len(label) <= width else label[: width - 1] + "…"
+
+
 def points_element(table: pd.DataFrame, color_by: str) -> hv.Points:
     """A pure function (data, colour) -> scatter, with hover on id, name, label and text."""
     data = table[["x", "y", "id", "name", "modality", "text"]].copy()
-    data["colour"] = colour_column(table, color_by).to_numpy()
+    # long family names would squeeze the plot: the legend shows them shortened, hover shows id/name
+    data["colour"] = colour_column(table, color_by).map(_short).to_numpy()
     order = data["colour"].value_counts().index.tolist()
     cmap = colour_map(order)
     tooltips = [("id", "@id"), ("name", "@name"), ("modality", "@modality"), (color_by, "@colour"), ("text", "@text")]

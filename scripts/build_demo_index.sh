@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Rebuilds the bundled demo embeddings (assets/embeddings/demo) with the bundled demo checkpoint.
+# Which proteins: the test split plus every protein with a structure, pocket, family or EC label
+# (3.8k of the store's 21k), so the explorer's maps and hits stay meaningful while the folder stays
+# small enough for git. Run after scripts/train_demo.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEST=${DEST:-assets/embeddings/demo}
+ids=$(mktemp)
+python - "$ids" <<'PY'
+import sys
+from engine.data.store import ProteinStore
+p = ProteinStore.open("demo").proteins
+keep = (p["split"] == "test") | p["has_structure"] | (p["n_pockets"] > 0) | p["family"].notna() | p["ec"].notna()
+open(sys.argv[1], "w").write("\n".join(p["id"][keep]) + "\n")
+print(f"{int(keep.sum())} proteins selected")
+PY
+rm -rf "$DEST.new"
+python -m engine.cli embed --checkpoint demo --data demo --ids "$ids" --out "$DEST.new"
+rm -rf "$DEST"
+mv "$DEST.new" "$DEST"
+rm -f "$ids"
