@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from engine.errors import OneProtError
+from engine.state_dict import load_state_checked
 from engine.model import ModelConfig, OneProt
 from engine.paths import resolve_checkpoint
 
@@ -117,19 +118,7 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 def load_state_into(model: OneProt, state: dict[str, torch.Tensor], where: str) -> None:
     """Copy checkpoint tensors into a model, failing clearly on missing, extra or mis-shaped ones."""
-    own = model.state_dict()
-    expected = set(own) - model.external_keys()
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise OneProtError(
-            f"weights do not match the config: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}",
-            where,
-        )
-    for k, v in state.items():
-        if own[k].shape != v.shape:
-            raise OneProtError(f"{k} has shape {tuple(v.shape)}, the config expects {tuple(own[k].shape)}", where)
-    model.load_state_dict(state, strict=False)
+    load_state_checked(model, state, where, optional=model.external_keys(), what="weights for this config")
 
 
 def load_checkpoint(name_or_path: str | os.PathLike, map_location: str | torch.device = "cpu") -> OneProt:

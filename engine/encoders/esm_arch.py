@@ -24,6 +24,7 @@ from esm.model.esm2 import ESM2
 from safetensors.torch import load_file, save_file
 
 from engine.errors import OneProtError
+from engine.state_dict import load_state_checked
 
 # Foldseek's 3Di states use the 20 amino-acid letters as names; they mean structure states.
 THREEDI_LETTERS = "ACDEFGHIKLMNPQRSTVWY"
@@ -229,14 +230,4 @@ def load_into(model: ESM2, state: dict[str, torch.Tensor], where: str) -> None:
                     new[j] = state[key][src_alpha.tok_to_idx[tok]]
             state[key] = new
     optional = {"contact_head.regression.weight", "contact_head.regression.bias"}
-    missing = set(own) - set(state) - optional
-    unexpected = set(state) - set(own)
-    if missing or unexpected:
-        raise OneProtError(
-            f"ESM weights do not fit the architecture: missing {sorted(missing)[:4]}, unexpected {sorted(unexpected)[:4]}",
-            where,
-        )
-    for k, v in state.items():
-        if own[k].shape != v.shape:
-            raise OneProtError(f"shape of {k} is {tuple(v.shape)}, architecture expects {tuple(own[k].shape)}", where)
-    model.load_state_dict(state, strict=False)
+    load_state_checked(model, state, where, optional=optional, what="ESM weights for this architecture")
