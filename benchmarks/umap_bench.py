@@ -10,6 +10,7 @@ cluster (higher is better), so speed is not bought with a useless map. Floor: ou
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -82,7 +83,7 @@ def main() -> None:
         f"`python benchmarks/umap_bench.py --n {a.n} --dim {a.dim}`\n\n"
         f"{a.n:,} x {a.dim} unit vectors from {a.clusters} Gaussian clusters. One warm-up fit first compiles numba "
         f"({warm:.1f} s, not counted for either).\n\n{table}\n{ratio}Floor (ours <= 90 s): {verdict}.\n\n"
-        "The machine's 2 cores were shared with other helpers' jobs during the run.\n"
+        f"Load average at the end of the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other jobs inflate wall times).\n"
     )
     print(table)
     if not a.no_write:
