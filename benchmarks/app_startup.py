@@ -1,20 +1,22 @@
 """Cold start of the explorer vs an empty Panel app served the same way, and structure-query latency.
 
-    python benchmarks/app_startup.py [--data demo --checkpoint demo --index demo] [--runs 2] [--no-browser]
+    python benchmarks/app_startup.py [--data demo --checkpoint demo --index demo] [--runs 3]
 
-For each app: launch `panel serve` (fresh process, localhost), time to the first HTTP 200 that carries
-the app's content; then headless Debian chromium opens the page: time until the Bokeh document is
-rendered ("Bokeh items were rendered successfully") and, for the explorer, until the page says
-"Ready." (map projected and drawn, query widgets filled: the page is interactive). Then, in this
-process, the latency of a query by structure after the model is loaded, against the bare engine path
-(model.embed + index search) as baseline. Prints a table and writes benchmarks/results/app_startup.md.
+For each app, with headless Debian chromium already open: launch `panel serve` (fresh process,
+localhost), request the page as soon as the server listens, and time from launch to the page's HTML
+received, to the Bokeh document rendered ("Bokeh items were rendered successfully") and, for the
+explorer, to "Ready." (map projected and drawn, query widgets filled, stored-protein queries answer:
+the page is interactive) and to "Model: ready" (model and text backbone loaded in the background:
+upload, sequence and text queries answer). Then, in this process, the latency of a query by
+structure after the model is loaded, against the bare engine path (model.embed + index search) as
+baseline. Prints a table and writes benchmarks/results/app_startup.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -25,7 +27,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from explorer.serving import CHROMIUM, CHROMIUM_ARGS, free_port, stop, wait_http  # noqa: E402
+from benchmarks._common import machine  # noqa: E402
+from explorer.serving import CHROMIUM, CHROMIUM_ARGS, free_port, stop  # noqa: E402
 
 EMPTY_APP = 'import panel as pn\npn.extension()\npn.pane.Markdown("# Empty baseline").servable(title="Empty baseline")\n'
 
@@ -41,35 +44,53 @@ def serve_script(script: Path, app_args: list[str], log: Path) -> tuple[subproce
     return proc, port, t0
 
 
-def measure(script: Path, app_args: list[str], needle: str, ready_text: str | None, browser: bool, log: Path) -> dict:
-    """Seconds from launch to HTTP 200 with `needle`, to Bokeh rendered, to `ready_text` shown."""
-    proc, port, t0 = serve_script(script, app_args, log)
-    url = f"http://127.0.0.1:{port}/{script.stem}"
-    out = {}
-    try:
-        wait_http(url, 300, needle=needle)
-        out["http"] = time.perf_counter() - t0
-        if browser:
-            from playwright.sync_api import sync_playwright
+def wait_port(port: int, timeout: float) -> None:
+    """Until the server accepts TCP connections (no page is requested, so no session is built)."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
 
-            with sync_playwright() as p:
-                b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                page = b.new_page(viewport={"width": 1500, "height": 950})
-                rendered = {}
-                page.on("console", lambda m: rendered.setdefault("t", time.perf_counter())
-                        if "rendered successfully" in m.text else None)
-                page.goto(url, timeout=300_000)
-                page.wait_for_function("() => window.Bokeh && Bokeh.documents && Bokeh.documents.length > 0", timeout=300_000)
-                deadline = time.perf_counter() + 60
-                while "t" not in rendered and time.perf_counter() < deadline:
-                    page.wait_for_timeout(50)
-                out["rendered"] = rendered.get("t", time.perf_counter()) - t0
-                if ready_text:
-                    page.get_by_text(ready_text, exact=False).first.wait_for(timeout=300_000)
-                    out["ready"] = time.perf_counter() - t0
-                b.close()
-    finally:
-        stop(proc)
+
+def measure(script: Path, app_args: list[str], ready_text: str | None, model_text: str | None, log: Path) -> dict:
+    """Seconds from `panel serve` launch to: HTML received, Bokeh rendered, `ready_text`, `model_text` shown.
+
+    The browser is started before the server, as a user's browser is already open; the page is
+    requested as soon as the server listens.
+    """
+    from playwright.sync_api import sync_playwright
+
+    out = {}
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = b.new_page(viewport={"width": 1500, "height": 950})
+        rendered = {}
+        page.on("console", lambda m: rendered.setdefault("t", time.perf_counter())
+                if "rendered successfully" in m.text else None)
+        proc, port, t0 = serve_script(script, app_args, log)
+        try:
+            wait_port(port, 300)
+            url = f"http://127.0.0.1:{port}/{script.stem}"
+            asked = time.perf_counter()
+            page.goto(url, timeout=300_000)
+            response_end = page.evaluate("performance.getEntriesByType('navigation')[0].responseEnd")  # ms
+            out["http"] = asked - t0 + response_end / 1000
+            page.wait_for_function("() => window.Bokeh && Bokeh.documents && Bokeh.documents.length > 0",
+                                   timeout=300_000)
+            deadline = time.perf_counter() + 60
+            while "t" not in rendered and time.perf_counter() < deadline:
+                page.wait_for_timeout(20)
+            out["rendered"] = rendered.get("t", time.perf_counter()) - t0
+            for key, text in (("ready", ready_text), ("model", model_text)):
+                if text:
+                    page.get_by_text(text, exact=False).first.wait_for(timeout=300_000)
+                    out[key] = time.perf_counter() - t0
+        finally:
+            b.close()
+            stop(proc)
     return out
 
 
@@ -109,31 +130,36 @@ def main() -> int:
     ap.add_argument("--data", default="demo")
     ap.add_argument("--checkpoint", default="demo")
     ap.add_argument("--index", default="demo")
-    ap.add_argument("--runs", type=int, default=2)
-    ap.add_argument("--no-browser", action="store_true")
+    ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "app_startup.md"))
     args = ap.parse_args()
-    browser = not args.no_browser and os.path.exists(CHROMIUM)
+    if not os.path.exists(CHROMIUM):
+        sys.exit(f"{CHROMIUM} is missing: install Debian chromium (scripts/setup.sh --dev does)")
     app_args = ["--data", args.data, "--checkpoint", args.checkpoint, "--index", args.index]
     rows = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="oneprot-bench-") as tmp:
         empty = Path(tmp) / "empty.py"
         empty.write_text(EMPTY_APP)
         for run in range(args.runs):
             # interleaved, so both see the same machine load
-            base = measure(empty, [], "Empty baseline", None, browser, Path(tmp) / "empty.log")
-            ours = measure(REPO / "explorer" / "app.py", app_args, "OneProt explorer", "Ready.", browser,
-                           Path(tmp) / "app.log")
+            base = measure(empty, [], None, None, Path(tmp) / "empty.log")
+            ours = measure(REPO / "explorer" / "app.py", app_args, "Ready.", "Model: ready", Path(tmp) / "app.log")
             rows.append((base, ours))
             print(f"run {run + 1}: empty {base}  explorer {ours}", flush=True)
     med = lambda key, i: statistics.median(r[i][key] for r in rows if key in r[i])  # noqa: E731
     lines = ["| measure | empty Panel app (s) | explorer (s) | ratio |", "|---|---|---|---|"]
-    for key, label in (("http", "launch -> first HTTP 200 with content"), ("rendered", "launch -> Bokeh document rendered in chromium")):
+    for key, label in (("http", "launch -> page HTML received"), ("rendered", "launch -> Bokeh document rendered in chromium")):
         if all(key in r[0] and key in r[1] for r in rows):
             b, o = med(key, 0), med(key, 1)
             lines.append(f"| {label} | {b:.2f} | {o:.2f} | {o / b:.2f}x |")
     if all("ready" in r[1] for r in rows):
-        lines.append(f"| launch -> page interactive ('Ready.', map drawn) | - | {med('ready', 1):.2f} | - |")
+        lines.append(f"| launch -> page interactive ('Ready.': map drawn, stored-protein queries answer) | - | "
+                     f"{med('ready', 1):.2f} | - |")
+    if all("model" in r[1] for r in rows):
+        lines.append(f"| launch -> 'Model: ready' (upload, sequence and text queries answer) | - | {med('model', 1):.2f} | - |")
+    lines += ["", "Per run (s): " + "; ".join(
+        f"run {i + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in r[1].items()) for i, r in enumerate(rows))]
     try:
         q = query_latency(args.data, args.checkpoint, args.index)
     except AssertionError as exc:  # e.g. embeddings made by another checkpoint: report, keep the start-up table
@@ -145,8 +171,8 @@ def main() -> int:
                   f"{q['app'] / q['bare']:.2f}x |",
                   "", f"Model load (once per server): {q['model_load']:.2f} s."]
     header = [f"# Explorer start-up and query latency", "",
-              f"Machine: {platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, shared), "
-              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; data `{args.data}`, checkpoint `{args.checkpoint}`, "
+              f"Machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+              f"load average {load_before:.1f} before the runs, {os.getloadavg()[0]:.1f} after; data `{args.data}`, checkpoint `{args.checkpoint}`, "
               f"index `{args.index}`; {args.runs} interleaved runs, medians. Command: `python benchmarks/app_startup.py`.", ""]
     text = "\n".join(header + lines) + "\n"
     print(text)

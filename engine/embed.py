@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from engine.errors import OneProtError
 from engine.index import EXACT_MAX, VectorIndex, build_index
@@ -183,8 +182,10 @@ def item_cost(item: Any, modality: str) -> int:
     return len(item) + 2
 
 
-def autocast_for(device: torch.device):
+def autocast_for(device: "torch.device"):
     """bf16 autocast on CUDA (what the anchors were measured with); plain fp32 elsewhere."""
+    import torch
+
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
 
@@ -225,16 +226,17 @@ def pooled_batches(model, modality: str | Modality, items: list[Any], batch_toke
         yield idx, encoder(move_batch(batch, device)).pooled
 
 
-@torch.no_grad()
 def embed_items(model, modality: str | Modality, items: list[Any], batch_tokens: int = DEFAULT_BATCH_TOKENS,
                 packed: bool = True) -> np.ndarray:
     """Raw items -> (N, D) float32 unit vectors in input order, batched by token budget."""
+    import torch  # here, not at module level: reading embeddings (EmbeddingSet) must not pay for torch
+
     m = parse_modality(modality).value
     out = np.zeros((len(items), model.config.dim), dtype=np.float32)
     if not items:
         return out
     model.eval()
-    with autocast_for(model.device):
+    with torch.no_grad(), autocast_for(model.device):
         for idx, pooled in pooled_batches(model, m, items, batch_tokens, packed):
             z = model.heads[m](pooled)  # (B, D)
             out[idx] = torch.nn.functional.normalize(z.float(), dim=-1).cpu().numpy()

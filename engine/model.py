@@ -124,6 +124,12 @@ class OneProt(nn.Module):
         """1 / temperature, clamped at 100 as CLIP does so a learned value cannot blow up."""
         return self.log_inv_temperature.exp().clamp(max=100.0)
 
+    def ensure_loaded(self) -> "OneProt":
+        """Read every encoder part deferred to first use (e.g. a frozen text backbone) now."""
+        for enc in self.encoders.values():
+            enc.ensure_loaded()
+        return self
+
     def external_keys(self) -> set[str]:
         """State-dict keys checkpoints leave out because they are re-read from a named source."""
         keys = set()

@@ -60,6 +60,35 @@ def project(
     Results are cached under `cache_dir/projections/` keyed by the vectors, ids and parameters;
     pass `cache_dir=None` to skip the cache.
     """
+    x, point_ids, point_mods, params, cache_file = _plan(vectors, ids, seed, n_neighbors, min_dist, n_epochs, cache_dir)
+    hit = _read_cache(cache_file, point_ids, point_mods, params)
+    if hit is not None:
+        return hit
+    coords = _umap(x, params)
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_name(f"{cache_file.stem}.tmp-{os.getpid()}.npz")
+        np.savez(tmp, coords=coords)
+        os.replace(tmp, cache_file)
+    return Projection(coords, point_ids, point_mods, params)
+
+
+def cached_projection(
+    vectors: np.ndarray | dict[str, np.ndarray],
+    ids: list[str] | dict[str, list[str]] | None = None,
+    seed: int = 0,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    n_epochs: int | None = None,
+    cache_dir: str | os.PathLike | None = CACHE_DIR,
+) -> Projection | None:
+    """What `project` with the same arguments would return, if it is in the cache; None otherwise (no UMAP run)."""
+    _, point_ids, point_mods, params, cache_file = _plan(vectors, ids, seed, n_neighbors, min_dist, n_epochs, cache_dir)
+    return _read_cache(cache_file, point_ids, point_mods, params)
+
+
+def _plan(vectors, ids, seed, n_neighbors, min_dist, n_epochs, cache_dir):
+    """Stacked input, resolved UMAP parameters and the cache file they map to."""
     x, point_ids, point_mods = _stack(vectors, ids)
     n = len(x)
     if n < 3:
@@ -73,19 +102,20 @@ def project(
     }
     key = _content_hash(x, point_ids, point_mods, params)
     cache_file = Path(cache_dir) / "projections" / f"{key}.npz" if cache_dir is not None else None
-    if cache_file is not None and cache_file.is_file():
-        try:
-            with np.load(cache_file, allow_pickle=False) as z:
-                return Projection(z["coords"], point_ids, point_mods, params, cached=True)
-        except Exception:  # a damaged cache entry is recomputed, never trusted
-            pass
-    coords = _umap(x, params)
-    if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(f"{cache_file.stem}.tmp-{os.getpid()}.npz")
-        np.savez(tmp, coords=coords)
-        os.replace(tmp, cache_file)
-    return Projection(coords, point_ids, point_mods, params)
+    return x, point_ids, point_mods, params, cache_file
+
+
+def _read_cache(cache_file: Path | None, point_ids: list[str], point_mods: list[str], params: dict) -> Projection | None:
+    if cache_file is None or not cache_file.is_file():
+        return None
+    try:
+        with np.load(cache_file, allow_pickle=False) as z:
+            coords = z["coords"]
+    except Exception:  # a damaged cache entry is recomputed, never trusted
+        return None
+    if coords.shape != (len(point_ids), 2):
+        return None
+    return Projection(coords, point_ids, point_mods, params, cached=True)
 
 
 def _default_epochs(n: int) -> int:

@@ -95,7 +95,7 @@ class Trainer:
         self.callbacks = list(on_step or [])
         self.progress = progress and self.rank == 0
         self._cancel = threading.Event()
-        self.model = model.to(self.device)
+        self.model = model.to(self.device).ensure_loaded()  # DDP must see every module from the start
         self.loss_fn = PairwiseInfoNCE()
         pairs = [m for m in self.model.modalities if m != ANCHOR.value]
         self.ids_by_modality = {m: store.ids(split="train", modality=m) for m in pairs}

@@ -24,6 +24,7 @@ from explorer.views.training import TrainingView
 
 TITLE = "OneProt explorer"
 ACCENT = "#2b5d8a"
+MODEL_POLL_MS = 500
 _WARMED: set[tuple[str, str, str]] = set()
 _WARM_LOCK = threading.Lock()
 
@@ -84,22 +85,48 @@ class ExplorerApp(pn.viewable.Viewer):
         self.data = DataView(state=s)
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self.status = pn.pane.HTML("", sizing_mode="stretch_width", styles={"color": "#555", "font-size": "13px"})
+        self.model_note = pn.pane.HTML("", sizing_mode="stretch_width", styles={"color": "#555"})
         s.param.watch(self._show_error, "error")
         s.param.watch(self._show_status, "status")
         s.param.watch(self._reload_views, ["data", "index", "checkpoint"])
 
     def load(self) -> None:
-        """Heavy part of start-up (projection, options); run after the page is shown."""
-        self.data.refresh()
-        self.query.refresh_options()
-        self.export.refresh()
-        self.evolution.refresh()
-        self.map.load()
-        _load_model_in_background(self.state.resources)
-        if not self.state.error:
-            self.state.status = "Ready. Pick a protein or upload a structure on the left, or lasso points on the map."
+        """Fill the views from the store, embeddings and map (projection read or computed)."""
+        with pn.io.hold():  # one batch of changes, not one message per widget
+            self.data.refresh()
+            self.query.refresh_options()
+            self.export.refresh()
+            self.evolution.refresh()
+            self.map.load()
+            self._watch_model()
+            if not self.state.error:
+                self.state.status = "Ready. Pick a protein or upload a structure on the left, or lasso points on the map."
+
+    def _watch_model(self) -> None:
+        """Load the model after this page's first update has gone out, and say when it is ready.
+
+        The first tick comes MODEL_POLL_MS after load() returns: starting earlier would compete with
+        drawing the map on a small machine. Queries that need the model before then simply wait for it.
+        """
+        res = self.state.resources
+        if res.model_ready:
+            self.model_note.object = _model_note(res)
+            return
+        self.model_note.object = "<small>Model: loading in the background (upload, sequence and text queries wait for it)…</small>"
+
+        def tick() -> None:
+            res.load_model_in_background()
+            if res.model_ready or res.model_error:
+                self.model_note.object = _model_note(res)
+                poller.stop()
+
+        if pn.state.curdoc is None or pn.state.curdoc.session_context is None:  # not served (notebook, tests)
+            self.model_note.object = "<small>Model: loads with the first query that needs it.</small>"
+            return
+        poller = pn.state.add_periodic_callback(tick, period=MODEL_POLL_MS)
 
     def _reload_views(self, *_) -> None:
+        self._watch_model()
         self.query.refresh_options()
         self.export.refresh()
         self.evolution.refresh()
@@ -123,7 +150,7 @@ class ExplorerApp(pn.viewable.Viewer):
         return pn.Column(self.alert, self.status, tabs, sizing_mode="stretch_width")
 
     def sidebar(self) -> list:
-        return [pn.pane.Markdown("### Query"), self.query,
+        return [pn.pane.Markdown("### Query"), self.model_note, self.query,
                 pn.Card(self.data, title="Data", collapsed=True, sizing_mode="stretch_width")]
 
     def __panel__(self):
@@ -131,7 +158,7 @@ class ExplorerApp(pn.viewable.Viewer):
 
 
 def create_app(options: AppOptions | None = None) -> pn.viewable.Viewable:
-    """Build one session's page (a template holding an ExplorerApp); heavy loading is deferred to onload.
+    """Build one session's page (a template holding an ExplorerApp), filled at once unless UMAP must run.
 
     URL arguments run a query at once, so a result can be shared as a link:
     `/app?protein=ID&as=structure&target=sequence&k=10`.
@@ -149,9 +176,12 @@ def create_app(options: AppOptions | None = None) -> pn.viewable.Viewable:
     )
     template.app = app  # lets tests and scripts reach the views
     served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
-    if served:
+    if served and not app.map.cached():
+        # UMAP has to run: send the page first, the map follows with a spinner on it
         pn.state.onload(app.load)
     else:
+        # The whole page in its first render. Filling it after the render instead costs a patch per
+        # view, and the browser re-lays out the page for each: measured 2-3x slower on 2 cores.
         app.load()
     _run_url_query(app)
     return template
@@ -189,18 +219,13 @@ def _remote_client(options: AppOptions) -> str | None:
         return ip
 
 
-def _load_model_in_background(resources) -> None:
-    """Load the model once the first page is up: loading it earlier would slow that page on a small machine."""
-    if resources.model_loaded:
-        return
-
-    def work() -> None:
-        try:
-            _ = resources.model
-        except Exception as exc:  # the query that needs it reports the error in its page
-            print(f"explorer: model load failed: {exc}")
-
-    threading.Thread(target=work, name="explorer-model-load", daemon=True).start()
+def _model_note(res) -> str:
+    if res.model_error:
+        return f"<small>Model: could not be loaded: {html.escape(res.model_error)}</small>"
+    model = res.model
+    digest = (getattr(model, "checkpoint_meta", None) or {}).get("model_hash", "")
+    return (f"<small>Model: ready ({html.escape(', '.join(model.modalities))}"
+            f"{'; ' + html.escape(str(digest)[:8]) if digest else ''}).</small>")
 
 
 def warm_up(options: AppOptions) -> None:

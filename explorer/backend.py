@@ -66,11 +66,14 @@ class Resources:
     def __init__(self, data: str, checkpoint: str, index: str):
         self.data, self.checkpoint_path, self.index_path = data, checkpoint, index
         self._lock = threading.RLock()
+        self._model_load_lock = threading.Lock()
         self._model_lock = threading.Lock()  # one forward pass at a time: torch on 2 cores gains nothing from more
         self._store = None
         self._embeddings = None
         self._model = None
         self._checked = False  # model/embeddings compatibility verified
+        self._background: threading.Thread | None = None
+        self.model_error: str | None = None  # why the background load failed, for the page
 
     # ---- loads ---------------------------------------------------------------------------
     @property
@@ -93,19 +96,47 @@ class Resources:
 
     @property
     def model(self):
-        with self._lock:
-            if self._model is None:
-                from engine.checkpoint import load_checkpoint
+        # A lock of its own: reading the checkpoint takes seconds and must not hold up the store,
+        # the embeddings or the map of pages that do not need the model yet.
+        if self._model is None:
+            with self._model_load_lock:
+                if self._model is None:
+                    from engine.checkpoint import load_checkpoint
 
-                model = load_checkpoint(self.checkpoint_path)
-                model.eval()
-                self._model = model
-                self._checked = False
-            return self._model
+                    model = load_checkpoint(self.checkpoint_path)
+                    model.eval()
+                    with self._lock:
+                        if self._model is None:  # set_model may have swapped one in meanwhile
+                            self._model = model
+                            self._checked = False
+        return self._model
 
     @property
     def model_loaded(self) -> bool:
         return self._model is not None
+
+    @property
+    def model_ready(self) -> bool:
+        """The model and every part it defers (the text backbone) are in memory."""
+        model = self._model
+        return model is not None and all(getattr(e, "loaded", True) for e in model.encoders.values())
+
+    def load_model_in_background(self) -> None:
+        """Start reading the model (then its text backbone) in a thread, once per Resources."""
+        with self._lock:
+            if self._background is not None or self.model_ready:
+                return
+
+            def work() -> None:
+                try:
+                    # the text backbone last: structure and sequence queries can run while it is read
+                    self.model.ensure_loaded()
+                except Exception as exc:  # a query that needs the model reports it again, in its page
+                    self.model_error = str(getattr(exc, "message", exc))
+                    print(f"explorer: model load failed: {exc}")
+
+            self._background = threading.Thread(target=work, name="explorer-model-load", daemon=True)
+            self._background.start()
 
     def set_model(self, model) -> None:
         """Swap in a freshly trained or loaded model; indexes stay (they hold stored embeddings)."""

@@ -50,8 +50,11 @@ def _ligands(store, p: pd.DataFrame) -> list[str]:
     return [first.get(pid, "none") for pid in p["id"].tolist()]
 
 
-def point_table(resources, modalities: list[str], version: int = 0) -> pd.DataFrame:
-    """x, y, modality, labels for each (protein, modality) point; cached per resources/modalities/version."""
+def point_table(resources, modalities: list[str], version: int = 0, compute: bool = True) -> pd.DataFrame | None:
+    """x, y, modality, labels for each (protein, modality) point; cached per resources/modalities/version.
+
+    With compute=False, returns None instead of running UMAP when the projection is not cached yet.
+    """
     mods = [m for m in modalities if m in resources.modalities()]
     if not mods:
         raise OneProtError(f"the embeddings hold none of {modalities}; have: {', '.join(resources.modalities())}",
@@ -65,17 +68,21 @@ def point_table(resources, modalities: list[str], version: int = 0) -> pd.DataFr
         with _TABLES_LOCK:
             if key in _TABLES:
                 return _TABLES[key]
-        table = _build_point_table(resources, mods)
-        with _TABLES_LOCK:
-            _TABLES[key] = table
+        table = _build_point_table(resources, mods, compute)
+        if table is not None:
+            with _TABLES_LOCK:
+                _TABLES[key] = table
         return table
 
 
-def _build_point_table(resources, mods: list[str]) -> pd.DataFrame:
-    from engine.projection import project
+def _build_point_table(resources, mods: list[str], compute: bool = True) -> pd.DataFrame | None:
+    from engine.projection import cached_projection, project
 
     emb = resources.embeddings
-    proj = project({m: emb.vectors(m) for m in mods}, {m: list(emb.ids(m)) for m in mods}, cache_dir=projection_cache(emb.path))
+    how = project if compute else cached_projection
+    proj = how({m: emb.vectors(m) for m in mods}, {m: list(emb.ids(m)) for m in mods}, cache_dir=projection_cache(emb.path))
+    if proj is None:
+        return None
     pts = pd.DataFrame({"x": proj.coords[:, 0], "y": proj.coords[:, 1], "id": proj.ids, "modality": proj.modalities})
     labels = label_table(resources.store)
     table = pts.merge(labels, on="id", how="left")

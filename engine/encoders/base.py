@@ -40,3 +40,7 @@ class ModalityEncoder(nn.Module):
 
     def forward(self, batch: dict[str, Any]) -> EncoderOutput:  # noqa: D401
         raise NotImplementedError
+
+    def ensure_loaded(self) -> "ModalityEncoder":
+        """Read any part deferred to first use (the text backbone does this); a no-op by default."""
+        return self

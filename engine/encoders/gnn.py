@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch_geometric.utils import scatter, to_dense_batch
 
 from engine.encoders.base import EncoderOutput, ModalityEncoder
+from engine.encoders.graph_ops import radius_graph, scatter_mean, to_dense_batch
 from engine.encoders.pooling import make_pooling
 from engine.errors import OneProtError
 from engine.modality import StructureInput
@@ -122,29 +122,6 @@ def local_frames(bb: torch.Tensor) -> torch.Tensor:
     return torch.nan_to_num(torch.stack([e1, e2, e3], dim=1), nan=0.0)
 
 
-def radius_graph(pos: torch.Tensor, batch: torch.Tensor, cutoff: float, max_neighbors: int) -> torch.Tensor:
-    """Edges (2, E) [source j, target i] between points of the same graph closer than `cutoff`.
-
-    Written with torch.cdist per graph so torch-cluster is not needed.
-    """
-    edges = []
-    bounds = torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(batch).cumsum(0)])
-    for g in range(len(bounds) - 1):
-        lo, hi = int(bounds[g]), int(bounds[g + 1])
-        if hi - lo < 2:
-            continue
-        d = torch.cdist(pos[lo:hi], pos[lo:hi])  # (n, n)
-        d.fill_diagonal_(float("inf"))
-        k = min(max_neighbors, hi - lo - 1)
-        dist, nbr = d.topk(k, dim=1, largest=False)  # (n, k) nearest first
-        keep = dist < cutoff
-        target = torch.arange(hi - lo).unsqueeze(1).expand_as(nbr)[keep]
-        edges.append(torch.stack([nbr[keep], target]) + lo)
-    if not edges:
-        return torch.zeros(2, 0, dtype=torch.long)
-    return torch.cat(edges, dim=1)
-
-
 def featurize(items: list[StructureInput], cfg: GnnConfig) -> dict[str, Any]:
     """Structures -> one disjoint graph batch of invariant node and edge features."""
     types, angles, frames, cas, resid, batch = [], [], [], [], [], []
@@ -208,7 +185,7 @@ class InvariantBlock(nn.Module):
         src, dst = edge_index
         z = torch.cat([h[dst], h[src], e], dim=-1)  # (E, 3H)
         msg = self.message(z) * torch.sigmoid(self.gate(z))
-        agg = scatter(msg, dst, dim=0, dim_size=h.shape[0], reduce="mean")  # (N, H)
+        agg = scatter_mean(msg, dst, dim_size=h.shape[0])  # (N, H)
         return self.norm(h + self.update(torch.cat([h, agg], dim=-1)))
 
 

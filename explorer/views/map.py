@@ -15,6 +15,7 @@ PALETTE = [  # Tableau 20 reordered so neighbouring categories contrast
     "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#9edae5", "#dbdb8d", "#393b79",
 ]
 GREY = {"unlabelled": "#d9d9d9", "other": "#9e9e9e"}
+WEBGL_ABOVE = 10_000  # points; Datashader takes over from options.datashade_above
 MAX_LINKS = 20_000  # points; above this, lines between a protein's modalities would be unreadable anyway
 
 
@@ -47,7 +48,8 @@ def points_element(table: pd.DataFrame, color_by: str) -> hv.Points:
         hover_tooltips=tooltips, show_legend=True, legend_position="right", xaxis=None, yaxis=None,
         nonselection_alpha=0.15, selection_line_color="black", responsive=True, height=460,
         active_tools=["wheel_zoom"], title="",
-        backend_opts={"plot.output_backend": "webgl"},  # tens of thousands of points stay smooth
+        # canvas draws a few thousand points faster (and without a GPU); WebGL keeps tens of thousands smooth
+        backend_opts={"plot.output_backend": "webgl" if len(table) > WEBGL_ABOVE else "canvas"},
     )
 
 
@@ -86,8 +88,19 @@ class MapView(pn.viewable.Viewer):
 
     # ---- building --------------------------------------------------------------------------
     def load(self) -> None:
-        """Compute (or read from cache) the projection and draw; called after the page shows."""
+        """Compute (or read from cache) the projection and draw."""
         self._refresh()
+
+    def cached(self) -> bool:
+        """True when drawing needs no UMAP run (the map is in memory or in the projection cache)."""
+        s = self.state
+        try:
+            res = s.resources
+            have = res.modalities()
+            mods = [m for m in s.map_modalities if m in have] or have[:1]
+            return point_table(res, mods, s.embeddings_version, compute=False) is not None
+        except Exception:  # load() reports the problem in the page
+            return False
 
     @property
     def table(self) -> pd.DataFrame | None:

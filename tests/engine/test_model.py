@@ -54,6 +54,7 @@ def test_freeze_policy_and_external_keys(model):
     text = model.encoders["text"]
     assert not any(p.requires_grad for p in text.parameters())
     assert all(p.requires_grad for p in model.heads["text"].parameters())
+    model.ensure_loaded()  # a frozen bundled backbone is read on first use
     ext = model.external_keys()
     assert ext and all(k.startswith("encoders.text.backbone.") for k in ext)
     assert not model.log_inv_temperature.requires_grad

@@ -23,9 +23,25 @@ def test_seeded_runs_repeat_and_the_cache_is_hit(tmp_path):
     again = pj.project(x, seed=3, n_epochs=30, cache_dir=tmp_path)
     assert not first.cached and again.cached
     np.testing.assert_array_equal(first.coords, again.coords)
+    assert pj.cached_projection(x, seed=4, n_epochs=30, cache_dir=tmp_path) is None  # looks, never runs UMAP
     other = pj.project(x, seed=4, n_epochs=30, cache_dir=tmp_path)  # a different seed is a different entry
     assert not other.cached
     assert len(list((tmp_path / "projections").glob("*.npz"))) == 2
+    hit = pj.cached_projection(x, seed=4, n_epochs=30, cache_dir=tmp_path)
+    assert hit is not None and hit.cached
+    np.testing.assert_array_equal(hit.coords, other.coords)
+
+
+def test_cached_projection_ignores_damaged_entries(tmp_path, monkeypatch):
+    x = blobs(n=40)
+    monkeypatch.setattr(pj, "_umap", lambda x, params: np.zeros((len(x), 2), dtype=np.float32))
+    pj.project(x, n_epochs=5, cache_dir=tmp_path)
+    assert pj.cached_projection(x, n_epochs=5, cache_dir=tmp_path) is not None
+    (entry,) = (tmp_path / "projections").glob("*.npz")
+    entry.write_bytes(b"not an npz file")
+    assert pj.cached_projection(x, n_epochs=5, cache_dir=tmp_path) is None
+    np.savez(entry.with_suffix(""), coords=np.zeros((3, 2)))  # wrong shape for these 40 points
+    assert pj.cached_projection(x, n_epochs=5, cache_dir=tmp_path) is None
 
 
 @pytest.mark.slow

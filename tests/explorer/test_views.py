@@ -150,3 +150,15 @@ def test_remote_clients_are_refused_unless_allowed(options, monkeypatch):
     options.allow_remote = True
     fake_doc.session_context.request.remote_ip = "203.0.113.7"
     assert A._remote_client(options) is None
+
+
+def test_map_knows_when_drawing_needs_no_umap_run(options, fast_projection, monkeypatch, tmp_path):
+    import explorer.mapdata
+
+    monkeypatch.setattr(explorer.mapdata, "_TABLES", {})  # forget maps drawn by earlier tests
+    monkeypatch.setattr(explorer.mapdata, "projection_cache", lambda path: tmp_path)  # an empty disk cache
+    app = ExplorerApp(options)
+    assert not app.map.cached()  # nothing in memory and no projection cache for the tiny world
+    app.load()
+    assert app.map.cached() and app.map.table is not None
+    assert "canvas" in str(points_element(app.map.table, "family").opts.get("plot").kwargs.get("backend_opts"))

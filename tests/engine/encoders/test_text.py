@@ -64,3 +64,31 @@ def test_frozen_cache_returns_the_same_vectors(tiny_bert):
     assert torch.allclose(first.pooled, again.pooled)
     enc(enc.collate(["abc"]))
     assert len(enc._cache) == 2  # bounded
+
+
+def test_frozen_local_backbone_is_read_on_first_use(tiny_bert):
+    lazy = TextEncoder({"model": tiny_bert})
+    assert not lazy.loaded and lazy.output_dim == 16 and lazy.state_dict() == {}
+    eager = TextEncoder({"model": tiny_bert}).ensure_loaded()
+    assert lazy.collate(["kinase"]) is not None and lazy.loaded  # collate needs the tokenizer
+    texts = ["kinase protein", "protein"]
+    assert torch.allclose(lazy.eval()(lazy.collate(texts)).pooled, eager.eval()(eager.collate(texts)).pooled)
+
+
+def test_trainable_backbone_is_read_at_once(tiny_bert):
+    assert TextEncoder({"model": tiny_bert, "freeze": False}).loaded
+    assert TextEncoder({"model": tiny_bert, "lora_r": 2}).loaded
+
+
+def test_lazy_backbone_reports_a_broken_folder_on_first_use(tiny_bert, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_bert, broken)
+    for f in broken.glob("*.safetensors"):
+        f.unlink()
+    for f in broken.glob("*.bin"):
+        f.unlink()
+    enc = TextEncoder({"model": str(broken)})
+    with pytest.raises(OneProtError, match="could not load text model"):
+        enc.ensure_loaded()
