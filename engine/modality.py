@@ -61,6 +61,9 @@ class StructureInput:
 
     sequence: str  # one letter per residue, same length as coords
     coords: np.ndarray  # (L, 4, 3) float32, atoms N, CA, C, O; NaN where an atom is missing
+    # Pockets: 0-based indices of the residues lining the pocket. The chain stays whole so the encoder
+    # can choose how much surrounding structure it sees (GnnConfig.shell); None: use every residue.
+    focus: np.ndarray | None = None
 
 
 @dataclass

@@ -46,9 +46,14 @@ class PairSampler:
             raise OneProtError("no modality has at least 2 training proteins paired with sequence", "train split")
         self.modalities = list(self.ids_by_modality)
         if self.weights is not None:
-            unknown = set(self.weights) - set(self.modalities)
+            from engine.modality import ANCHOR, Modality
+
+            # A weight for a modality this store lacks is ignored (a preset serves many stores; the
+            # trainer reports such modalities as skipped); a name that is no modality is an error.
+            known = {m.value for m in Modality} - {ANCHOR.value}
+            unknown = set(self.weights) - known
             if unknown:
-                raise OneProtError(f"weights for modalities without training data: {sorted(unknown)}", "modality_weights")
+                raise OneProtError(f"unknown modalities {sorted(unknown)}; valid: {sorted(known)}", "modality_weights")
             w = np.array([float(self.weights.get(m, 0.0)) for m in self.modalities])
             if w.sum() <= 0 or (w < 0).any():
                 raise OneProtError("modality weights must be >= 0 with a positive sum", "modality_weights")

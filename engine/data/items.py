@@ -11,11 +11,15 @@ from engine.modality import Modality, StructureInput, parse_modality
 
 
 def pocket_input(sequence: str, coords: np.ndarray, residues: list[int], where: str = "pocket") -> StructureInput:
-    """The StructureInput of a pocket: only its residues, in chain order."""
+    """The StructureInput of a pocket: the whole chain, with the pocket's residues as its focus.
+
+    The pocket encoder keeps the focus residues and, per its `shell`, the residues around them.
+    """
     idx = sorted({int(i) for i in residues})
     if not idx or idx[0] < 0 or idx[-1] >= len(sequence):
         raise OneProtError(f"pocket residues {idx[:3]}... fall outside the chain of {len(sequence)} residues", where)
-    return StructureInput(sequence="".join(sequence[i] for i in idx), coords=np.asarray(coords, dtype=np.float32)[idx])
+    return StructureInput(sequence=sequence, coords=np.asarray(coords, dtype=np.float32),
+                          focus=np.asarray(idx, dtype=np.int64))
 
 
 def item_for(store, protein_id: str, modality: str | Modality) -> Any:

@@ -47,6 +47,9 @@ class GnnConfig:
     max_residues: int = 1000  # longer chains are cropped to their first residues
     dropout: float = 0.0
     pooling: str = "mean"
+    # Items with a focus (pockets): keep the focus residues plus every residue whose CA lies within
+    # `shell` Angstrom of a focus residue's CA. 0 keeps the focus residues only.
+    shell: float = 0.0
 
 
 # ---- geometry ------------------------------------------------------------------------------------
@@ -122,6 +125,22 @@ def local_frames(bb: torch.Tensor) -> torch.Tensor:
     return torch.nan_to_num(torch.stack([e1, e2, e3], dim=1), nan=0.0)
 
 
+def focus_mask(ca: np.ndarray, focus: np.ndarray, shell: float, where: str = "pocket") -> np.ndarray:
+    """(L,) bool: the focus residues, plus residues with a CA within `shell` A of a focus residue's CA."""
+    focus = np.asarray(focus, dtype=np.int64)
+    if focus.size == 0 or focus.min() < 0 or focus.max() >= len(ca):
+        raise OneProtError(f"focus residues fall outside the chain of {len(ca)} residues", where)
+    mask = np.zeros(len(ca), dtype=bool)
+    mask[focus] = True
+    if shell > 0:
+        centres = ca[focus][~np.isnan(ca[focus]).any(-1)]
+        if len(centres):
+            with np.errstate(invalid="ignore"):
+                d2 = ((ca[:, None, :] - centres[None, :, :]) ** 2).sum(-1).min(1)  # (L,), NaN for missing CA
+            mask |= d2 <= shell * shell
+    return mask
+
+
 def featurize(items: list[StructureInput], cfg: GnnConfig) -> dict[str, Any]:
     """Structures -> one disjoint graph batch of invariant node and edge features."""
     types, angles, frames, cas, resid, batch = [], [], [], [], [], []
@@ -133,6 +152,8 @@ def featurize(items: list[StructureInput], cfg: GnnConfig) -> dict[str, Any]:
                 "structure",
             )
         keep = ~np.isnan(coords[:, 1]).any(-1)  # residues without a CA cannot be placed
+        if item.focus is not None:
+            keep &= focus_mask(coords[:, 1], item.focus, cfg.shell, f"structure item {g}")
         idx = np.nonzero(keep)[0][: cfg.max_residues]
         if len(idx) == 0:
             raise OneProtError(f"structure item {g} has no residue with a CA atom", "structure")

@@ -88,7 +88,7 @@ def classical_strings(modality: str, items: list[Any], against: str) -> tuple[li
     """The letters a classical method compares for `modality` when paired with `against`, or None."""
     aa_like = {Modality.SEQUENCE.value, Modality.STRUCTURE.value, Modality.POCKET.value}
     if modality in aa_like and against in aa_like:
-        return [x.sequence if hasattr(x, "sequence") else x for x in items], AMINO
+        return [_residue_letters(x) for x in items], AMINO
     pair = {modality, against}
     if pair == {Modality.STRUCTURE_TOKENS.value, Modality.STRUCTURE.value}:
         if modality == Modality.STRUCTURE_TOKENS.value:
@@ -97,6 +97,14 @@ def classical_strings(modality: str, items: list[Any], against: str) -> tuple[li
 
         return [structure_tokens(x.coords) for x in items], THREEDI
     return None
+
+
+def _residue_letters(item: Any) -> str:
+    """Amino-acid letters of an item: a pocket's lining residues only (not the chain it is cut from)."""
+    if not hasattr(item, "sequence"):
+        return str(item)
+    focus = getattr(item, "focus", None)
+    return item.sequence if focus is None else "".join(item.sequence[int(i)] for i in focus)
 
 
 def classical_name(a: str, b: str) -> str | None:

@@ -53,6 +53,8 @@ def content_key(modality: str, item: Any) -> str:
     if hasattr(item, "coords"):
         h.update(item.sequence.encode())
         h.update(np.round(np.nan_to_num(np.asarray(item.coords, dtype=np.float32)), 1).tobytes())
+        if getattr(item, "focus", None) is not None:  # a pocket: which residues of the chain
+            h.update(np.asarray(item.focus, dtype=np.int64).tobytes())
     elif modality == Modality.TEXT.value:
         h.update(" ".join(str(item).lower().split()).encode())
     else:

@@ -88,7 +88,7 @@ def test_structure_file_chain_pocket_and_tokens(tmp_path):
     with pytest.raises(OneProtError, match="no protein chain 'Z'"):
         parse_query(structure=f, chain="Z")
     pocket = parse_query(structure=f, as_modality="pocket")
-    assert pocket.modality == "pocket" and 3 <= len(pocket.item.sequence) < 30
+    assert pocket.modality == "pocket" and len(pocket.item.sequence) == 30 and 3 <= len(pocket.item.focus) < 30
     tokens = parse_query(structure=f, as_modality="structure_tokens")
     assert isinstance(tokens.item, str) and len(tokens.item) == 30
     with pytest.raises(OneProtError, match="no structure encoder"):

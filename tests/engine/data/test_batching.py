@@ -32,8 +32,12 @@ def test_resume_from_state_gives_the_same_stream():
 def test_weights_and_errors():
     s = PairSampler(IDS, batch_size=2, weights={"text": 1.0, "structure": 0.0})
     assert {s.next()[0] for _ in range(10)} == {"text"}
-    with pytest.raises(OneProtError, match="modality_weights|without training data"):
+    with pytest.raises(OneProtError, match="positive sum"):  # pocket has no pairs here; nothing else weighs
         PairSampler(IDS, batch_size=2, weights={"pocket": 1.0})
+    s = PairSampler(IDS, batch_size=2, weights={"pocket": 5.0, "text": 1.0})  # a preset's weight for a missing modality
+    assert {s.next()[0] for _ in range(5)} == {"text"}
+    with pytest.raises(OneProtError, match="unknown modalities"):
+        PairSampler(IDS, batch_size=2, weights={"pockets": 1.0})
     with pytest.raises(OneProtError, match="at least 2"):
         PairSampler({"text": ["x"]}, batch_size=2)
 

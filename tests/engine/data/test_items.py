@@ -1,4 +1,4 @@
-"""Store rows -> encoder items: the right type per modality, pockets cut to their residues."""
+"""Store rows -> encoder items: the right type per modality, pockets as the chain plus their residues."""
 
 import sys
 from pathlib import Path
@@ -27,8 +27,9 @@ def test_item_types(store):
     assert isinstance(s, StructureInput) and s.coords.shape == (len(s.sequence), 4, 3)
     pocket = items_for(store, [pid], "pocket")[0]
     first = store.pockets(pid)[0].residues
-    assert pocket.sequence == "".join(store.row(pid)["sequence"][i] for i in sorted(first))
-    assert np.array_equal(pocket.coords, store.coords(pid)[sorted(first)])
+    assert pocket.sequence == store.row(pid)["sequence"]
+    assert np.array_equal(pocket.coords, store.coords(pid), equal_nan=True)
+    assert pocket.focus.tolist() == sorted(first)
 
 
 def test_missing_modality_names_the_protein(store):

@@ -86,3 +86,27 @@ def test_states_and_mask_shapes():
     enc = StructureEncoder({"hidden": 16, "layers": 1})
     out = enc(enc.collate([_chain(8), _chain(5)]))
     assert out.states.shape == (2, 8, 16) and out.mask.sum().item() == 13
+
+
+def test_pocket_shell_keeps_focus_and_nearby_residues():
+    from engine.encoders.gnn import focus_mask
+
+    ca = np.zeros((6, 3), np.float32)
+    ca[:, 0] = [0.0, 3.8, 7.6, 11.4, 15.2, 30.0]  # a straight line, the last residue far away
+    ca[4] = np.nan  # a residue without CA is never kept
+    assert focus_mask(ca, np.array([0]), 0.0).tolist() == [True, False, False, False, False, False]
+    assert focus_mask(ca, np.array([0]), 8.0).tolist() == [True, True, True, False, False, False]
+    assert focus_mask(ca, np.array([0, 5]), 4.0).tolist() == [True, True, False, False, False, True]
+    with pytest.raises(OneProtError, match="outside"):
+        focus_mask(ca, np.array([9]), 8.0)
+
+
+def test_pocket_encoder_sees_its_shell():
+    from engine.data.items import pocket_input
+    from engine.encoders.pocket import PocketEncoder
+
+    item = _chain(40, seed=3)
+    pocket = pocket_input(item.sequence, item.coords, [10, 11, 12])
+    narrow = PocketEncoder({"hidden": 16, "layers": 1, "shell": 0.0}).collate([pocket])
+    wide = PocketEncoder({"hidden": 16, "layers": 1, "shell": 8.0}).collate([pocket])
+    assert len(narrow["residue_type"]) == 3 and len(wide["residue_type"]) > 3

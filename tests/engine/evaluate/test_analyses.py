@@ -29,6 +29,10 @@ def test_classical_baseline_exists_only_where_letters_compare():
     assert B.classical_name("structure_tokens", "structure").startswith("3Di")
     assert B.classical_name("text", "sequence") is None
     assert B.classical_strings("sequence", ["MKV"], "pocket") == (["MKV"], B.AMINO)
+    from engine.modality import StructureInput
+
+    pocket = StructureInput("MKVLA", np.zeros((5, 4, 3), np.float32), focus=np.array([1, 3]))
+    assert B.classical_strings("pocket", [pocket], "sequence") == (["KL"], B.AMINO)  # lining residues, not the chain
 
 
 def test_random_heads_are_seeded_and_differ_from_the_trained_ones():
