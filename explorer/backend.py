@@ -52,12 +52,16 @@ class QueryResult:
             r = store.row(h.id) if h.id in store else None
             rows.append({
                 "rank": h.rank, "id": h.id, "score": round(h.score, 4),
-                "name": "" if r is None else str(r["name"] or "")[:80],
-                "family": "" if r is None else str(r["family"] or ""),
-                "ec": "" if r is None else str(r["ec"] or ""),
-                "organism": "" if r is None else str(r["organism"] or "")[:40],
+                "name": _label(r, "name")[:80], "family": _label(r, "family"), "ec": _label(r, "ec"),
+                "organism": _label(r, "organism")[:40],
             })
         return pd.DataFrame(rows, columns=["rank", "id", "score", "name", "family", "ec", "organism"])
+
+
+def _label(row, column: str) -> str:
+    """A store field as display text: '' for a missing row, None or NaN (never the string 'nan')."""
+    value = None if row is None else row[column]
+    return "" if value is None or (isinstance(value, float) and value != value) else str(value)
 
 
 class Resources:

@@ -6,10 +6,11 @@
 #      those weights, with the bundled all-MiniLM-L6-v2 as the frozen text backbone;
 #   3. export of RUN/align/model to assets/checkpoints/demo (checked to load, hash verified), and of
 #      the step-0 model to assets/checkpoints/demo-prealign (the unaligned baseline for evaluate).
-# Sized for 2 CPU cores. On 2026-11-26 the bundled checkpoint took 9.4 min of pretraining plus
-# ~36 min of alignment (150 steps) wall-clock on a 2-core machine shared with four other jobs
-# (load average 9-14); the alignment used ~5 CPU-seconds per step. Re-running keeps finished
-# pretraining folders and resumes the alignment from its last checkpoint (exactly).
+# Sized for 2 CPU cores: on 2026-11-26 a full run (RUN=runs/final, 10:42 UTC, nothing else running)
+# took 806 s: 141 s of pretraining, then 600 alignment steps (weighted toward 3Di, pocket and text).
+# Step times on this shared machine varied by ~30% between runs the same morning (host load).
+# Re-running keeps finished pretraining folders and resumes the alignment from its last checkpoint
+# (exactly).
 #
 # Environment: STORE (default: demo), RUN (default: runs/demo), THREADS for alignment (default: 2),
 #              DEST (default: assets/checkpoints/demo).

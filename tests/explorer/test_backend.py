@@ -38,3 +38,23 @@ def test_background_load_failure_is_reported(options, tmp_path):
     res.load_model_in_background()
     res._background.join(30)
     assert res.model_error and not res.model_loaded
+
+
+def test_hit_table_shows_missing_labels_as_blank():
+    import pandas as pd
+
+    from explorer.backend import Hit, QueryResult
+
+    class Store:
+        rows = {"a": pd.Series({"name": "LDH", "family": float("nan"), "ec": None, "organism": "E. coli"})}
+
+        def __contains__(self, pid):
+            return pid in self.rows
+
+        def row(self, pid):
+            return self.rows[pid]
+
+    table = QueryResult("q", "sequence", "sequence", [Hit(1, "a", 0.9, "sequence"), Hit(2, "gone", 0.5, "sequence")]).table(Store())
+    assert table.loc[0, ["name", "family", "ec", "organism"]].tolist() == ["LDH", "", "", "E. coli"]
+    assert table.loc[1, ["name", "family"]].tolist() == ["", ""]
+    assert "nan" not in table.to_string()
