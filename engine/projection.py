@@ -73,21 +73,14 @@ def project(
     return Projection(coords, point_ids, point_mods, params)
 
 
-def cached_projection(
-    vectors: np.ndarray | dict[str, np.ndarray],
-    ids: list[str] | dict[str, list[str]] | None = None,
-    seed: int = 0,
-    n_neighbors: int = 15,
-    min_dist: float = 0.1,
-    n_epochs: int | None = None,
-    cache_dir: str | os.PathLike | None = CACHE_DIR,
-) -> Projection | None:
-    """What `project` with the same arguments would return, if it is in the cache; None otherwise (no UMAP run)."""
-    _, point_ids, point_mods, params, cache_file = _plan(vectors, ids, seed, n_neighbors, min_dist, n_epochs, cache_dir)
+def cached_projection(vectors: np.ndarray | dict[str, np.ndarray], ids=None, **options) -> Projection | None:
+    """What `project(vectors, ids, **options)` would return if it is cached; None otherwise (no UMAP run)."""
+    _, point_ids, point_mods, params, cache_file = _plan(vectors, ids, **options)
     return _read_cache(cache_file, point_ids, point_mods, params)
 
 
-def _plan(vectors, ids, seed, n_neighbors, min_dist, n_epochs, cache_dir):
+def _plan(vectors, ids, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1, n_epochs: int | None = None,
+          cache_dir: str | os.PathLike | None = CACHE_DIR):
     """Stacked input, resolved UMAP parameters and the cache file they map to."""
     x, point_ids, point_mods = _stack(vectors, ids)
     n = len(x)
