@@ -103,10 +103,10 @@ class ExplorerApp(pn.viewable.Viewer):
                 self.state.status = "Ready. Pick a protein or upload a structure on the left, or lasso points on the map."
 
     def _watch_model(self) -> None:
-        """Load the model after this page's first update has gone out, and say when it is ready.
+        """Load the model once the browser has drawn this page, and say when it is ready.
 
-        The first tick comes MODEL_POLL_MS after load() returns: starting earlier would compete with
-        drawing the map on a small machine. Queries that need the model before then simply wait for it.
+        Starting earlier would compete with building and drawing the page on a small machine. Queries
+        that need the model before then load it themselves (and wait for it).
         """
         res = self.state.resources
         if res.model_ready:
@@ -123,7 +123,13 @@ class ExplorerApp(pn.viewable.Viewer):
         if pn.state.curdoc is None or pn.state.curdoc.session_context is None:  # not served (notebook, tests)
             self.model_note.object = "<small>Model: loads with the first query that needs it.</small>"
             return
-        poller = pn.state.add_periodic_callback(tick, period=MODEL_POLL_MS)
+        poller = None
+
+        def start() -> None:  # after the browser has drawn the page: loading competes with nothing then
+            nonlocal poller
+            poller = pn.state.add_periodic_callback(tick, period=MODEL_POLL_MS)
+
+        pn.state.onload(start)
 
     def _reload_views(self, *_) -> None:
         self._watch_model()
