@@ -59,9 +59,11 @@ class QueryResult:
 
 
 def _label(row, column: str) -> str:
-    """A store field as display text: '' for a missing row, None or NaN (never the string 'nan')."""
-    value = None if row is None else row[column]
-    return "" if value is None or (isinstance(value, float) and value != value) else str(value)
+    """A store field as display text: '' for a missing row or value (never the string 'nan')."""
+    from engine.data.store import missing_to_none
+
+    value = None if row is None else missing_to_none(row[column])
+    return "" if value is None else str(value)
 
 
 class Resources:

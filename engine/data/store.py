@@ -155,7 +155,7 @@ class ProteinStore:
             id=r["id"], sequence=r["sequence"], name=r["name"] or "", text=r["text"] or "",
             coords=self.coords(protein_id), residue_numbers=self.residue_numbers(protein_id),
             structure_tokens=r["structure_tokens"] or None, pockets=self.pockets(protein_id),
-            family=_none(r["family"]), ec=_none(r["ec"]), organism=_none(r["organism"]),
+            family=missing_to_none(r["family"]), ec=missing_to_none(r["ec"]), organism=missing_to_none(r["organism"]),
             source=r["source"] or "", extra={"split": r["split"], "cluster": int(r["cluster"])},
         )
 
@@ -208,7 +208,8 @@ _POCKET_COLUMNS = (
 )
 
 
-def _none(x):
+def missing_to_none(x):
+    """A store field as read from a table: None for None, NaN or an empty string, else the value."""
     return None if x is None or (isinstance(x, float) and np.isnan(x)) or x == "" else x
 
 

@@ -96,11 +96,14 @@ class MapView(pn.viewable.Viewer):
         s = self.state
         try:
             res = s.resources
-            have = res.modalities()
-            mods = [m for m in s.map_modalities if m in have] or have[:1]
-            return point_table(res, mods, s.embeddings_version, compute=False) is not None
+            return point_table(res, self._shown_modalities(res.modalities()), s.embeddings_version,
+                               compute=False) is not None
         except Exception:  # load() reports the problem in the page
             return False
+
+    def _shown_modalities(self, have: list[str]) -> list[str]:
+        """The chosen map modalities the embeddings hold, or the first one they hold."""
+        return [m for m in self.state.map_modalities if m in have] or have[:1]
 
     @property
     def table(self) -> pd.DataFrame | None:
@@ -115,7 +118,7 @@ class MapView(pn.viewable.Viewer):
                 # offer only modalities the embeddings hold
                 have = res.modalities()
                 self.modalities.options = have
-                mods = [m for m in s.map_modalities if m in have] or have[:1]
+                mods = self._shown_modalities(have)
                 if mods != list(s.map_modalities):
                     s.map_modalities = mods  # triggers another refresh with the fixed list
                     return
