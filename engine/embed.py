@@ -25,15 +25,17 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from engine.errors import OneProtError
-from engine.index import EXACT_MAX, VectorIndex, build_index
 from engine.modality import Modality, parse_modality
 from engine.paths import resolve_index
+
+if TYPE_CHECKING:  # engine.index imports faiss (~0.2 s): only searching and index building need it
+    from engine.index import VectorIndex
 
 MANIFEST = "manifest.json"
 LABELS = "labels.parquet"
@@ -148,6 +150,8 @@ class EmbeddingSet:
 
     def index(self, modality: str | Modality) -> VectorIndex:
         """The search index of a modality: the saved approximate one, else an exact one built now."""
+        from engine.index import VectorIndex, build_index
+
         m = self.require(modality)
         if m not in self._index:
             f = self.path / f"{m}.faiss"
@@ -474,6 +478,8 @@ def _write_labels(path: Path, store, ids: list[str]) -> None:
 
 def _build_indexes(folder: Path, counts: dict[str, int]) -> dict:
     """Save approximate indexes for modalities too large for exact search; small ones stay exact."""
+    from engine.index import EXACT_MAX, build_index
+
     out = {}
     rng = np.random.default_rng(0)
     # calibrate on vectors of every modality: cross-modal queries face a modality gap and are

@@ -80,12 +80,32 @@ def corpus(store, modality: Modality, split: str) -> list[str]:
 def masked_lm_loss(model, tokens: torch.Tensor, alphabet, mask_prob: float, generator: torch.Generator) -> tuple[torch.Tensor, float]:
     """Cross-entropy on masked positions and the accuracy there."""
     inputs, labels = mask_tokens(tokens, alphabet, mask_prob, generator)
-    logits = model(inputs.to(_device(model)))["logits"]  # (B, T, V)
-    labels = labels.to(logits.device)
+    if _device(model).type == "cpu":
+        logits, labels = _packed_logits(model, inputs, labels, alphabet.padding_idx)  # (N, V), (N,)
+    else:
+        logits = model(inputs.to(_device(model)))["logits"]  # (B, T, V)
+        labels = labels.to(logits.device)
     loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE)
     scored = labels != IGNORE
     acc = float((logits.argmax(-1)[scored] == labels[scored]).float().mean()) if scored.any() else float("nan")
     return loss, acc
+
+
+def _packed_logits(model, inputs: torch.Tensor, labels: torch.Tensor, padding_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """LM logits of every non-padding token through the padding-free forward (engine.encoders.packed_esm).
+
+    Same maths as `model(inputs)["logits"]` at those positions; 2-3x faster on CPU. Rows of
+    `inputs` are BOS, residues, EOS, then padding (collate_letters' layout).
+    """
+    from engine.encoders.packed_esm import packed_forward
+    from engine.token_batching import pack_token_arrays
+
+    lengths = (inputs != padding_idx).sum(1).tolist()
+    arrays = [row[:n].numpy() for row, n in zip(inputs, lengths)]
+    packed = pack_token_arrays(arrays, prepend_bos=True, append_eos=True, padding_idx=padding_idx)
+    states = packed_forward(model, packed).last  # (N tokens, D)
+    flat_labels = torch.cat([row[:n] for row, n in zip(labels, lengths)])
+    return model.lm_head(states), flat_labels
 
 
 def _device(model) -> torch.device:

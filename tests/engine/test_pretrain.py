@@ -63,3 +63,31 @@ def test_3di_pretrain_via_cli(store, tmp_path, capsys):
 def test_pretrain_refuses_other_modalities(store, tmp_path):
     with pytest.raises(OneProtError, match="sequence and structure_tokens"):
         pretrain("text", store, EsmArch(1, 8, 2), PretrainConfig(steps=1), tmp_path / "x", progress=False)
+
+
+def test_cpu_masked_lm_is_packed_and_matches_the_padded_forward():
+    """The CPU path skips padding; loss, accuracy and gradients equal fair-esm's padded logits."""
+    import torch.nn.functional as F
+
+    from engine.encoders.esm_arch import build_esm2
+    from engine.pretrain import masked_lm_loss
+
+    torch.manual_seed(0)
+    model = build_esm2(EsmArch(2, 32, 4, "protein", True))
+    alphabet = model.alphabet
+    tokens = collate_letters(["MKTAYIAKQRQISFVKSHFSRQ", "GGSA", "ACDEFGHIKLMNPQRSTVWY"], alphabet)
+    loss, acc = masked_lm_loss(model, tokens, alphabet, 0.3, torch.Generator().manual_seed(3))
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    inputs, labels = mask_tokens(tokens, alphabet, 0.3, torch.Generator().manual_seed(3))
+    logits = model(inputs)["logits"]
+    ref = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE)
+    ref.backward()
+    scored = labels != IGNORE
+    assert torch.allclose(loss, ref, atol=1e-5)
+    assert acc == pytest.approx(float((logits.argmax(-1)[scored] == labels[scored]).float().mean()))
+    assert grads and set(grads) == {n for n, p in model.named_parameters() if p.grad is not None}
+    for name, p in model.named_parameters():
+        if p.grad is not None:
+            assert torch.allclose(grads[name], p.grad, atol=1e-5, rtol=1e-4), name

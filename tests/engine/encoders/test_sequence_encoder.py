@@ -58,3 +58,34 @@ def test_released_frozen_weights_are_external():
 def test_unknown_config_field():
     with pytest.raises(OneProtError, match="unknown fields"):
         SequenceEncoder(dict(CFG, layerz=3))
+
+
+@pytest.mark.parametrize("pooling", ["mean", "attention"])
+def test_cpu_training_forward_is_packed_and_matches_fair_esm(pooling):
+    """On CPU the forward skips padding (packed_esm); outputs and gradients equal fair-esm's padded pass."""
+    torch.manual_seed(0)
+    enc = SequenceEncoder(dict(CFG, pooling=pooling)).train()
+    seqs = ["MKTAYIAKQRQISFVKSHFSRQ", "GGS", "MKXZUBOACDEFGHIKLMNPQRSTVWY" * 2]
+    batch = enc.collate(seqs)
+    assert batch["items"] == seqs
+    packed = enc(batch)
+    packed.pooled.square().sum().backward()
+    grads = {n: p.grad.clone() for n, p in enc.named_parameters() if p.grad is not None}
+    enc.zero_grad()
+    fair = enc({"tokens": batch["tokens"]})  # no items: fair-esm's padded forward
+    fair.pooled.square().sum().backward()
+    assert torch.allclose(packed.pooled, fair.pooled, atol=1e-5)
+    assert torch.equal(packed.mask, fair.mask)
+    assert torch.allclose(packed.states * packed.mask[..., None], fair.states * fair.mask[..., None], atol=1e-5)
+    assert set(grads) == {n for n, p in enc.named_parameters() if p.grad is not None}
+    assert any(n.startswith("esm.layers.") for n in grads)
+    for name, p in enc.named_parameters():
+        if p.grad is not None:
+            assert torch.allclose(grads[name], p.grad, atol=1e-5, rtol=1e-4), name
+
+
+def test_items_without_residues_take_the_padded_path():
+    enc = SequenceEncoder(CFG).eval()
+    batch = enc.collate(["MKT", "   "])
+    assert "items" not in batch
+    assert enc(batch).pooled.shape == (2, 32)
