@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import threading
 
-import holoviews as hv
 import panel as pn
 import param
 
@@ -25,11 +24,12 @@ from explorer.views.training import TrainingView
 TITLE = "OneProt explorer"
 ACCENT = "#2b5d8a"
 MODEL_POLL_MS = 500
+ERROR_STYLE = {"background": "#f8d7da", "color": "#842029", "border": "1px solid #f5c2c7", "border-radius": "6px",
+               "padding": "6px 14px"}  # Bootstrap's danger alert, without the Markdown that pn.pane.Alert renders
 _WARMED: set[tuple[str, str, str]] = set()
 _WARM_LOCK = threading.Lock()
 
 pn.extension("tabulator", notifications=False, sizing_mode="stretch_width")
-hv.extension("bokeh", logo=False)
 
 
 class DataView(pn.viewable.Viewer):
@@ -83,12 +83,13 @@ class ExplorerApp(pn.viewable.Viewer):
         self.evolution = EvolutionView(state=s, map_view=self.map)
         self.export = ExportView(state=s, map_view=self.map)
         self.data = DataView(state=s)
-        self.alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
+        self.alert = pn.pane.HTML("", visible=False, sizing_mode="stretch_width", styles=ERROR_STYLE)
         self.status = pn.pane.HTML("", sizing_mode="stretch_width", styles={"color": "#555", "font-size": "13px"})
         self.model_note = pn.pane.HTML("", sizing_mode="stretch_width", styles={"color": "#555"})
         s.param.watch(self._show_error, "error")
         s.param.watch(self._show_status, "status")
         s.param.watch(self._reload_views, ["data", "index", "checkpoint"])
+        self._shown_tabs = {"Explore"}  # tabs opened in this session; the others fill when first shown
 
     def load(self) -> None:
         """Fill the views from the store, embeddings and map (projection read or computed)."""
@@ -96,7 +97,6 @@ class ExplorerApp(pn.viewable.Viewer):
             self.data.refresh()
             self.query.refresh_options()
             self.export.refresh()
-            self.evolution.refresh()
             self.map.load()
             self._watch_model()
             if not self.state.error:
@@ -135,10 +135,19 @@ class ExplorerApp(pn.viewable.Viewer):
         self._watch_model()
         self.query.refresh_options()
         self.export.refresh()
-        self.evolution.refresh()
+        if "Evolution" in self._shown_tabs:
+            self.evolution.refresh()
+
+    def _tab_shown(self, name: str) -> None:
+        """Fill a tab the first time it is opened (nothing of it is computed while the page starts)."""
+        if name in self._shown_tabs:
+            return
+        self._shown_tabs.add(name)
+        if name == "Evolution":
+            self.evolution.refresh()
 
     def _show_error(self, event) -> None:
-        # Alert renders Markdown: escape so file names or pasted text cannot inject markup
+        # an HTML pane: escape so file names or pasted text cannot inject markup
         self.alert.object = html.escape(event.new)
         self.alert.visible = bool(event.new)
 
@@ -148,15 +157,17 @@ class ExplorerApp(pn.viewable.Viewer):
     def main_area(self) -> pn.viewable.Viewable:
         explore = pn.Row(
             pn.Column(self.map, self.hits, sizing_mode="stretch_width"),
-            pn.Column("### Detail", self.detail, width=480, sizing_mode="fixed"),
+            pn.Column(pn.pane.HTML("<h3>Detail</h3>"), self.detail, width=480, sizing_mode="fixed"),
             sizing_mode="stretch_width",
         )
-        tabs = pn.Tabs(("Explore", explore), ("Align live", self.training), ("Evolution", self.evolution),
-                       ("Export", self.export), dynamic=True, sizing_mode="stretch_width")
+        pages = [("Explore", explore), ("Align live", self.training), ("Evolution", self.evolution),
+                 ("Export", self.export)]
+        tabs = pn.Tabs(*pages, dynamic=True, sizing_mode="stretch_width")
+        tabs.param.watch(lambda event: self._tab_shown(pages[event.new][0]), "active")
         return pn.Column(self.alert, self.status, tabs, sizing_mode="stretch_width")
 
     def sidebar(self) -> list:
-        return [pn.pane.Markdown("### Query"), self.model_note, self.query,
+        return [pn.pane.HTML("<h3>Query</h3>"), self.model_note, self.query,
                 pn.Card(self.data, title="Data", collapsed=True, sizing_mode="stretch_width")]
 
     def __panel__(self):

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import threading
 
-import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
 import param
 
 from explorer.state import ExplorerState
+from explorer.views import LazyHoloViews, holoviews
 
+PRESS_COMPARE = "<i>Press <b>Compare</b> to draw the histograms before and after alignment.</i>"
 _CACHE: dict[tuple, dict] = {}
 _CACHE_LOCK = threading.Lock()
 
@@ -46,8 +47,9 @@ def family_comparison(resources, modality: str, seed: int = 0) -> dict:
     return out
 
 
-def histogram_element(result: dict | None, title: str, empty: str = "not enough family labels") -> hv.Overlay:
-    """Same-family vs different-family cosine histograms (densities) on the module's fixed bins."""
+def histogram_element(result: dict | None, title: str, empty: str = "not enough family labels"):
+    """Same-family vs different-family cosine histograms (densities) on the module's fixed bins (a HoloViews Overlay)."""
+    hv = holoviews()
     if result is None:
         return hv.Curve([]).opts(title=f"{title}: {empty}", responsive=True, height=260)
     bins = np.asarray(result["bins"])
@@ -83,9 +85,10 @@ class EvolutionView(pn.viewable.Viewer):
         self.modality = pn.widgets.Select(name="Modality", options=["sequence"], width=180)
         self.compute = pn.widgets.Button(name="Compare before / after alignment", button_type="primary")
         self.compute.on_click(self._compute)
-        self.summary = pn.pane.HTML("", sizing_mode="stretch_width")
-        self.before = pn.pane.HoloViews(histogram_element(None, "before alignment", "press Compare"), sizing_mode="stretch_width")
-        self.after = pn.pane.HoloViews(histogram_element(None, "after alignment", "press Compare"), sizing_mode="stretch_width")
+        self.summary = pn.pane.HTML(PRESS_COMPARE, sizing_mode="stretch_width")
+        # filled by Compare: HoloViews is imported then, not while the page starts
+        self.before = LazyHoloViews()
+        self.after = LazyHoloViews()
         self.spread = pn.widgets.Tabulator(pd.DataFrame(columns=["family", "points", "spread"]), show_index=False,
                                            selectable=1, disabled=True, height=260, sizing_mode="stretch_width")
         self.spread.param.watch(self._select_family, "selection")
@@ -93,6 +96,7 @@ class EvolutionView(pn.viewable.Viewer):
         self.refresh_spread.on_click(self._spread)
 
     def refresh(self) -> None:
+        """Offer the modalities the embeddings hold (the app calls this when the tab is first shown)."""
         with self.state.reporting("evolution"):
             self.modality.options = self.state.resources.modalities()
 
@@ -128,9 +132,10 @@ class EvolutionView(pn.viewable.Viewer):
 
     def __panel__(self):
         return pn.Column(
-            pn.pane.Markdown("### Evolutionary relatedness\nCosine similarity of every pair of family-labelled "
-                             "proteins, split into same-family and different-family pairs. Alignment should push the "
-                             "red distribution right of the grey one (ROC-AUC toward 1)."),
+            pn.pane.HTML("<h3>Evolutionary relatedness</h3><p>Cosine similarity of every pair of family-labelled "
+                         "proteins, split into same-family and different-family pairs. Alignment should push the "
+                         "red distribution right of the grey one (ROC-AUC toward 1).</p>", sizing_mode="stretch_width"),
             pn.Row(self.modality, self.compute), self.summary, pn.Row(self.before, self.after, sizing_mode="stretch_width"),
-            pn.Row(self.refresh_spread), pn.pane.Markdown("Tight families first; pick a row to select that family on the map."),
+            pn.Row(self.refresh_spread),
+            pn.pane.HTML("<p>Tight families first; pick a row to select that family on the map.</p>"),
             self.spread, sizing_mode="stretch_width")

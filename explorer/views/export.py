@@ -81,7 +81,7 @@ def map_png(table: pd.DataFrame, color_by: str, selected: list[str] | None = Non
     import matplotlib.pyplot as plt
 
     from explorer.mapdata import colour_column
-    from explorer.views.map import colour_map
+    from explorer.views.map_figure import colour_map
 
     colours = colour_column(table, color_by)
     order = colours.value_counts().index.tolist()
@@ -114,7 +114,7 @@ class ExportView(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         s = self.state
-        self.summary = pn.pane.Markdown("")
+        self.summary = pn.pane.HTML("", sizing_mode="stretch_width")
         self.modality = pn.widgets.Select(name="Embedding modality (HDF5)", options=["sequence"], width=200)
         self.csv = pn.widgets.FileDownload(callback=lambda: selection_csv(s), filename="selection.csv",
                                            label="Selection as CSV", button_type="primary")
@@ -141,13 +141,13 @@ class ExportView(pn.viewable.Viewer):
 
     def _update_summary(self, *_) -> None:
         n = len(self.state.selected_ids)
-        self.summary.object = (f"**{n} proteins selected** (box/lasso on the map, or find by name)." if n
-                               else "Nothing selected: downloads cover **all** proteins.")
+        self.summary.object = (f"<b>{n} proteins selected</b> (box/lasso on the map, or find by name)." if n
+                               else "Nothing selected: downloads cover <b>all</b> proteins.")
 
     def __panel__(self):
         return pn.Column(
-            "### Export", self.summary, pn.Row(self.csv, self.fasta),
+            pn.pane.HTML("<h3>Export</h3>"), self.summary, pn.Row(self.csv, self.fasta),
             pn.Row(self.parquet), pn.Row(self.modality, self.h5), pn.Row(self.png),
-            pn.pane.Markdown("The map's own toolbar also saves the current view as PNG (disk icon).",
-                             styles={"color": "#666", "font-size": "12px"}),
+            pn.pane.HTML("The map's own toolbar also saves the current view as PNG (disk icon).",
+                         styles={"color": "#666", "font-size": "12px"}),
             sizing_mode="stretch_width")

@@ -2,89 +2,49 @@
 
 from __future__ import annotations
 
-import holoviews as hv
+import numpy as np
 import pandas as pd
 import panel as pn
 import param
 
-from explorer.mapdata import colour_column, find_ids, point_table
+from explorer.mapdata import find_ids, point_table
 from explorer.state import ExplorerState
+from explorer.views import holoviews
+from explorer.views.map_figure import HEIGHT, MapFigure, highlight_frames, map_figure
 
-PALETTE = [  # Tableau 20 reordered so neighbouring categories contrast
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
-    "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#9edae5", "#dbdb8d", "#393b79",
-]
-GREY = {"unlabelled": "#d9d9d9", "other": "#9e9e9e"}
-WEBGL_ABOVE = 10_000  # points; Datashader takes over from options.datashade_above
-MAX_LINKS = 20_000  # points; above this, lines between a protein's modalities would be unreadable anyway
-
-
-def colour_map(categories: list[str]) -> dict[str, str]:
-    """Category -> colour: greys for 'unlabelled'/'other', the palette for the rest (by frequency order)."""
-    out, k = {}, 0
-    for c in categories:
-        if c in GREY:
-            out[c] = GREY[c]
-        else:
-            out[c] = PALETTE[k % len(PALETTE)]
-            k += 1
-    return out
-
-
-def _short(label: str, width: int = 28) -> str:
-    return label if len(label) <= width else label[: width - 1] + "…"
-
-
-def points_element(table: pd.DataFrame, color_by: str) -> hv.Points:
-    """A pure function (data, colour) -> scatter, with hover on id, name, label and text."""
-    data = table[["x", "y", "id", "name", "modality", "text"]].copy()
-    # long family names would squeeze the plot: the legend shows them shortened, hover shows id/name
-    data["colour"] = colour_column(table, color_by).map(_short).to_numpy()
-    order = data["colour"].value_counts().index.tolist()
-    cmap = colour_map(order)
-    tooltips = [("id", "@id"), ("name", "@name"), ("modality", "@modality"), (color_by, "@colour"), ("text", "@text")]
-    return hv.Points(data, kdims=["x", "y"], vdims=["id", "name", "modality", "text", "colour"]).opts(
-        color="colour", cmap=cmap, size=6, alpha=0.8, line_color=None, tools=["hover", "box_select", "lasso_select", "tap"],
-        hover_tooltips=tooltips, show_legend=True, legend_position="right", xaxis=None, yaxis=None,
-        nonselection_alpha=0.15, selection_line_color="black", responsive=True, height=460,
-        active_tools=["wheel_zoom"], title="",
-        # canvas draws a few thousand points faster (and without a GPU); WebGL keeps tens of thousands smooth
-        backend_opts={"plot.output_backend": "webgl" if len(table) > WEBGL_ABOVE else "canvas"},
-    )
-
-
-def links_element(table: pd.DataFrame) -> hv.Segments:
-    """Segments joining the points of one protein across modalities (first modality -> each other)."""
-    if table["modality"].nunique() < 2 or len(table) > MAX_LINKS:
-        return hv.Segments([], kdims=["x0", "y0", "x1", "y1"])
-    first = table.drop_duplicates("id")[["id", "x", "y"]].rename(columns={"x": "x0", "y": "y0"})
-    joined = table.merge(first, on="id")
-    joined = joined[(joined["x"] != joined["x0"]) | (joined["y"] != joined["y0"])]
-    return hv.Segments(joined[["x0", "y0", "x", "y"]].to_numpy(), kdims=["x0", "y0", "x1", "y1"]).opts(
-        color="#888888", alpha=0.25, line_width=0.6
-    )
+RASTER_PANE_HEIGHT = HEIGHT + 10
 
 
 class MapView(pn.viewable.Viewer):
-    """Scatter of the projected embeddings; box/lasso/tap selects, hits and focus are highlighted."""
+    """Scatter of the projected embeddings; box/lasso/tap selects, hits and focus are highlighted.
+
+    Up to `options.datashade_above` points the map is a plain Bokeh figure (explorer.views.map_figure):
+    highlights and selection change its sources in place. Above that, HoloViews + Datashader rasterize
+    it on the server (imported only then: HoloViews costs about a second of cold start).
+    """
 
     state = param.ClassSelector(class_=ExplorerState)
 
     def __init__(self, **params):
         super().__init__(**params)
         s = self.state
+        # description=None: from_param would make the param's doc a tooltip, rendered through Markdown
         self.modalities = pn.widgets.MultiChoice.from_param(s.param.map_modalities, name="Modalities on the map",
-                                                            sizing_mode="stretch_width")
+                                                            description=None, sizing_mode="stretch_width")
         self.color = pn.widgets.Select.from_param(s.param.color_by, name="Colour by", width=140)
         self.find = pn.widgets.TextInput(name="Find id or name", placeholder="e.g. 1ldm_A or lactate", width=220)
         self.find.param.watch(self._on_find, "value")
-        self.info = pn.pane.Markdown("", margin=(0, 10))
-        self.plot = pn.pane.HoloViews(None, sizing_mode="stretch_width", height=470, linked_axes=False)
+        self.info = pn.pane.HTML("", margin=(0, 10))
+        self.plot: pn.pane.PaneBase = pn.pane.Bokeh(None, sizing_mode="stretch_width", height=HEIGHT)
+        self._holder = pn.Column(self.plot, sizing_mode="stretch_width")
         self._table: pd.DataFrame | None = None
-        self._selection: hv.streams.Stream | None = None
-        self._highlights = hv.DynamicMap(self._highlight_element, streams=[
-            hv.streams.Params(s, ["query", "focus_id", "selected_ids"])])
+        self._figure: MapFigure | None = None  # the Bokeh map (None while the map is rasterized)
+        self._selection = None  # HoloViews BoundsXY stream of the rasterized map
+        self._highlights = None  # HoloViews DynamicMap of hits and focus over the rasterized map
+        self._syncing = False  # True while a selection travels between the figure and the state
         s.param.watch(self._refresh, ["map_modalities", "color_by", "embeddings_version", "data", "index"])
+        s.param.watch(self._update_highlights, ["query", "focus_id"])
+        s.param.watch(self._show_selection, "selected_ids")
 
     # ---- building --------------------------------------------------------------------------
     def load(self) -> None:
@@ -109,10 +69,15 @@ class MapView(pn.viewable.Viewer):
     def table(self) -> pd.DataFrame | None:
         return self._table
 
+    @property
+    def figure(self) -> MapFigure | None:
+        """The Bokeh map and its sources (None while the map is rasterized or not drawn yet)."""
+        return self._figure
+
     def _refresh(self, *_) -> None:
         s = self.state
         with s.reporting("map"):
-            self.plot.loading = True
+            self._holder.loading = True
             try:
                 res = s.resources
                 # offer only modalities the embeddings hold
@@ -123,55 +88,117 @@ class MapView(pn.viewable.Viewer):
                     s.map_modalities = mods  # triggers another refresh with the fixed list
                     return
                 self._table = point_table(res, mods, s.embeddings_version)
-                self.plot.object = self._element(self._table)
+                self._draw(self._table)
                 self.info.object = f"{len(self._table):,} points · {self._table['id'].nunique():,} proteins"
             finally:
-                self.plot.loading = False
+                self._holder.loading = False
 
-    def _element(self, table: pd.DataFrame):
+    def _draw(self, table: pd.DataFrame) -> None:
         s = self.state
-        big = len(table) > s.options.datashade_above
-        if big:
-            import datashader as ds
-            from holoviews.operation.datashader import dynspread, rasterize
+        if len(table) > s.options.datashade_above:
+            self._figure = None
+            self._show(pn.pane.HoloViews, self._rasterized(table), height=RASTER_PANE_HEIGHT, linked_axes=False)
+            return
+        self._selection = None
+        fig = map_figure(table, s.color_by, links=s.link_same_protein)
+        fig.set_highlights(*highlight_frames(table, s.query, s.focus_id))
+        fig.points.selected.on_change("indices", self._on_indices)
+        self._figure = fig
+        self._show_selection()  # not on a page yet: applied at once
+        self._show(pn.pane.Bokeh, fig.figure, height=HEIGHT)
 
-            pts = points_element(table, s.color_by)
-            shaded = dynspread(rasterize(pts, aggregator=ds.count(), precompute=True).opts(
-                cmap="viridis", cnorm="eq_hist", responsive=True, height=460, xaxis=None, yaxis=None,
-                tools=["box_select"], colorbar=False))
-            self._selection = hv.streams.BoundsXY(source=shaded)
-            self._selection.add_subscriber(self._on_bounds)
-            return shaded * self._highlights
-        pts = points_element(table, s.color_by)
-        self._selection = hv.streams.Selection1D(source=pts)
-        self._selection.add_subscriber(self._on_select)
-        links = links_element(table) if s.link_same_protein else hv.Segments([], kdims=["x0", "y0", "x1", "y1"])
-        return (links * pts * self._highlights).opts(hv.opts.Overlay(legend_position="right", responsive=True, height=460))
+    def _show(self, pane_type: type, obj, **params) -> None:
+        """Put `obj` in the plot pane, replacing the pane only when the kind of plot changes."""
+        if type(self.plot) is pane_type:
+            self.plot.object = obj
+            return
+        self.plot = pane_type(obj, sizing_mode="stretch_width", **params)
+        self._holder.objects = [self.plot]
 
-    def _highlight_element(self, query=None, focus_id="", selected_ids=None):
-        t = self._table
-        empty = hv.Points([], kdims=["x", "y"])
-        if t is None:
-            return empty * empty
-        hit_ids = [h.id for h in query.hits] if query is not None else []
-        hits = t[t["id"].isin(hit_ids)] if hit_ids else t.iloc[:0]
-        if (hits["modality"] == query.target_modality).any() if hit_ids else False:
-            hits = hits[hits["modality"] == query.target_modality]  # ring the hit's own modality when it is on the map
-        focus = t[t["id"] == focus_id] if focus_id else t.iloc[:0]
-        hit_el = hv.Points(hits[["x", "y", "id"]], kdims=["x", "y"], vdims=["id"]).opts(
+    def _rasterized(self, table: pd.DataFrame):
+        """The map as a Datashader raster (re-aggregated on zoom), hits and focus on top, box select -> bounds."""
+        hv = holoviews()
+        import datashader as ds
+        from holoviews.operation.datashader import dynspread, rasterize
+
+        pts = hv.Points(table[["x", "y"]], kdims=["x", "y"])
+        shaded = dynspread(rasterize(pts, aggregator=ds.count(), precompute=True).opts(
+            cmap="viridis", cnorm="eq_hist", responsive=True, height=HEIGHT, xaxis=None, yaxis=None,
+            tools=["box_select"], colorbar=False))
+        self._selection = hv.streams.BoundsXY(source=shaded)
+        self._selection.add_subscriber(self._on_bounds)
+        if self._highlights is None:
+            self._highlights = hv.DynamicMap(self._highlight_element,
+                                             streams=[hv.streams.Params(self.state, ["query", "focus_id"])])
+        return shaded * self._highlights
+
+    def _highlight_element(self, query=None, focus_id="", **_):
+        hv = holoviews()
+        hits, focus = highlight_frames(self._table, query, focus_id)
+        hit_el = hv.Points(hits, kdims=["x", "y"], vdims=["id"]).opts(
             marker="circle", size=14, fill_alpha=0, line_color="black", line_width=2)
-        focus_el = hv.Points(focus[["x", "y", "id"]], kdims=["x", "y"], vdims=["id"]).opts(
+        focus_el = hv.Points(focus, kdims=["x", "y"], vdims=["id"]).opts(
             marker="star", size=22, color="#e41a1c", line_color="black")
         return hit_el * focus_el
 
+    # ---- in-place updates --------------------------------------------------------------------
+    def _change_figure(self, change) -> None:
+        """Run `change` (it edits the figure's Bokeh models) where Bokeh can send the edit to the browser.
+
+        A served session sends model edits only while it holds the document lock, and Panel runs widget
+        callbacks without it: there the edit waits for the session's next tick. Elsewhere (tests, a
+        figure not on a page yet, a notebook) it runs at once; a notebook is then pushed explicitly.
+        """
+        doc = self._figure.figure.document if self._figure is not None else None
+        if doc is not None and doc.session_context is not None:
+            doc.add_next_tick_callback(change)
+            return
+        change()
+        if doc is not None:
+            pn.io.push_notebook(self.plot)
+
+    def _update_highlights(self, *_) -> None:
+        fig = self._figure
+        if fig is None:
+            return
+        s = self.state
+        hits, focus = highlight_frames(self._table, s.query, s.focus_id)
+        self._change_figure(lambda: fig.set_highlights(hits, focus))
+
+    def _show_selection(self, *_) -> None:
+        """Show a selection made elsewhere (find, a family in Evolution) as the figure's selection."""
+        fig, t = self._figure, self._table
+        if fig is None or t is None or self._syncing:
+            return
+        ids = set(self.state.selected_ids)
+        rows = np.flatnonzero(t["id"].isin(ids).to_numpy()).tolist() if ids else []
+
+        def change() -> None:
+            self._syncing = True  # the figure's own selection callback must not echo this back
+            try:
+                fig.points.selected.indices = rows
+            finally:
+                self._syncing = False
+
+        self._change_figure(change)
+
     # ---- events ----------------------------------------------------------------------------
+    def _on_indices(self, attr: str, old: list[int], new: list[int]) -> None:
+        """Bokeh callback of the figure's selection (box, lasso or tap in the browser)."""
+        if not self._syncing:
+            self._on_select(index=new)
+
     def _on_select(self, index=None, **_) -> None:
         if self._table is None or index is None:
             return
         ids = list(dict.fromkeys(self._table["id"].iloc[list(index)].tolist()))
-        self.state.selected_ids = ids
-        if len(ids) == 1:
-            self.state.focus_id = ids[0]
+        self._syncing = True
+        try:
+            self.state.selected_ids = ids
+            if len(ids) == 1:
+                self.state.focus_id = ids[0]
+        finally:
+            self._syncing = False
 
     def _on_bounds(self, bounds=None, **_) -> None:
         if self._table is None or bounds is None:
@@ -194,4 +221,4 @@ class MapView(pn.viewable.Viewer):
 
     def __panel__(self):
         controls = pn.Row(self.modalities, self.color, self.find, sizing_mode="stretch_width")
-        return pn.Column(controls, self.info, self.plot, sizing_mode="stretch_width")
+        return pn.Column(controls, self.info, self._holder, sizing_mode="stretch_width")

@@ -51,8 +51,8 @@ class QueryView(pn.viewable.Viewer):
                                              placeholder="e.g. L-lactate dehydrogenase, NAD binding")
         self.text_button = pn.widgets.Button(name="Search with text", button_type="primary")
         self.text_button.on_click(self._run_text)
-        self.limit_note = pn.pane.Markdown(f"PDB/mmCIF up to {mb:g} MB; first protein chain is used.",
-                                           styles={"font-size": "12px", "color": "#666"})
+        self.limit_note = pn.pane.HTML(f"PDB/mmCIF up to {mb:g} MB; first protein chain is used.",
+                                       styles={"font-size": "12px", "color": "#666"})
 
     def refresh_options(self) -> None:
         """Fill the pick list and target choices from the loaded store/embeddings."""

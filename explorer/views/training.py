@@ -6,20 +6,21 @@ import html
 import os
 from pathlib import Path
 
-import holoviews as hv
 import pandas as pd
 import panel as pn
 import param
 
 from explorer.state import ExplorerState
 from explorer.training_run import LiveRun, default_run_folder
-from explorer.views.map import colour_map
+from explorer.views import LazyHoloViews, holoviews
+from explorer.views.map_figure import colour_map
 
 POLL_MS = 700
 
 
-def loss_element(losses: list[tuple[int, float, str]]) -> hv.Overlay:
-    """Per-step loss (faint) and its running mean (bold)."""
+def loss_element(losses: list[tuple[int, float, str]]):
+    """Per-step loss (faint) and its running mean (bold), a HoloViews Overlay."""
+    hv = holoviews()
     if not losses:
         return hv.Curve([], "step", "loss").opts(responsive=True, height=220, title="InfoNCE loss")
     df = pd.DataFrame(losses, columns=["step", "loss", "modality"])
@@ -29,8 +30,9 @@ def loss_element(losses: list[tuple[int, float, str]]) -> hv.Overlay:
         responsive=True, height=220, title="InfoNCE loss (running mean bold)", show_legend=False)
 
 
-def recall_element(recalls: list[tuple[int, str, float, float]]) -> hv.Overlay:
-    """Held-out R@1 (sequence -> modality) per modality over steps, chance dashed."""
+def recall_element(recalls: list[tuple[int, str, float, float]]):
+    """Held-out R@1 (sequence -> modality) per modality over steps, chance dashed (a HoloViews Overlay)."""
+    hv = holoviews()
     if not recalls:
         return hv.Curve([], "step", "R@1").opts(responsive=True, height=220, title="held-out R@1")
     df = pd.DataFrame(recalls, columns=["step", "modality", "R@1", "chance"])
@@ -42,8 +44,9 @@ def recall_element(recalls: list[tuple[int, str, float, float]]) -> hv.Overlay:
                                                title="held-out R@1, sequence → modality (dashed: chance)")
 
 
-def live_map_element(table: pd.DataFrame | None, step: int) -> hv.Points:
-    """The live UMAP of a fixed protein sample coloured by family; markers by modality."""
+def live_map_element(table: pd.DataFrame | None, step: int):
+    """The live UMAP of a fixed protein sample coloured by family; markers by modality (HoloViews Points)."""
+    hv = holoviews()
     if table is None:
         return hv.Points([], ["x", "y"]).opts(responsive=True, height=360, title="live map: waiting for the first snapshot")
     cmap = colour_map(table["family"].value_counts().index.tolist())
@@ -76,9 +79,10 @@ class TrainingView(pn.viewable.Viewer):
         self.save = pn.widgets.Button(name="Save checkpoint", disabled=True)
         self.progress = pn.indicators.Progress(value=0, max=100, bar_color="success", sizing_mode="stretch_width", height=18)
         self.message = pn.pane.HTML("Idle.", sizing_mode="stretch_width")
-        self.loss_pane = pn.pane.HoloViews(loss_element([]), sizing_mode="stretch_width")
-        self.recall_pane = pn.pane.HoloViews(recall_element([]), sizing_mode="stretch_width")
-        self.map_pane = pn.pane.HoloViews(live_map_element(None, 0), sizing_mode="stretch_width")
+        # the plots are drawn by the first poll of a run: HoloViews is imported then, not while the page starts
+        self.loss_pane = LazyHoloViews()
+        self.recall_pane = LazyHoloViews()
+        self.map_pane = LazyHoloViews()
         self.start.on_click(self._start)
         self.cancel.on_click(self._cancel)
         self.use.on_click(self._use)
@@ -168,8 +172,9 @@ class TrainingView(pn.viewable.Viewer):
     def __panel__(self):
         settings = pn.Row(self.preset, self.steps, self.batch, self.lr, self.eval_every, self.map_modality)
         return pn.Column(
-            pn.pane.Markdown("### Align live\nTrain the sequence-anchored contrastive alignment here and watch the "
-                             "held-out retrieval rise and same-family points gather. Runs one at a time per server."),
+            pn.pane.HTML("<h3>Align live</h3><p>Train the sequence-anchored contrastive alignment here and watch the "
+                         "held-out retrieval rise and same-family points gather. Runs one at a time per server.</p>",
+                         sizing_mode="stretch_width"),
             self.start_from, settings, pn.Row(self.start, self.cancel, self.use), self.progress, self.message,
             pn.Row(self.loss_pane, self.recall_pane, sizing_mode="stretch_width"), self.map_pane,
             pn.Row(self.save_path, self.save, sizing_mode="stretch_width"), sizing_mode="stretch_width")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # tiny_world lives beside the tests
@@ -34,11 +33,7 @@ def fast_projection(monkeypatch):
     """Replace UMAP by a 2-D PCA in unit tests of views (UMAP itself runs in the served/browser tests)."""
     import engine.projection as P
 
-    def project(vectors, ids=None, **_):
-        x, point_ids, mods = P._stack(vectors, ids)
-        x = x - x.mean(0)
-        _, _, vt = np.linalg.svd(x, full_matrices=False)
-        return P.Projection((x @ vt[:2].T).astype(np.float32), point_ids, mods, {"pca": 2})
+    from tiny_world import pca_project
 
-    monkeypatch.setattr(P, "project", project)
-    return project
+    monkeypatch.setattr(P, "project", pca_project)
+    return pca_project

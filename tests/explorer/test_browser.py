@@ -13,6 +13,7 @@ from explorer.serving import CHROMIUM, CHROMIUM_ARGS, served_app
 pytestmark = [pytest.mark.slow, pytest.mark.browser,
               pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian chromium at /usr/bin/chromium")]
 TIMEOUT_MS = 120_000
+MAP_SOURCE = "Bokeh.documents[0].get_model_by_name"  # the map's ColumnDataSources carry names
 MOLVIEWER_DRAWN = (
     "() => { const walk = (root) => { for (const el of root.querySelectorAll('*')) {"
     " if (el.classList && el.classList.contains('molviewer') && el.dataset.models && el.dataset.models !== '0') return true;"
@@ -41,8 +42,20 @@ def test_query_by_structure_in_a_browser(world, tmp_path):
             page.locator(".tabulator-row").first.wait_for(timeout=TIMEOUT_MS)
             assert page.locator(".tabulator-row").count() == 10
             page.wait_for_function(MOLVIEWER_DRAWN, timeout=TIMEOUT_MS)
+            # the map (plain Bokeh) rings the hits and stars the focus: its sources changed in place
+            page.wait_for_function(f"() => {MAP_SOURCE}('map-hits').get_length() === 10"
+                                   f" && {MAP_SOURCE}('map-focus').get_length() === 1", timeout=TIMEOUT_MS)
             page.wait_for_timeout(1000)
             page.screenshot(path=str(shot))
+            # a selection in the browser reaches the server (one point -> detail), and one made on the
+            # server (find by name) reaches the browser
+            picked = page.evaluate(f"() => {{ const s = {MAP_SOURCE}('map-points'); s.selected.indices = [3];"
+                                   " return s.data.id[3]; }")
+            page.locator(".detail-title", has_text=picked).first.wait_for(timeout=TIMEOUT_MS)
+            find = page.locator("input[placeholder^='e.g. 1ldm_A']").first
+            find.fill("glo")
+            find.press("Enter")
+            page.wait_for_function(f"() => {MAP_SOURCE}('map-points').selected.indices.length === 8", timeout=TIMEOUT_MS)
             # user text is shown escaped: the tag-laden test name appears as text, no script ran
             assert page.get_by_text("<script>alert(1)</script>", exact=False).count() >= 1
 

@@ -17,6 +17,7 @@ def test_live_run_trains_reembeds_and_is_usable(options, fast_projection, tmp_pa
     monkeypatch.chdir(tmp_path)  # runs/ goes under the working directory, an allowed root
     state = ExplorerState(options)
     view = TrainingView(state=state)
+    assert view.loss_pane.object is None and view.map_pane.object is None  # no plots (nor HoloViews) before a run
     view.steps.value, view.batch.value, view.eval_every.value = 6, 8, 3
     view._start()
     assert state.error == "" and view.run is not None and view.start.disabled
@@ -27,6 +28,7 @@ def test_live_run_trains_reembeds_and_is_usable(options, fast_projection, tmp_pa
     assert [s for s, _, _ in snap.losses] == [1, 2, 3, 4, 5, 6]
     assert {m for _, m, _, _ in snap.recalls} >= {"structure"} and snap.map_points is not None
     assert view.progress.value == 100 and not view.use.disabled and not view.start.disabled
+    assert "InfoNCE" in view.loss_pane.object.opts.get().kwargs["title"] and view.map_pane.object is not None
     assert Path(snap.embeddings_dir, "manifest.json").is_file()
     view._use()
     assert state.error == "" and state.checkpoint == str(Path(snap.model_dir).resolve())

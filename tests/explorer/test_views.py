@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -16,7 +17,8 @@ from explorer.views.detail import DetailView, record_html
 from explorer.views.evolution import family_spread
 from explorer.views.export import embeddings_h5, embeddings_parquet, map_png, selection_csv, selection_fasta
 from explorer.views.hits import HitsView
-from explorer.views.map import MapView, links_element, points_element
+from explorer.views.map import MapView
+from explorer.views.map_figure import GREY, links_source, map_figure, points_source
 
 
 def _loaded_app(options) -> ExplorerApp:
@@ -41,11 +43,73 @@ def test_map_projects_colours_and_selects(options, fast_projection):
     s.map_modalities = ["sequence", "structure"]
     t2 = m.table
     assert set(t2["modality"]) == {"sequence", "structure"} and len(t2) == 32 + len(s.store.ids(modality="structure"))
-    segs = links_element(t2)
-    assert len(segs) == len(s.store.ids(modality="structure"))
+    n_structures = len(s.store.ids(modality="structure"))
+    assert len(links_source(t2).data["x0"]) == n_structures
+    assert len(m.figure.links.data["x0"]) == n_structures  # the drawn map links them too
     for color_by in ("family", "ec", "organism", "ligand", "source", "split", "modality"):
-        el = points_element(t2, color_by)
-        assert len(el) == len(t2) and el.data["colour"].nunique() >= 1
+        src = points_source(t2, color_by)
+        assert len(src.data["x"]) == len(t2) and len(set(src.data["colour"])) >= 1
+    s.link_same_protein = False
+    assert len(map_figure(t2, "family", links=s.link_same_protein).links.data["x0"]) == 0
+
+
+def _points_renderer(fig):
+    return next(r for r in fig.figure.renderers if r.data_source is fig.points)
+
+
+def test_map_figure_legend_follows_colour_by(options, fast_projection):
+    app = _loaded_app(options)
+    m, s = app.map, app.state
+    families = {"kinase", "globin", "protease", "lectin"}
+    for color_by, expected in (("family", families), ("ligand", {"NAD", "HEM", "none"})):
+        s.color_by = color_by
+        fig = m.figure
+        labels = [item.label.value for item in fig.figure.legend[0].items]
+        assert set(labels) == expected == set(fig.categories) == set(fig.points.data["colour"])
+        counts = pd.Series(fig.points.data["colour"]).value_counts()
+        assert labels == counts.index.tolist()  # most frequent first
+        mapper = _points_renderer(fig).glyph.fill_color.transform
+        assert list(mapper.factors) == labels and len(set(mapper.palette)) == len(labels)
+    from bokeh.models import HoverTool
+
+    hover = fig.figure.select_one({"type": HoverTool})
+    assert ("ligand", "@colour") in hover.tooltips and ("text", "@text") in hover.tooltips
+    unlabelled = map_figure(m.table.assign(family="unlabelled"), "family")
+    assert unlabelled.categories == ["unlabelled"]
+    assert _points_renderer(unlabelled).glyph.fill_color.transform.palette == [GREY["unlabelled"]]
+
+
+def test_map_highlights_and_selection_update_in_place(options, fast_projection):
+    app = _loaded_app(options)
+    m, s = app.map, app.state
+    fig = m.figure
+    assert fig.hits.data["id"] == [] and fig.focus.data["id"] == []
+    s.query_protein("glo00_A", "structure", "sequence", 5)
+    hit_ids = [h.id for h in s.query.hits]
+    assert m.figure is fig  # the figure stays; only the highlight sources change
+    assert sorted(fig.hits.data["id"]) == sorted(hit_ids) and fig.focus.data["id"] == [hit_ids[0]]
+    row = m.table[m.table["id"] == hit_ids[0]].iloc[0]
+    assert (fig.focus.data["x"][0], fig.focus.data["y"][0]) == (row["x"], row["y"])
+    s.focus_id = "kin03_A"
+    assert fig.focus.data["id"] == ["kin03_A"]
+    s.query = None
+    assert fig.hits.data["id"] == []
+    # selecting in the figure (what a box, lasso or tap in the browser does) -> selected ids, one point -> focus
+    fig.points.selected.indices = [0, 1, 2]
+    assert s.selected_ids == m.table["id"].iloc[:3].tolist()
+    fig.points.selected.indices = [7]
+    assert s.selected_ids == [m.table["id"].iloc[7]] and s.focus_id == m.table["id"].iloc[7]
+    # a selection made elsewhere (find by name) shows as the figure's selection
+    m.find.value = "globin"
+    rows = sorted(fig.points.selected.indices)
+    assert rows and set(m.table["id"].iloc[rows]) == set(s.selected_ids) and s.focus_id == s.selected_ids[0]
+    # two modalities: hits are ringed in their own (target) modality
+    s.map_modalities = ["sequence", "structure"]
+    s.query_protein("glo00_A", "structure", "structure", 3)
+    assert m.figure is not fig and set(m.figure.hits.data["id"]) == {h.id for h in s.query.hits}
+    t = m.table
+    own = t[t["id"].isin(m.figure.hits.data["id"]) & (t["modality"] == "structure")]
+    assert set(zip(m.figure.hits.data["x"], m.figure.hits.data["y"])) == set(zip(own["x"], own["y"]))
 
 
 def test_find_and_hover_text_are_bounded(options, fast_projection):
@@ -110,6 +174,10 @@ def test_evolution_spread_selects_a_family(options, fast_projection):
     spread = family_spread(app.map.table)
     assert set(spread["family"]) == {"kinase", "globin", "protease", "lectin"} and (spread["points"] == 8).all()
     ev = app.evolution
+    assert ev.modality.options == ["sequence"]  # nothing of the Evolution tab is computed at page load
+    tabs = app.main_area()[-1]
+    tabs.active = 2  # Explore, Align live, Evolution, Export
+    assert "structure" in ev.modality.options
     ev._spread()
     ev.spread.selection = [0]
     fam = ev.spread.value.iloc[0]["family"]
@@ -161,4 +229,27 @@ def test_map_knows_when_drawing_needs_no_umap_run(options, fast_projection, monk
     assert not app.map.cached()  # nothing in memory and no projection cache for the tiny world
     app.load()
     assert app.map.cached() and app.map.table is not None
-    assert "canvas" in str(points_element(app.map.table, "family").opts.get("plot").kwargs.get("backend_opts"))
+    assert app.map.figure.figure.output_backend == "canvas"
+    import explorer.views.map_figure as F
+
+    monkeypatch.setattr(F, "WEBGL_ABOVE", 10)  # pretend 32 points are many
+    assert map_figure(app.map.table, "family").figure.output_backend == "webgl"
+
+
+def test_first_page_imports_no_holoviews_matplotlib_or_markdown(world, tmp_path):
+    """The first page (map, query, hits, detail) is plain Bokeh/Panel: the heavy plotting stacks load on demand."""
+    import os
+    import subprocess
+    import sys
+
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+            "import engine.projection as P; from tiny_world import pca_project; P.project = pca_project; "
+            "import explorer.app as A; from bokeh.document import Document; from explorer.options import AppOptions; "
+            "page = A.create_app(AppOptions(*sys.argv[1:4])); page.server_doc(Document()); "
+            "assert page.app.state.error == '', page.app.state.error; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'holoviews', 'matplotlib', 'markdown_it'}))")
+    args = [str(world["store"]), str(world["checkpoint"]), str(world["embeddings"])]
+    env = {**os.environ, "ONEPROT_CACHE": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"

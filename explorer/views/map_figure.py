@@ -1,0 +1,166 @@
+"""Map data -> a plain Bokeh figure and its sources: points by category, links, hit and focus highlights.
+
+No Panel and no HoloViews here: building this figure costs a few milliseconds, where the same plot
+through HoloViews cost about a second of the first session (and its import another second).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from bokeh.models import (BoxSelectTool, BoxZoomTool, ColumnDataSource, HoverTool, LassoSelectTool, Legend,
+                          LegendItem, PanTool, ResetTool, SaveTool, TapTool, WheelZoomTool)
+from bokeh.plotting import figure
+from bokeh.transform import factor_cmap
+
+from explorer.mapdata import colour_column
+
+if TYPE_CHECKING:
+    from explorer.backend import QueryResult
+
+PALETTE = [  # Tableau 20 reordered so neighbouring categories contrast
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+    "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#9edae5", "#dbdb8d", "#393b79",
+]
+GREY = {"unlabelled": "#d9d9d9", "other": "#9e9e9e"}
+WEBGL_ABOVE = 10_000  # points; Datashader takes over from options.datashade_above
+MAX_LINKS = 20_000  # points; above this, lines between a protein's modalities would be unreadable anyway
+HEIGHT = 460
+POINT_COLUMNS = ["x", "y", "id", "name", "modality", "text", "colour"]
+XY = ["x", "y", "id"]
+LINK_COLUMNS = ["x0", "y0", "x1", "y1"]
+
+
+def colour_map(categories: list[str]) -> dict[str, str]:
+    """Category -> colour: greys for 'unlabelled'/'other', the palette for the rest (by frequency order)."""
+    out, k = {}, 0
+    for c in categories:
+        if c in GREY:
+            out[c] = GREY[c]
+        else:
+            out[c] = PALETTE[k % len(PALETTE)]
+            k += 1
+    return out
+
+
+def _empty(columns: list[str]) -> dict[str, list]:
+    return {k: [] for k in columns}
+
+
+def _short(label: str, width: int = 28) -> str:
+    return label if len(label) <= width else label[: width - 1] + "…"
+
+
+def point_frame(table: pd.DataFrame, color_by: str) -> pd.DataFrame:
+    """The columns the scatter and its hover read; `colour` is the shortened label (long names squeeze the plot)."""
+    data = table[["x", "y", "id", "name", "modality", "text"]].copy()
+    data["colour"] = colour_column(table, color_by).map(_short).to_numpy()
+    return data[POINT_COLUMNS].reset_index(drop=True)
+
+
+def category_order(frame: pd.DataFrame) -> list[str]:
+    """The colour categories, most frequent first (the legend's order and the palette's)."""
+    return frame["colour"].value_counts().index.tolist()
+
+
+def _point_columns(frame: pd.DataFrame) -> dict:
+    """Coordinates as float arrays (Bokeh sends those as binary, not as JSON numbers), labels as lists."""
+    return {c: frame[c].to_numpy(dtype=float) if c in ("x", "y") else frame[c].tolist() for c in POINT_COLUMNS}
+
+
+def points_source(table: pd.DataFrame, color_by: str) -> ColumnDataSource:
+    """One row per map point, in table order (selection indices are table rows)."""
+    return ColumnDataSource(_point_columns(point_frame(table, color_by)))
+
+
+def link_data(table: pd.DataFrame) -> dict:
+    """Segments joining the points of one protein across modalities (first modality -> each other)."""
+    if table["modality"].nunique() < 2 or len(table) > MAX_LINKS:
+        return _empty(LINK_COLUMNS)
+    first = table.drop_duplicates("id")[["id", "x", "y"]].rename(columns={"x": "x0", "y": "y0"})
+    joined = table.merge(first, on="id")
+    joined = joined[(joined["x"] != joined["x0"]) | (joined["y"] != joined["y0"])]
+    return {k: joined[c].to_numpy(dtype=float) for k, c in zip(LINK_COLUMNS, ["x0", "y0", "x", "y"])}
+
+
+def links_source(table: pd.DataFrame) -> ColumnDataSource:
+    return ColumnDataSource(link_data(table))
+
+
+def highlight_frames(table: pd.DataFrame | None, query: QueryResult | None = None,
+                     focus_id: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(hits, focus) rows of the table: the query's hits (in their target modality when it is on the map)
+    and the focused protein's points."""
+    if table is None:
+        empty = pd.DataFrame(_empty(XY))
+        return empty, empty
+    hit_ids = [h.id for h in query.hits] if query is not None else []
+    hits = table[table["id"].isin(hit_ids)] if hit_ids else table.iloc[:0]
+    if hit_ids and (hits["modality"] == query.target_modality).any():
+        hits = hits[hits["modality"] == query.target_modality]  # ring the hit's own modality
+    focus = table[table["id"] == focus_id] if focus_id else table.iloc[:0]
+    return hits[["x", "y", "id"]], focus[["x", "y", "id"]]
+
+
+def _columns(frame: pd.DataFrame) -> dict[str, list]:
+    return {k: frame[k].tolist() for k in XY}
+
+
+@dataclass
+class MapFigure:
+    """The figure and the sources a view updates in place (highlights) or listens to (points.selected)."""
+
+    figure: figure
+    points: ColumnDataSource
+    links: ColumnDataSource
+    hits: ColumnDataSource
+    focus: ColumnDataSource
+    categories: list[str]
+
+    def set_highlights(self, hits: pd.DataFrame, focus: pd.DataFrame) -> None:
+        """Replace the hit rings and focus star (their sources' `.data`; the figure stays). Frames as
+        `highlight_frames` returns them."""
+        self.hits.data = _columns(hits)
+        self.focus.data = _columns(focus)
+
+
+def _tools(hover_label: str) -> tuple[list, list, WheelZoomTool, PanTool]:
+    """(all tools, the ones that act on points), the wheel zoom (active scroll) and pan (active drag)."""
+    wheel, pan = WheelZoomTool(), PanTool()
+    # Bokeh escapes @field values in tooltips given as (label, field) pairs: names and texts stay text
+    hover = HoverTool(tooltips=[("id", "@id"), ("name", "@name"), ("modality", "@modality"),
+                                (hover_label, "@colour"), ("text", "@text")])
+    on_points = [hover, BoxSelectTool(), LassoSelectTool(), TapTool()]
+    return [*on_points[:1], pan, *on_points[1:], wheel, BoxZoomTool(), ResetTool(), SaveTool()], on_points, wheel, pan
+
+
+def map_figure(table: pd.DataFrame, color_by: str, links: bool = True) -> MapFigure:
+    """Scatter coloured by `color_by` (legend on the right), optional links, empty highlight layers on top."""
+    frame = point_frame(table, color_by)
+    order = category_order(frame)
+    cmap = colour_map(order)
+    tools, on_points, wheel, pan = _tools(color_by)
+    fig = figure(sizing_mode="stretch_width", height=HEIGHT, tools=tools, toolbar_location="right",
+                 active_scroll=wheel, active_drag=pan, title="", min_border=10,
+                 # canvas draws a few thousand points faster (and without a GPU); WebGL keeps tens of thousands smooth
+                 output_backend="webgl" if len(table) > WEBGL_ABOVE else "canvas")
+    fig.axis.visible = False
+    fig.grid.grid_line_color = None
+    link_src = ColumnDataSource(link_data(table) if links else _empty(LINK_COLUMNS), name="map-links")
+    fig.segment("x0", "y0", "x1", "y1", source=link_src, color="#888888", alpha=0.25, line_width=0.6)
+    points = ColumnDataSource(_point_columns(frame), name="map-points")  # names let browser tests find them
+    r = fig.scatter("x", "y", source=points, size=6, fill_alpha=0.8, line_color=None,
+                    fill_color=factor_cmap("colour", [cmap[c] for c in order], order),
+                    selection_line_color="black", nonselection_fill_alpha=0.15, nonselection_line_alpha=0.15)
+    for tool in on_points:
+        tool.renderers = [r]  # hover, select and tap act on the points only, not on links or highlights
+    first = frame.reset_index().drop_duplicates("colour").set_index("colour")["index"]
+    items = [LegendItem(label=c, renderers=[r], index=int(first[c])) for c in order]
+    fig.add_layout(Legend(items=items, location="top_left", label_text_font_size="11px", spacing=1), "right")
+    fig.x_range.renderers = fig.y_range.renderers = [r]  # highlights never move the view
+    hits, focus = ColumnDataSource(_empty(XY), name="map-hits"), ColumnDataSource(_empty(XY), name="map-focus")
+    fig.scatter("x", "y", source=hits, marker="circle", size=14, fill_alpha=0, line_color="black", line_width=2)
+    fig.scatter("x", "y", source=focus, marker="star", size=22, fill_color="#e41a1c", line_color="black")
+    return MapFigure(fig, points, link_src, hits, focus, order)
