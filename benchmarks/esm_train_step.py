@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def step_packed(seqs):
         enc.zero_grad()
-        states, mask = enc.packed_residue_states(seqs)
+        states, mask = enc.packed_residue_states(enc.collate(seqs)["tokens"])
         enc.pool(states, mask).square().sum().backward()
 
     pcfg = preset.pretrain["sequence"]

@@ -103,6 +103,7 @@ class Trainer:
         self.skipped = sorted(set(pairs) - set(self.sampler.modalities))  # no training pairs in this store
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
+        self.total_steps = config.steps  # fit() sets the run's own total
         self.ddp = None
         if self.world > 1:
             # One modality per step leaves the other encoders unused, hence find_unused_parameters.
@@ -130,9 +131,14 @@ class Trainer:
         return contextlib.nullcontext()
 
     def lr_at(self, step: int) -> float:
-        """Linear warm-up to config.lr, then constant."""
-        w = self.config.warmup_steps
-        return self.config.lr * min(1.0, (step + 1) / w) if w > 0 else self.config.lr
+        """Linear warm-up to config.lr, constant, then (decay_fraction > 0) a linear fall to 0 at the last step."""
+        c = self.config
+        lr = c.lr * min(1.0, (step + 1) / c.warmup_steps) if c.warmup_steps > 0 else c.lr
+        if c.decay_fraction > 0:
+            start = self.total_steps * (1.0 - min(c.decay_fraction, 1.0))
+            if step >= start:
+                lr *= max(0.0, (self.total_steps - step) / max(self.total_steps - start, 1e-9))
+        return lr
 
     def compute_gradients(self, modality: str, global_ids: list[str]) -> dict[str, float]:
         """Forward + backward on this rank's shard of a global batch; gradients are left in .grad."""
@@ -274,6 +280,7 @@ class Trainer:
         from tqdm.auto import tqdm
 
         total = steps if steps is not None else self.config.steps
+        self.total_steps = total  # the learning-rate decay ends here
         self.out.mkdir(parents=True, exist_ok=True)
         resumed = self.resume() if resume else False
         if self.rank == 0 and not resumed and self.log_path.exists():

@@ -6,8 +6,9 @@
 #      those weights, with the bundled all-MiniLM-L6-v2 as the frozen text backbone;
 #   3. export of RUN/align/model to assets/checkpoints/demo (checked to load, hash verified), and of
 #      the step-0 model to assets/checkpoints/demo-prealign (the unaligned baseline for evaluate).
-# Sized for 2 CPU cores: on 2026-11-26 a full run (RUN=runs/final, 10:42 UTC, nothing else running)
-# took 806 s: 141 s of pretraining, then 600 alignment steps (weighted toward 3Di, pocket and text).
+# Sized for 2 CPU cores: on 2026-11-26 a full run of the previous recipe (RUN=runs/final3, 780 steps) took
+# 712 s, 123 s of it pretraining; the bundled checkpoint (RUN=runs/final4: 900 alignment steps weighted toward
+# 3Di, pocket and text, reusing final3's pretraining folders) took 622 s after pretraining: ~745 s in all.
 # Step times on this shared machine varied by ~30% between runs the same morning (host load).
 # Re-running keeps finished pretraining folders and resumes the alignment from its last checkpoint
 # (exactly).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -31,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.evaluate.report import markdown_table, retrieval_table, write_report
     from engine.evaluate.run import evaluate
 
+    out = _prepare_out(args.out) if args.out else None  # before the work: a bad path must not cost a run
     device = pick_device(args.device)
     store = ProteinStore.open(args.data)
     model = load_checkpoint(args.checkpoint, map_location=device)
@@ -43,10 +45,10 @@ def run(args: argparse.Namespace) -> int:
     result["model_hash"] = getattr(model, "checkpoint_meta", {}).get("model_hash")
     result["baseline_checkpoint"] = args.baseline_checkpoint
     text = json.dumps(result, indent=2)
-    if args.out:
-        from pathlib import Path
-
-        Path(args.out).write_text(text)
+    if out is not None:
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, out)  # atomic: a killed run leaves the previous file, never half of one
     if args.report:
         log(f"report: {write_report(result, args.report)}")
     if args.json:
@@ -54,3 +56,21 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(markdown_table(retrieval_table(result)))
     return 0
+
+
+def _prepare_out(path: str):
+    """--out FILE: its folder is created; a folder or unwritable place fails now with a clear error."""
+    from pathlib import Path
+
+    from engine.errors import OneProtError
+
+    out = Path(path)
+    if out.is_dir():
+        raise OneProtError("is a folder; give a file name for the JSON result", f"--out {path}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OneProtError(f"cannot create its folder ({error.strerror})", f"--out {path}") from None
+    if not os.access(out.parent, os.W_OK):
+        raise OneProtError("its folder is not writable", f"--out {path}")
+    return out

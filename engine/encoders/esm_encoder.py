@@ -34,6 +34,7 @@ class EsmEncoderConfig:
     freeze: bool = False  # frozen backbone: no grads, always eval mode; pooling stays trainable
     max_length: int = 1022  # residues kept per item (ESM-2 was trained on 1,024 tokens incl. BOS/EOS)
     token_dropout: bool = True
+    train_mask: float = 0.0  # augmentation: fraction of residue tokens replaced by <mask> while training
 
 
 class EsmTokenEncoder(ModalityEncoder):
@@ -69,7 +70,6 @@ class EsmTokenEncoder(ModalityEncoder):
         self.alphabet = self.esm.alphabet
         self._lookup = {tok: i for tok, i in self.alphabet.tok_to_idx.items() if len(tok) == 1}
         self._special = torch.tensor([self.alphabet.cls_idx, self.alphabet.eos_idx, self.alphabet.padding_idx])
-        self._tokenizer = None  # packed-forward tokenizer, made on first use
         self.pool = make_pooling(cfg.pooling, arch.dim)
         self.output_dim = arch.dim
         if cfg.freeze:
@@ -100,7 +100,6 @@ class EsmTokenEncoder(ModalityEncoder):
         """Strings -> {'tokens': (B, T) with BOS/EOS and padding}."""
         if isinstance(items, str):
             raise OneProtError("expected a list of strings, got one string", "items")
-        items = list(items)
         ids = [self.tokenize(s) for s in items]
         width = max((len(x) for x in ids), default=0) + 2
         tokens = torch.full((len(ids), width), self.alphabet.padding_idx, dtype=torch.long)
@@ -108,10 +107,7 @@ class EsmTokenEncoder(ModalityEncoder):
             tokens[i, 0] = self.alphabet.cls_idx
             tokens[i, 1 : len(x) + 1] = torch.tensor(x, dtype=torch.long)
             tokens[i, len(x) + 1] = self.alphabet.eos_idx
-        batch: dict[str, Any] = {"tokens": tokens}
-        if ids and all(ids):  # the packed forward needs at least one residue per item
-            batch["items"] = items
-        return batch
+        return {"tokens": tokens}
 
     # ---- forward --------------------------------------------------------------------------------
     def residue_states(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,19 +119,26 @@ class EsmTokenEncoder(ModalityEncoder):
         mask = ~torch.isin(inner, self._special.to(inner.device))  # EOS of shorter items and padding
         return states, mask
 
-    def packed_residue_states(self, items: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Same result as `residue_states(collate(items)["tokens"])`, without computing on padding."""
-        from engine.encoders.packed_esm import ESMTokenizer, padded_residue_states
+    def packed_residue_states(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Same result as `residue_states(tokens)`, without computing on padding (every row needs a residue)."""
+        from engine.encoders.packed_esm import pack_padded, packed_forward, packed_to_padded
 
-        if self._tokenizer is None:
-            self._tokenizer = ESMTokenizer(self.alphabet, residue_ids=self.tokenize)
+        packed = pack_padded(tokens, self.alphabet.padding_idx)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze):
-            return padded_residue_states(self.esm, self._tokenizer, items)
+            return packed_to_padded(packed_forward(self.esm, packed).last, packed)
+
+    def mask_for_training(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Augmentation: `train_mask` of the residue tokens become <mask> (global torch RNG, so resumable)."""
+        residue = ~torch.isin(tokens, self._special.to(tokens.device))
+        hit = (torch.rand(tokens.shape, device=tokens.device) < self.config.train_mask) & residue
+        return tokens.masked_fill(hit, self.alphabet.mask_idx)
 
     def forward(self, batch: dict[str, Any]) -> EncoderOutput:
-        tokens, items = batch["tokens"], batch.get("items")
-        if items is not None and tokens.device.type == "cpu":
-            states, mask = self.packed_residue_states(items)
+        tokens = batch["tokens"]
+        if self.training and self.config.train_mask > 0 and not self.config.freeze:
+            tokens = self.mask_for_training(tokens)
+        if tokens.device.type == "cpu" and tokens.shape[0] and bool((tokens[:, 1] != self.alphabet.eos_idx).all()):
+            states, mask = self.packed_residue_states(tokens)
         else:
             states, mask = self.residue_states(tokens)
         pooled = self.pool(states, mask)  # (B, H)

@@ -20,6 +20,7 @@ How it differs from `ESM2.forward` (same maths, different layout):
 
 Public API:
     pack_sequences(tokenizer, sequences) -> PackedTokens (engine/token_batching.py layout)
+    pack_padded(tokens, padding_idx) -> PackedTokens           from a padded (B, T) batch
     packed_forward(model, packed, repr_layers=()) -> PackedStates   (T, D) last-layer states
     mean_pool(states, packed) -> (N, D) float32                    mean over residues
     packed_to_padded(states, packed) -> ((N, L, D), (N, L) mask)    residues only, for attention pooling
@@ -128,6 +129,13 @@ def pack_sequences(tokenizer: ESMTokenizer, sequences: list[str], **kwargs: Any)
     return pack_token_arrays(arrays, prepend_bos=tokenizer.prepend_bos,
                              append_eos=tokenizer.append_eos,
                              padding_idx=tokenizer.alphabet.padding_idx, **kwargs)
+
+
+def pack_padded(tokens: torch.Tensor, padding_idx: int) -> PackedTokens:
+    """A padded (B, T) batch whose rows are BOS, residues, EOS, then padding -> the packed layout."""
+    lengths = (tokens != padding_idx).sum(1).tolist()
+    arrays = [row[:n].cpu().numpy() for row, n in zip(tokens, lengths)]
+    return pack_token_arrays(arrays, prepend_bos=True, append_eos=True, padding_idx=padding_idx).to(tokens.device)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     warmup_steps: int = 0  # linear warm-up, then constant (the paper uses a constant rate)
+    decay_fraction: float = 0.0  # > 0: the rate falls linearly to 0 over this last fraction of the run
     modality_weights: dict[str, float] | None = None  # None: round-robin over modalities
     eval_every: int = 100  # held-out R@1 every this many steps (0: only at the end)
     eval_size: int = 64  # valid-split proteins per modality for that R@1

@@ -42,6 +42,7 @@ class MolViewer(JSComponent):
         const mols = model.molecules || [];
         note.textContent = mols.length ? '' : model.message;  // textContent: never interpreted as HTML
         if (typeof $3Dmol === 'undefined') { note.textContent = '3Dmol.js did not load'; return; }
+        if (!mols.length && viewer === null) { box.dataset.models = '0'; return; }  // no WebGL context until needed
         if (viewer === null) {
           viewer = $3Dmol.createViewer(box, { backgroundColor: 'white', antialias: true });
         }

@@ -52,6 +52,19 @@ def test_overfits_a_tiny_batch(store, tmp_path):
     assert first > 1.5 and loss < 0.05
 
 
+def test_learning_rate_warms_up_holds_then_decays_to_zero(store, tmp_path):
+    cfg = TrainConfig(steps=100, lr=1e-3, warmup_steps=10, decay_fraction=0.2)
+    trainer = Trainer(_model(), store, cfg, tmp_path, progress=False)
+    lr = [trainer.lr_at(s) for s in range(100)]
+    assert lr[0] == pytest.approx(1e-4) and lr[9] == pytest.approx(1e-3) and lr[79] == pytest.approx(1e-3)
+    assert lr[80] == pytest.approx(1e-3) and lr[90] == pytest.approx(5e-4) and 0 < lr[99] < 1e-4
+    assert all(a >= b for a, b in zip(lr[80:], lr[81:]))
+    trainer.total_steps = 200  # fit(steps=200): the decay moves to that run's end
+    assert trainer.lr_at(99) == pytest.approx(1e-3) and trainer.lr_at(180) == pytest.approx(5e-4)
+    constant = Trainer(_model(), store, TrainConfig(steps=100, lr=1e-3), tmp_path / "c", progress=False)
+    assert {constant.lr_at(s) for s in (0, 50, 99)} == {1e-3}
+
+
 def _params(model):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 

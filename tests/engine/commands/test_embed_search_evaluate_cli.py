@@ -93,10 +93,18 @@ def test_bad_queries_and_mismatches_are_refused(world, capsys, tmp_path):
 def test_evaluate_json_and_report(world, capsys, tmp_path):
     root, store, ckpt = world
     res = run_json(capsys, ["evaluate", "--checkpoint", str(ckpt), "--data", str(store), "--split", "test", "--json",
-                            "--report", str(tmp_path / "rep")])
+                            "--report", str(tmp_path / "rep"), "--out", str(tmp_path / "new" / "dir" / "r.json")])
     assert {"retrieval", "baselines", "evolution", "probes"} <= set(res)
+    assert json.loads((tmp_path / "new" / "dir" / "r.json").read_text())["retrieval"] == res["retrieval"]
     assert "structure->text" in res["retrieval"] and res["retrieval"]["structure->text"]["kind"] == "emergent"
     assert (tmp_path / "rep" / "report.html").is_file() and (tmp_path / "rep" / "retrieval_r10.png").is_file()
+
+
+def test_evaluate_refuses_a_bad_out_path_before_working(world, capsys, tmp_path):
+    root, store, ckpt = world
+    (tmp_path / "taken").mkdir()
+    assert cli.main(["evaluate", "--checkpoint", str(ckpt), "--data", str(store), "--out", str(tmp_path / "taken")]) != 0
+    assert "--out" in capsys.readouterr().err
 
 
 def test_project_and_exports(world, capsys, tmp_path):

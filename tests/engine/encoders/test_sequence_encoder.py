@@ -65,27 +65,41 @@ def test_cpu_training_forward_is_packed_and_matches_fair_esm(pooling):
     """On CPU the forward skips padding (packed_esm); outputs and gradients equal fair-esm's padded pass."""
     torch.manual_seed(0)
     enc = SequenceEncoder(dict(CFG, pooling=pooling)).train()
-    seqs = ["MKTAYIAKQRQISFVKSHFSRQ", "GGS", "MKXZUBOACDEFGHIKLMNPQRSTVWY" * 2]
-    batch = enc.collate(seqs)
-    assert batch["items"] == seqs
-    packed = enc(batch)
-    packed.pooled.square().sum().backward()
-    grads = {n: p.grad.clone() for n, p in enc.named_parameters() if p.grad is not None}
-    enc.zero_grad()
-    fair = enc({"tokens": batch["tokens"]})  # no items: fair-esm's padded forward
-    fair.pooled.square().sum().backward()
-    assert torch.allclose(packed.pooled, fair.pooled, atol=1e-5)
-    assert torch.equal(packed.mask, fair.mask)
-    assert torch.allclose(packed.states * packed.mask[..., None], fair.states * fair.mask[..., None], atol=1e-5)
-    assert set(grads) == {n for n, p in enc.named_parameters() if p.grad is not None}
-    assert any(n.startswith("esm.layers.") for n in grads)
-    for name, p in enc.named_parameters():
-        if p.grad is not None:
-            assert torch.allclose(grads[name], p.grad, atol=1e-5, rtol=1e-4), name
+    tokens = enc.collate(["MKTAYIAKQRQISFVKSHFSRQ", "GGS", "MKXZUBOACDEFGHIKLMNPQRSTVWY" * 2])["tokens"]
+    outputs, grads = [], []
+    for states_of in (enc.packed_residue_states, enc.residue_states):
+        enc.zero_grad()
+        states, mask = states_of(tokens)
+        pooled = enc.pool(states, mask)
+        pooled.square().sum().backward()
+        outputs.append((states * mask[..., None], mask, pooled))
+        grads.append({n: p.grad.clone() for n, p in enc.named_parameters() if p.grad is not None})
+    (s1, m1, p1), (s2, m2, p2) = outputs
+    assert torch.equal(m1, m2) and torch.allclose(s1, s2, atol=1e-5) and torch.allclose(p1, p2, atol=1e-5)
+    assert set(grads[0]) == set(grads[1]) and any(n.startswith("esm.layers.") for n in grads[0])
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-5, rtol=1e-4), name
+    assert torch.allclose(enc(enc.collate(["GGS"])).pooled, p1[1:2], atol=1e-5)  # forward takes the packed path
 
 
-def test_items_without_residues_take_the_padded_path():
+def test_rows_without_residues_take_the_padded_path():
     enc = SequenceEncoder(CFG).eval()
-    batch = enc.collate(["MKT", "   "])
-    assert "items" not in batch
-    assert enc(batch).pooled.shape == (2, 32)
+    assert enc(enc.collate(["", ""])).pooled.shape == (2, 32)
+
+
+def test_training_mask_augments_only_while_training():
+    torch.manual_seed(0)
+    enc = SequenceEncoder(dict(CFG, train_mask=0.5))
+    tokens = enc.collate(["MKTAYIAKQRQISFVKSHFSRQ" * 3, "GGS"])["tokens"]
+    masked = enc.mask_for_training(tokens)
+    changed = masked != tokens
+    assert changed.any() and (masked[changed] == enc.alphabet.mask_idx).all()
+    assert not changed[:, 0].any() and (masked == enc.alphabet.padding_idx).sum() == (tokens == enc.alphabet.padding_idx).sum()
+    enc.eval()
+    batch = enc.collate(["MKTAYIAKQR"])
+    assert torch.equal(enc(batch).pooled, enc(batch).pooled)  # no augmentation in eval mode
+    enc.train()
+    torch.manual_seed(1)
+    a = enc(batch).pooled
+    torch.manual_seed(2)
+    assert not torch.allclose(a, enc(batch).pooled)
