@@ -70,11 +70,6 @@ def _point_columns(frame: pd.DataFrame) -> dict:
     return {c: frame[c].to_numpy(dtype=float) if c in ("x", "y") else frame[c].tolist() for c in POINT_COLUMNS}
 
 
-def points_source(table: pd.DataFrame, color_by: str) -> ColumnDataSource:
-    """One row per map point, in table order (selection indices are table rows)."""
-    return ColumnDataSource(_point_columns(point_frame(table, color_by)))
-
-
 def link_data(table: pd.DataFrame) -> dict:
     """Segments joining the points of one protein across modalities (first modality -> each other)."""
     if table["modality"].nunique() < 2 or len(table) > MAX_LINKS:
@@ -83,10 +78,6 @@ def link_data(table: pd.DataFrame) -> dict:
     joined = table.merge(first, on="id")
     joined = joined[(joined["x"] != joined["x0"]) | (joined["y"] != joined["y0"])]
     return {k: joined[c].to_numpy(dtype=float) for k, c in zip(LINK_COLUMNS, ["x0", "y0", "x", "y"])}
-
-
-def links_source(table: pd.DataFrame) -> ColumnDataSource:
-    return ColumnDataSource(link_data(table))
 
 
 def highlight_frames(table: pd.DataFrame | None, query: QueryResult | None = None,
@@ -150,7 +141,8 @@ def map_figure(table: pd.DataFrame, color_by: str, links: bool = True) -> MapFig
     fig.grid.grid_line_color = None
     link_src = ColumnDataSource(link_data(table) if links else _empty(LINK_COLUMNS), name="map-links")
     fig.segment("x0", "y0", "x1", "y1", source=link_src, color="#888888", alpha=0.25, line_width=0.6)
-    points = ColumnDataSource(_point_columns(frame), name="map-points")  # names let browser tests find them
+    # one row per map point in table order (selection indices are table rows); names let browser tests find sources
+    points = ColumnDataSource(_point_columns(frame), name="map-points")
     r = fig.scatter("x", "y", source=points, size=6, fill_alpha=0.8, line_color=None,
                     fill_color=factor_cmap("colour", [cmap[c] for c in order], order),
                     selection_line_color="black", nonselection_fill_alpha=0.15, nonselection_line_alpha=0.15)

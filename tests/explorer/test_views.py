@@ -18,7 +18,7 @@ from explorer.views.evolution import family_spread
 from explorer.views.export import embeddings_h5, embeddings_parquet, map_png, selection_csv, selection_fasta
 from explorer.views.hits import HitsView
 from explorer.views.map import MapView
-from explorer.views.map_figure import GREY, links_source, map_figure, points_source
+from explorer.views.map_figure import GREY, link_data, map_figure
 
 
 def _loaded_app(options) -> ExplorerApp:
@@ -44,10 +44,10 @@ def test_map_projects_colours_and_selects(options, fast_projection):
     t2 = m.table
     assert set(t2["modality"]) == {"sequence", "structure"} and len(t2) == 32 + len(s.store.ids(modality="structure"))
     n_structures = len(s.store.ids(modality="structure"))
-    assert len(links_source(t2).data["x0"]) == n_structures
+    assert len(link_data(t2)["x0"]) == n_structures
     assert len(m.figure.links.data["x0"]) == n_structures  # the drawn map links them too
     for color_by in ("family", "ec", "organism", "ligand", "source", "split", "modality"):
-        src = points_source(t2, color_by)
+        src = map_figure(t2, color_by).points
         assert len(src.data["x"]) == len(t2) and len(set(src.data["colour"])) >= 1
     s.link_same_protein = False
     assert len(map_figure(t2, "family", links=s.link_same_protein).links.data["x0"]) == 0
