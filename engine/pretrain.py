@@ -102,7 +102,7 @@ def _packed_logits(model, inputs: torch.Tensor, labels: torch.Tensor, padding_id
 
     packed = pack_padded(inputs, padding_idx)
     states = packed_forward(model, packed).last  # (N tokens, D)
-    lengths = (inputs != padding_idx).sum(1).tolist()
+    lengths = packed.lengths[: packed.n_sequences]  # tokens per row, BOS/EOS included
     flat_labels = torch.cat([row[:n] for row, n in zip(labels, lengths)])
     return model.lm_head(states), flat_labels
 
