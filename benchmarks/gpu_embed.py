@@ -230,6 +230,15 @@ def bench_size(name, arch, seqs, args, shared, rows, start_time):
         except Exception as error:  # noqa: BLE001 - report it, then try the fallback
             print(f"  ours with attention={attention} failed: {type(error).__name__}: {error}"[:400],
                   flush=True)
+    if args.variants and "ours (packed)" in results:  # same path, one option changed each
+        base_budget = embedder.token_budget
+        for label, options in (("ours, unfused GELU", dict(fused_gelu=False)),
+                               ("ours, 2x token budget", dict(token_budget=2 * base_budget))):
+            variant = PackedESMEmbedder(model, alphabet, device=device, dtype=dtype,
+                                        **{"token_budget": args.token_budget, **options})
+            variant.embed(seqs[:64])
+            vec, secs = timed(lambda: variant.embed(seqs), device)
+            record(label, secs, secs, vec)
     if args.compile and budget_left() > 120:
         try:
             compiled = PackedESMEmbedder(model, alphabet, device=device, dtype=dtype,
@@ -303,10 +312,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-compile", dest="compile", action="store_false")
     parser.add_argument("--cuda-graphs", action="store_true", help="also time the CUDA-graph variant")
     parser.add_argument("--skip-fair-bf16", action="store_true")
+    parser.add_argument("--variants", action="store_true",
+                        help="also time ours without the fused GELU epilogue and with twice the token budget")
     parser.add_argument("--time-budget", type=float, default=420.0,
                         help="seconds after which optional methods are skipped")
     parser.add_argument("--out", type=Path, default=None, help="Markdown file to write")
     args = parser.parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)  # the command, for the results file (less --out)
+    keep = [a for i, a in enumerate(given) if a != "--out" and (i == 0 or given[i - 1] != "--out")]
+    args.command = "".join(f" {a}" for a in keep if not a.startswith("--out="))
     cuda = torch.cuda.is_available() and not args.quick
     args.device = "cuda" if cuda else "cpu"
     args.baseline_budget = args.baseline_budget or (16384 if cuda else 4096)
@@ -374,7 +388,7 @@ def markdown(card, tflops, ceil_dtype, n, shared, args, rows, summary, total) ->
     head = [
         f"# ESM-2 embedding throughput: {card}, {dt.date.today().isoformat()}",
         "",
-        f"`python benchmarks/gpu_embed.py{' --quick' if args.quick else ''}`; torch {torch.__version__}; "
+        f"`python benchmarks/gpu_embed.py{args.command}`; torch {torch.__version__}; "
         f"{n} sequences, {shared['tokens']:,} tokens (BOS/EOS included), log-normal lengths; "
         f"{ceil_dtype} matmul ceiling {tflops:.3g} TFLOP/s measured in this run; baselines: "
         f"length-sorted padded batches of <= {args.baseline_budget} tokens, tokenisation "

@@ -267,6 +267,14 @@ def _post_attention(x, o, w_o, b_o, ln_w, ln_b, eps: float, w1, b1, w2, b2):
     return x + F.linear(F.gelu(F.linear(h, w1, b1)), w2, b2)  # exact (erf) GELU, as fair-esm
 
 
+def _post_attention_fused(x, o, w_o, b_o, ln_w, ln_b, eps: float, w1, b1, w2, b2):
+    """`_post_attention` with GELU done in fc1's GEMM epilogue (cuBLASLt on CUDA: the tanh form of
+    GELU, which differs from erf GELU by < 5e-4, below bf16's rounding) and the residual adds in place."""
+    x = F.linear(o.reshape(x.shape), w_o, b_o).add_(x)
+    h = F.layer_norm(x, (x.shape[-1],), ln_w, ln_b, eps)
+    return F.linear(torch._addmm_activation(b1, h, w1.t(), use_gelu=True), w2, b2).add_(x)
+
+
 def _eps(norm: nn.Module) -> float:
     return float(getattr(norm, "eps", 1e-5))
 
@@ -280,8 +288,12 @@ class PackedStates:
 
 
 def packed_forward(model: nn.Module, packed: PackedTokens, *, repr_layers: tuple[int, ...] = (),
-                   attention: str = "auto", compiled: tuple[Any, Any] | None = None) -> PackedStates:
-    """ESM2 forward on a packed batch, reading `model`'s parameters; runs in the parameters' dtype."""
+                   attention: str = "auto", compiled: tuple[Any, Any] | None = None,
+                   fused_gelu: bool = True) -> PackedStates:
+    """ESM2 forward on a packed batch, reading `model`'s parameters; runs in the parameters' dtype.
+
+    `fused_gelu` applies where no autograd graph is recorded and nothing is `compiled`: see
+    `_post_attention_fused` (+6% tokens/s for ESM-2 650M on an H200, benchmarks/results)."""
     embed = model.embed_tokens
     dtype = embed.weight.dtype
     tokens = packed.tokens
@@ -296,7 +308,9 @@ def packed_forward(model: nn.Module, packed: PackedTokens, *, repr_layers: tuple
     layers: dict[int, torch.Tensor] = {}
     if 0 in repr_layers:
         layers[0] = x
-    pre, post = compiled if compiled is not None else (_pre_attention, _post_attention)
+    fused = fused_gelu and _no_autograd()
+    pre, post = compiled if compiled is not None else (
+        _pre_attention, _post_attention_fused if fused else _post_attention)
     first = model.layers[0].self_attn if len(model.layers) else None
     head_dim = first.head_dim if first is not None else 0
     cos, sin = rotary_tables(packed.positions, head_dim) if first is not None else (None, None)
@@ -325,6 +339,11 @@ def packed_forward(model: nn.Module, packed: PackedTokens, *, repr_layers: tuple
     if len(model.layers) in repr_layers:
         layers[len(model.layers)] = x  # fair-esm reports the last layer after the final norm
     return PackedStates(last=x, layers=layers)
+
+
+def _no_autograd() -> bool:
+    """True when no autograd graph is being recorded (the fused epilogue has no backward here)."""
+    return not torch.is_grad_enabled() or torch.is_inference_mode_enabled()
 
 
 def mean_pool(states: torch.Tensor, packed: PackedTokens) -> torch.Tensor:
@@ -365,7 +384,8 @@ class PackedESMEmbedder:
                  dtype: torch.dtype | None = None, token_budget: int | None = None, *,
                  attention: str = "auto", max_residues: int | None = None,
                  residue_ids: Callable[[str], Any] | None = None, compile: bool = False,
-                 cuda_graphs: bool = False, pad_multiple: int = 1024, prefetch: int = 2):
+                 cuda_graphs: bool = False, pad_multiple: int = 1024, prefetch: int = 2,
+                 fused_gelu: bool = True):
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         if dtype is None:
             dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
@@ -380,6 +400,7 @@ class PackedESMEmbedder:
         self.pad_multiple = pad_multiple if cuda_graphs else 1
         self.cuda_graphs = cuda_graphs
         self.prefetch = prefetch
+        self.fused_gelu = fused_gelu
         self.compiled = None
         if compile or cuda_graphs:
             mode = "reduce-overhead" if cuda_graphs else None
@@ -420,7 +441,7 @@ class PackedESMEmbedder:
             if self.cuda_graphs:  # one graph step per batch: earlier batches' buffers may be reused
                 torch.compiler.cudagraph_mark_step_begin()
             yield packed, packed_forward(self.model, packed, attention=self.attention,
-                                         compiled=self.compiled).last
+                                         compiled=self.compiled, fused_gelu=self.fused_gelu).last
 
     @torch.inference_mode()
     def embed(self, sequences: list[str], *, to_cpu: bool = True) -> torch.Tensor:

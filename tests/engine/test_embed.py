@@ -166,3 +166,24 @@ def test_ids_restrict_the_run(model, store, tmp_path):
     assert set(eset.labels["id"]) == set(some)
     with pytest.raises(OneProtError, match="not in the store"):
         embed_store(model, store, tmp_path / "bad", ids=["nobody"])
+
+
+def _cosines(a: dict, b: dict) -> np.ndarray:
+    assert a.keys() == b.keys()
+    x = np.stack([a[k] for k in a]).astype(np.float64)
+    y = np.stack([b[k] for k in a]).astype(np.float64)
+    return (x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_bf16_embedding_matches_cpu_fp32(model, store, tmp_path):
+    import copy
+
+    cpu = EmbeddingSet.open(embed_store(model, store, tmp_path / "cpu", chunk_size=5, build_indexes=False))
+    on_gpu = copy.deepcopy(model).to("cuda")
+    eset = EmbeddingSet.open(embed_store(on_gpu, store, tmp_path / "gpu", chunk_size=5, build_indexes=False))
+    assert eset.model_hash == cpu.model_hash
+    for m in MODALITIES:
+        cos = _cosines(as_dict(eset, m), as_dict(cpu, m))
+        assert cos.min() >= 0.99, (m, float(cos.min()))

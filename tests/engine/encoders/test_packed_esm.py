@@ -218,6 +218,12 @@ def test_bad_backend_and_cuda_only_options():
         PackedESMEmbedder(model, alphabet, cuda_graphs=True)
 
 
+def test_fused_gelu_epilogue_matches_fair_esm(case):
+    model, alphabet, seqs, ref_res, ref_pool = case
+    pooled = PackedESMEmbedder(model, alphabet, token_budget=1500, fused_gelu=True).embed(seqs)
+    assert (pooled - ref_pool).abs().max() < 1e-4  # exact GELU on the CPU
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_bf16_varlen_on_gpu_matches_fp32_reference():
@@ -225,8 +231,9 @@ def test_bf16_varlen_on_gpu_matches_fp32_reference():
     model = _model(alphabet, layers=4, dim=128, heads=8)
     seqs = _sequences(AMINO, 64, 500)
     _, ref_pool = _reference(model, alphabet, seqs)
-    pooled = PackedESMEmbedder(model, alphabet, device="cuda", dtype=torch.bfloat16).embed(seqs)
-    assert F.cosine_similarity(pooled, ref_pool).min() >= 0.999
+    for fused in (False, True):
+        pooled = PackedESMEmbedder(model, alphabet, device="cuda", dtype=torch.bfloat16, fused_gelu=fused).embed(seqs)
+        assert F.cosine_similarity(pooled, ref_pool).min() >= 0.999, fused
 
 
 @pytest.mark.slow
