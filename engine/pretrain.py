@@ -133,20 +133,37 @@ def heldout_mlm(model, texts: list[str], alphabet, cfg: PretrainConfig, max_item
 
 def pretrain(modality: str | Modality, store, arch: EsmArch, cfg: PretrainConfig, out: str | os.PathLike,
              on_step: list[Callable[[dict], None]] | None = None, progress: bool = True,
-             cancel: threading.Event | None = None, device: torch.device | None = None) -> dict:
-    """Pretrain one ESM-2-architecture encoder with masked LM and save it to `out`. Returns a summary."""
+             cancel: threading.Event | None = None, device: torch.device | None = None,
+             init: str | None = None) -> dict:
+    """Pretrain one ESM-2-architecture encoder with masked LM and save it to `out`. Returns a summary.
+
+    `init`: start from these weights (released name, fair-esm file or pretrain folder) instead of random
+    ones; their shape replaces `arch`'s. An amino-acid model can start a 3Di one (the paper extends ESM-2's
+    vocabulary): special-token rows are kept, the 3Di letters get fresh rows.
+    """
     from tqdm.auto import tqdm
 
     m = parse_modality(modality)
     if m not in ALPHABET_OF:
         raise OneProtError(f"masked-LM pretraining applies to sequence and structure_tokens, not {m.value}", "modality")
+    state = None
+    if init:
+        from engine.encoders.esm_arch import load_esm_weights
+
+        source_arch, state = load_esm_weights(init, ALPHABET_OF[m])
+        arch = source_arch
     arch = EsmArch(arch.layers, arch.dim, arch.heads, ALPHABET_OF[m], arch.token_dropout)
     texts = corpus(store, m, "train")
     if len(texts) < 2:
         raise OneProtError(f"the train split has {len(texts)} {m.value} strings; need at least 2", str(store.path))
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(cfg.seed)
-    model = build_esm2(arch).to(device)
+    model = build_esm2(arch)
+    if state is not None:
+        from engine.encoders.esm_arch import load_into
+
+        load_into(model, state, init)
+    model = model.to(device)
     alphabet = model.alphabet
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
@@ -183,7 +200,7 @@ def pretrain(modality: str | Modality, store, arch: EsmArch, cfg: PretrainConfig
                "final_loss": float(np.mean([r["loss"] for r in log[-20:]])) if log else None,
                "seconds": round(time.perf_counter() - started, 1), "store": str(store.path),
                "store_created": store.manifest.get("created"),
-               "config": cfg.to_dict(), **held}
+               "config": cfg.to_dict(), "init": init, **held}
     save_esm_folder(model.cpu(), arch, out, extra={"pretrain": summary},
                     files={"metrics.jsonl": "".join(json.dumps(r) + "\n" for r in log)})
     summary["out"] = str(Path(out))

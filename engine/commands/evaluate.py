@@ -9,6 +9,8 @@ import sys
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from engine.evaluate.tmscore import MAX_PROTEINS
+
     p.add_argument("--checkpoint", default="demo", help="checkpoint folder or 'demo'")
     p.add_argument("--data", default="demo", help="store folder or 'demo'")
     p.add_argument("--split", default="test", choices=("train", "valid", "test"))
@@ -19,6 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-tokens", type=int, default=16_384)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-probes", action="store_true")
+    p.add_argument("--tmscore-max", type=int, default=MAX_PROTEINS, metavar="N",
+                   help="TM-score baseline (pocket<->structure, TM-align on CA atoms; cost grows as N^2, ~20 s for "
+                        f"N=92): a seeded sample of at most N proteins per pair (default {MAX_PROTEINS}; 0 skips it)")
+    p.add_argument("--no-tmscore", action="store_true", help="skip the TM-score baseline (same as --tmscore-max 0)")
     p.add_argument("--device", default="auto")
     p.add_argument("--report", metavar="DIR", help="write report.md, report.html and PNG plots here")
     p.add_argument("--out", metavar="FILE", help="also write the JSON result to this file")
@@ -29,10 +35,14 @@ def run(args: argparse.Namespace) -> int:
     from engine.checkpoint import load_checkpoint
     from engine.commands.embed import pick_device
     from engine.data.store import ProteinStore
+    from engine.errors import OneProtError
     from engine.evaluate.report import markdown_table, retrieval_table, write_report
     from engine.evaluate.run import evaluate
 
     out = _prepare_out(args.out) if args.out else None  # before the work: a bad path must not cost a run
+    if args.tmscore_max < 0:
+        raise OneProtError("must be 0 (skip) or a positive number of proteins", f"--tmscore-max {args.tmscore_max}")
+    tmscore_max = 0 if args.no_tmscore else args.tmscore_max
     device = pick_device(args.device)
     store = ProteinStore.open(args.data)
     model = load_checkpoint(args.checkpoint, map_location=device)
@@ -40,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     mods = [m.strip() for m in args.modalities.split(",")] if args.modalities else None
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731 - stdout is reserved for the result
     result = evaluate(model, store, args.split, baseline_model=baseline, seed=args.seed, max_queries=args.max_queries,
-                      modalities=mods, batch_tokens=args.batch_tokens, run_probes=not args.no_probes, log=log)
+                      modalities=mods, batch_tokens=args.batch_tokens, run_probes=not args.no_probes,
+                      tmscore_max=tmscore_max, log=log)
     result["checkpoint"] = str(args.checkpoint)
     result["model_hash"] = getattr(model, "checkpoint_meta", {}).get("model_hash")
     result["baseline_checkpoint"] = args.baseline_checkpoint

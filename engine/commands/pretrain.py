@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="override the preset's step count")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--init", default=None, metavar="WEIGHTS",
+                        help="start from these ESM weights (released name, .pt file or pretrain folder), e.g. the "
+                        "pretrained sequence encoder for the 3Di one; default: random")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -47,6 +50,6 @@ def run(args: argparse.Namespace) -> int:
             setattr(cfg, field, getattr(args, field))
     arch = EsmArch(enc.get("layers", 6), enc.get("dim", 320), enc.get("heads", 20), token_dropout=enc.get("token_dropout", True))
     store = ProteinStore.open(args.data)
-    summary = pretrain(args.modality, store, arch, cfg, args.out, progress=not args.quiet)
+    summary = pretrain(args.modality, store, arch, cfg, args.out, progress=not args.quiet, init=args.init)
     print(json.dumps(summary, indent=2))
     return 0

@@ -35,6 +35,8 @@ class EsmEncoderConfig:
     max_length: int = 1022  # residues kept per item (ESM-2 was trained on 1,024 tokens incl. BOS/EOS)
     token_dropout: bool = True
     train_mask: float = 0.0  # augmentation: fraction of residue tokens replaced by <mask> while training
+    train_crop: float = 0.0  # augmentation: while training, each item is cut to a random contiguous window of
+    #                          at least this fraction of its residues (uniform in [train_crop, 1]); 0 = off
 
 
 class EsmTokenEncoder(ModalityEncoder):
@@ -127,6 +129,22 @@ class EsmTokenEncoder(ModalityEncoder):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze):
             return packed_to_padded(packed_forward(self.esm, packed).last, packed)
 
+    def crop_for_training(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Augmentation: each row keeps a random contiguous window of its residues, at least `train_crop` of
+        them, between its BOS and EOS (global torch RNG, so resumable). Rows are re-padded to the new width."""
+        pad = self.alphabet.padding_idx
+        residues = ((tokens != pad).sum(1) - 2).tolist()  # BOS and EOS excluded
+        draws = torch.rand(len(residues), 2).tolist()
+        rows = []
+        for i, (n, (size, place)) in enumerate(zip(residues, draws)):
+            keep = max(1, min(n, round(n * (self.config.train_crop + (1 - self.config.train_crop) * size))))
+            start = min(n - keep, int(place * (n - keep + 1)))
+            rows.append(torch.cat((tokens[i, :1], tokens[i, 1 + start : 1 + start + keep], tokens[i, 1 + n : 2 + n])))
+        out = tokens.new_full((len(rows), max((len(r) for r in rows), default=2)), pad)
+        for i, row in enumerate(rows):
+            out[i, : len(row)] = row
+        return out
+
     def mask_for_training(self, tokens: torch.Tensor) -> torch.Tensor:
         """Augmentation: `train_mask` of the residue tokens become <mask> (global torch RNG, so resumable)."""
         residue = ~torch.isin(tokens, self._special.to(tokens.device))
@@ -135,6 +153,8 @@ class EsmTokenEncoder(ModalityEncoder):
 
     def forward(self, batch: dict[str, Any]) -> EncoderOutput:
         tokens = batch["tokens"]
+        if self.training and self.config.train_crop > 0 and not self.config.freeze:
+            tokens = self.crop_for_training(tokens)
         if self.training and self.config.train_mask > 0 and not self.config.freeze:
             tokens = self.mask_for_training(tokens)
         if tokens.device.type == "cpu" and tokens.shape[0] and bool((tokens[:, 1] != self.alphabet.eos_idx).all()):

@@ -28,22 +28,36 @@ _CHUNK = 1024  # query rows per block, so Q x C score matrices stay small
 def ranks(
     queries: np.ndarray, candidates: np.ndarray, query_keys: list, candidate_keys: list
 ) -> np.ndarray:
-    """Rank (1-based, ties pessimistic) of the best correct candidate for every query."""
+    """Rank (1-based, ties pessimistic) of the best correct candidate for every query (scores: dot products)."""
     q = np.asarray(queries, dtype=np.float32)
     c = np.asarray(candidates, dtype=np.float32)
     if len(q) != len(query_keys) or len(c) != len(candidate_keys):
         raise OneProtError("vectors and content keys differ in length", "retrieval")
     if q.shape[1] != c.shape[1]:
         raise OneProtError(f"query dim {q.shape[1]} != candidate dim {c.shape[1]}", "retrieval")
+    return _ranks(lambda s, e: q[s:e] @ c.T, len(q), query_keys, candidate_keys)
+
+
+def score_ranks(scores: np.ndarray, query_keys: list, candidate_keys: list) -> np.ndarray:
+    """As `ranks`, from a given (n_queries, n_candidates) score matrix (higher = more similar)."""
+    m = np.asarray(scores, dtype=np.float32)
+    if m.shape != (len(query_keys), len(candidate_keys)):
+        raise OneProtError(f"score matrix {m.shape} != ({len(query_keys)} queries, {len(candidate_keys)} candidates)",
+                           "retrieval")
+    return _ranks(lambda s, e: m[s:e], len(m), query_keys, candidate_keys)
+
+
+def _ranks(block, n_queries: int, query_keys: list, candidate_keys: list) -> np.ndarray:
+    """Ranks from `block(start, end)`, the scores of query rows start:end against every candidate."""
     codes = {k: i for i, k in enumerate(dict.fromkeys(list(candidate_keys)))}
     c_code = np.array([codes[k] for k in candidate_keys], dtype=np.int64)
     q_code = np.array([codes.get(k, -1) for k in query_keys], dtype=np.int64)
     if (q_code < 0).any():
         bad = int(np.flatnonzero(q_code < 0)[0])
         raise OneProtError(f"query {bad}'s true target is not among the candidates", "retrieval")
-    out = np.empty(len(q), dtype=np.int64)
-    for s in range(0, len(q), _CHUNK):
-        scores = q[s : s + _CHUNK] @ c.T  # (Qb, C)
+    out = np.empty(n_queries, dtype=np.int64)
+    for s in range(0, n_queries, _CHUNK):
+        scores = block(s, s + _CHUNK)  # (Qb, C)
         correct = c_code[None, :] == q_code[s : s + _CHUNK, None]
         best = np.where(correct, scores, -np.inf).max(axis=1)
         out[s : s + _CHUNK] = 1 + ((scores >= best[:, None]) & ~correct).sum(axis=1)
@@ -88,7 +102,15 @@ def evaluate_pair(
     queries: np.ndarray, candidates: np.ndarray, query_keys: list, candidate_keys: list, ks: tuple[int, ...] = KS
 ) -> dict:
     """All metrics for one ordered pair, plus the analytic chance level."""
-    r = ranks(queries, candidates, query_keys, candidate_keys)
-    out = summarise(r, len(candidates), ks)
+    return _metrics(ranks(queries, candidates, query_keys, candidate_keys), query_keys, candidate_keys, ks)
+
+
+def evaluate_scores(scores: np.ndarray, query_keys: list, candidate_keys: list, ks: tuple[int, ...] = KS) -> dict:
+    """As `evaluate_pair`, from a given (n_queries, n_candidates) score matrix (e.g. TM-scores)."""
+    return _metrics(score_ranks(scores, query_keys, candidate_keys), query_keys, candidate_keys, ks)
+
+
+def _metrics(rank: np.ndarray, query_keys: list, candidate_keys: list, ks: tuple[int, ...]) -> dict:
+    out = summarise(rank, len(candidate_keys), ks)
     out["chance"] = chance(query_keys, candidate_keys, ks)
     return out

@@ -20,8 +20,13 @@ from engine.errors import OneProtError
 from engine.evaluate import baselines as B
 from engine.evaluate.evolution import family_similarity
 from engine.evaluate.probes import ec_class, probe
-from engine.evaluate.retrieval import evaluate_pair
+from engine.evaluate.retrieval import evaluate_pair, evaluate_scores
+from engine.evaluate.tmscore import MAX_PROTEINS as TMSCORE_MAX
+from engine.evaluate.tmscore import NAME as TM_NAME
+from engine.evaluate.tmscore import TMScorer
 from engine.modality import ANCHOR, Modality
+
+POCKET, STRUCTURE = Modality.POCKET.value, Modality.STRUCTURE.value
 
 RULES = {
     "candidates": "for a->b, the b-items of every split protein that has both a and b",
@@ -31,6 +36,9 @@ RULES = {
     "unaligned": "same checkpoint's encoders with seeded freshly initialised projection heads (or --baseline-checkpoint)",
     "classical": "k-mer composition cosine where both sides carry comparable letters; a structure or pocket carries its "
                  "residues' amino acids, so a perfect classical score there means the pair is trivial for a lookup",
+    "tmscore": "pocket<->structure only: TM-align (tmtools) of the pocket's CA atoms onto each chain's, TM-score "
+               "normalised by the pocket's length; a pocket is cut from its own chain, so a perfect aligner would always "
+               "find it (TM-align misses some short, scattered pockets); on a seeded sample of at most --tmscore-max proteins (n_candidates says how many)",
 }
 
 
@@ -111,13 +119,20 @@ def _pair_rows(a: ModalityData, b: ModalityData, max_queries: int, seed: int) ->
 
 
 def evaluate(model, store, split: str | None = "test", baseline_model=None, seed: int = 0, max_queries: int = 5000,
-             modalities: list[str] | None = None, batch_tokens: int = 16_384, run_probes: bool = True, log=print) -> dict:
-    """The full `evaluate` result: keys retrieval, baselines, evolution, probes (+ rules, summary)."""
+             modalities: list[str] | None = None, batch_tokens: int = 16_384, run_probes: bool = True,
+             tmscore_max: int = TMSCORE_MAX, log=print) -> dict:
+    """The full `evaluate` result: keys retrieval, baselines, evolution, probes (+ rules, summary).
+
+    tmscore_max: the TM-score baseline (pocket<->structure) aligns every pocket against every chain,
+    so it runs on a seeded sample of at most this many proteins per pair; 0 skips it.
+    """
     mods = [m for m in (modalities or model.modalities) if m in model.modalities]
     data = collect(model, store, split, mods, baseline_model, seed, batch_tokens, log)
     if len(data) < 2:
         raise OneProtError(f"the {split} split has fewer than two modalities with data; nothing to retrieve", "split")
-    retrieval, unaligned, random, classical = {}, {}, {}, {}
+    retrieval, unaligned, random, classical, tmscore = {}, {}, {}, {}, {}
+    tm = TMScorer(data[POCKET].items, data[STRUCTURE].items) if tmscore_max > 0 and {POCKET, STRUCTURE} <= set(data) else None
+    t_tm = 0.0
     for a in data:
         for b in data:
             if a == b:
@@ -139,6 +154,15 @@ def evaluate(model, store, split: str | None = "test", baseline_model=None, seed
                 sb = B.classical_strings(b, [data[b].items[j] for j in ib], a)
                 classical[pair] = {**evaluate_pair(B.kmer_vectors(sa[0], sa[1]), B.kmer_vectors(sb[0], sb[1]), keys, keys),
                                    "method": name}
+            if tm is not None and {a, b} == {POCKET, STRUCTURE}:
+                t = time.perf_counter()
+                ta, tb = _pair_rows(data[a], data[b], min(max_queries, tmscore_max), seed)
+                tkeys = [data[b].keys[j] for j in tb]
+                scores = tm.matrix(ta, tb) if a == POCKET else tm.matrix(tb, ta).T
+                tmscore[pair] = {**evaluate_scores(scores, tkeys, tkeys), "method": TM_NAME}
+                t_tm += time.perf_counter() - t
+    if tm is not None:
+        log(f"TM-score baseline: {tm.n_aligned} alignments in {t_tm:.1f} s")
     evolution = {}
     for m, d in data.items():
         fams = _labels(store, d.ids, "family")
@@ -165,7 +189,7 @@ def evaluate(model, store, split: str | None = "test", baseline_model=None, seed
     return {
         "split": split, "rules": RULES, "n_items": {m: len(d.ids) for m, d in data.items()},
         "retrieval": retrieval,
-        "baselines": {"unaligned": unaligned, "random": random, "classical": classical},
+        "baselines": {"unaligned": unaligned, "random": random, "classical": classical, "tmscore": tmscore},
         "evolution": evolution, "probes": probes,
         "summary": floor_checks(retrieval, unaligned),
     }

@@ -60,6 +60,23 @@ def test_3di_pretrain_via_cli(store, tmp_path, capsys):
     assert len(enc.alphabet) == 25
 
 
+def test_3di_pretrain_can_start_from_a_pretrained_sequence_encoder(store, tmp_path, capsys):
+    cfg = PretrainConfig(steps=2, batch_size=4, max_length=40)
+    pretrain("sequence", store, EsmArch(2, 24, 4), cfg, tmp_path / "seq", progress=False)
+    assert main(["pretrain", "--modality", "structure_tokens", "--preset", "tiny", "--data", str(store.path),
+                 "--out", str(tmp_path / "tdi"), "--steps", "0", "--init", str(tmp_path / "seq"), "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["init"] == str(tmp_path / "seq")
+    seq = SequenceEncoder({"weights": str(tmp_path / "seq")}).esm.state_dict()
+    tdi = StructureTokensEncoder({"weights": str(tmp_path / "tdi")})
+    assert (tdi.config.layers, tdi.config.dim) == (2, 24) and len(tdi.alphabet) == 25  # the source's shape
+    got = tdi.esm.state_dict()
+    assert torch.equal(got["layers.1.fc2.weight"], seq["layers.1.fc2.weight"])  # transformer weights carried over
+    cls = tdi.alphabet.cls_idx
+    assert torch.equal(got["embed_tokens.weight"][cls], seq["embed_tokens.weight"][make_alphabet("protein").cls_idx])
+    with pytest.raises(OneProtError, match="no such file"):
+        pretrain("structure_tokens", store, EsmArch(1, 8, 2), cfg, tmp_path / "x", progress=False, init=str(tmp_path / "nope"))
+
+
 def test_pretrain_refuses_other_modalities(store, tmp_path):
     with pytest.raises(OneProtError, match="sequence and structure_tokens"):
         pretrain("text", store, EsmArch(1, 8, 2), PretrainConfig(steps=1), tmp_path / "x", progress=False)

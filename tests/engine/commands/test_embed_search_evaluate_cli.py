@@ -97,6 +97,8 @@ def test_evaluate_json_and_report(world, capsys, tmp_path):
     assert {"retrieval", "baselines", "evolution", "probes"} <= set(res)
     assert json.loads((tmp_path / "new" / "dir" / "r.json").read_text())["retrieval"] == res["retrieval"]
     assert "structure->text" in res["retrieval"] and res["retrieval"]["structure->text"]["kind"] == "emergent"
+    tm = res["baselines"]["tmscore"]["pocket->structure"]  # the classical geometric baseline, on by default
+    assert tm["method"].startswith("TM-score") and tm["n_queries"] == res["retrieval"]["pocket->structure"]["n_queries"]
     assert (tmp_path / "rep" / "report.html").is_file() and (tmp_path / "rep" / "retrieval_r10.png").is_file()
 
 
@@ -105,6 +107,8 @@ def test_evaluate_refuses_a_bad_out_path_before_working(world, capsys, tmp_path)
     (tmp_path / "taken").mkdir()
     assert cli.main(["evaluate", "--checkpoint", str(ckpt), "--data", str(store), "--out", str(tmp_path / "taken")]) != 0
     assert "--out" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--checkpoint", str(ckpt), "--data", str(store), "--tmscore-max", "-1"]) != 0
+    assert "--tmscore-max" in capsys.readouterr().err
 
 
 def test_project_and_exports(world, capsys, tmp_path):

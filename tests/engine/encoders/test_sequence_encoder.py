@@ -103,3 +103,25 @@ def test_training_mask_augments_only_while_training():
     a = enc(batch).pooled
     torch.manual_seed(2)
     assert not torch.allclose(a, enc(batch).pooled)
+
+
+def test_training_crop_keeps_a_contiguous_window_between_bos_and_eos():
+    torch.manual_seed(0)
+    enc = SequenceEncoder(dict(CFG, train_crop=0.5))
+    seqs = ["MKTAYIAKQRQISFVKSHFSRQ" * 3, "GGS", "W"]
+    tokens = enc.collate(seqs)["tokens"]
+    for _ in range(20):
+        cropped = enc.crop_for_training(tokens)
+        for i, seq in enumerate(seqs):
+            row = cropped[i][cropped[i] != enc.alphabet.padding_idx]
+            assert row[0] == enc.alphabet.cls_idx and row[-1] == enc.alphabet.eos_idx
+            inner = "".join(enc.alphabet.get_tok(t) for t in row[1:-1].tolist())
+            assert inner in seq and len(seq) * 0.5 - 1 <= len(inner) <= len(seq)
+    enc.eval()
+    batch = enc.collate(seqs[:1])
+    assert torch.equal(enc(batch).pooled, enc(batch).pooled)  # no crop in eval mode
+    enc.train()
+    torch.manual_seed(3)
+    a = enc(batch).pooled
+    torch.manual_seed(4)
+    assert not torch.allclose(a, enc(batch).pooled)

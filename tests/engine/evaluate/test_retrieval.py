@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from engine.errors import OneProtError
-from engine.evaluate.retrieval import chance, evaluate_pair, ranks, summarise
+from engine.evaluate.retrieval import chance, evaluate_pair, evaluate_scores, ranks, score_ranks, summarise
 
 
 def naive_rank(q, c, qkeys, ckeys):
@@ -74,3 +74,14 @@ def test_random_vectors_score_near_chance_and_perfect_vectors_score_one():
 def test_true_target_missing_is_an_error():
     with pytest.raises(OneProtError):
         ranks(np.ones((1, 2)), np.ones((1, 2)), ["a"], ["b"])
+
+
+def test_a_given_score_matrix_ranks_like_the_vectors_it_came_from():
+    rng = np.random.default_rng(2)
+    q, c = rng.standard_normal((30, 6)), rng.standard_normal((30, 6))
+    keys = [f"k{i % 25}" for i in range(30)]
+    scores = q @ c.T
+    np.testing.assert_array_equal(score_ranks(scores, keys, keys), ranks(q, c, keys, keys))
+    assert evaluate_scores(scores, keys, keys) == evaluate_pair(q, c, keys, keys)
+    with pytest.raises(OneProtError, match="score matrix"):
+        score_ranks(scores[:, :5], keys, keys)

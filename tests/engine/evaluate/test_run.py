@@ -47,6 +47,22 @@ def test_every_ordered_pair_with_kind_and_sizes(setup):
     assert res["baselines"]["classical"]["structure->sequence"]["R@1"] == 1.0
 
 
+def test_tmscore_baseline_for_pocket_and_structure_only(setup):
+    model, store, res = setup
+    tm = res["baselines"]["tmscore"]
+    assert set(tm) == {"pocket->structure", "structure->pocket"}
+    for pair, r in tm.items():
+        assert r["method"].startswith("TM-score") and r["n_queries"] == res["retrieval"][pair]["n_queries"]
+        assert 0.0 <= r["R@10"] <= 1.0 and "chance" in r
+    assert "tmscore" in res["rules"]
+    small = evaluate(model, store, "test", modalities=["structure", "pocket"], run_probes=False, tmscore_max=3,
+                     log=lambda m: None)
+    assert small["baselines"]["tmscore"]["pocket->structure"]["n_candidates"] == 3  # a seeded sample
+    off = evaluate(model, store, "test", modalities=["structure", "pocket"], run_probes=False, tmscore_max=0,
+                   log=lambda m: None)
+    assert off["baselines"]["tmscore"] == {}
+
+
 def test_evolution_and_probes_present(setup):
     _, _, res = setup
     seq = res["evolution"]["sequence"]
