@@ -368,9 +368,15 @@ def merge_shards(out: str | os.PathLike, build_indexes: bool = True) -> Path:
         raise OneProtError(f"shards come from different models {sorted(hashes)}", str(out))
     counts = {}
     for m in dict.fromkeys(m for s in sets for m in s.manifest["counts"]):
-        have = [s for s in sets if s.manifest["counts"].get(m, 0) > 0]
-        vecs = np.concatenate([np.asarray(s.vectors(m)) for s in have]) if have else np.zeros((0, sets[0].dim), np.float32)
-        ids = [i for s in have for i in s.ids(m)]
+        # rank r holds ids[r::world]: interleaving the shards gives back the single run's order
+        id_parts = [s.ids(m) if s.manifest["counts"].get(m, 0) > 0 else [] for s in sets]
+        vec_parts = [np.asarray(s.vectors(m)) for s, part in zip(sets, id_parts) if part]
+        start = np.cumsum([0] + [len(part) for part in id_parts])
+        order = [int(start[r]) + i for i in range(max(map(len, id_parts), default=0))
+                 for r in range(world) if i < len(id_parts[r])]
+        vecs = np.concatenate(vec_parts)[order] if vec_parts else np.zeros((0, sets[0].dim), np.float32)
+        joined = [i for part in id_parts for i in part]
+        ids = [joined[k] for k in order]
         _save_npy(out / f"{m}.npy", vecs, sets[0].manifest.get("storage_dtype", "float32"))
         _write_text(out / f"{m}.ids.txt", "\n".join(ids) + ("\n" if ids else ""))
         counts[m] = len(ids)

@@ -100,6 +100,7 @@ def test_shards_merge_into_the_single_run(model, store, full, tmp_path):
         EmbeddingSet.open(out)
     merged = EmbeddingSet.open(merge_shards(out))
     for m in MODALITIES:
+        assert merged.ids(m) == full.ids(m), m  # the single run's order, not rank by rank
         a, b = as_dict(merged, m), as_dict(full, m)
         assert a.keys() == b.keys()
         for pid in a:
