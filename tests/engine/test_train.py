@@ -43,13 +43,18 @@ def store(tmp_path_factory):
     return ProteinStore.open(make_alignment_store(tmp_path_factory.mktemp("s") / "store", n=40))
 
 
-def test_overfits_a_tiny_batch(store, tmp_path):
-    trainer = Trainer(_model(), store, TrainConfig(lr=3e-3), tmp_path, progress=False)
-    ids = store.ids(split="train", modality="structure_tokens")[:8]
+def _overfit(trainer, ids, steps=80):
+    """(first loss, last loss) of `steps` 3Di steps on one fixed batch."""
     first = trainer.compute_gradients("structure_tokens", ids)["loss"]
-    for _ in range(80):
+    for _ in range(steps):
         loss = trainer.compute_gradients("structure_tokens", ids)["loss"]
         trainer.optimizer_step()
+    return first, loss
+
+
+def test_overfits_a_tiny_batch(store, tmp_path):
+    trainer = Trainer(_model(), store, TrainConfig(lr=3e-3), tmp_path, progress=False)
+    first, loss = _overfit(trainer, store.ids(split="train", modality="structure_tokens")[:8])
     assert first > 1.5 and loss < 0.05
 
 
@@ -159,10 +164,7 @@ def test_bf16_training_on_cuda_learns_and_saves(store, tmp_path):
     trainer = Trainer(_model(dropout=False), store, TrainConfig(lr=3e-3), tmp_path, progress=False, device=cuda)
     assert trainer.config.bf16 and next(trainer.model.parameters()).is_cuda
     ids = store.ids(split="train", modality="structure_tokens")[:8]
-    first = trainer.compute_gradients("structure_tokens", ids)["loss"]
-    for _ in range(80):
-        loss = trainer.compute_gradients("structure_tokens", ids)["loss"]
-        trainer.optimizer_step()
+    first, loss = _overfit(trainer, ids)
     assert first > 1.5 and loss < 0.1
     for m in ("structure", "pocket"):  # the GNN encoders take a step on the GPU too
         assert math.isfinite(trainer.compute_gradients(m, store.ids(split="train", modality=m)[:8])["loss"])

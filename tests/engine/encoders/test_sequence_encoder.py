@@ -87,6 +87,16 @@ def test_rows_without_residues_take_the_padded_path():
     assert enc(enc.collate(["", ""])).pooled.shape == (2, 32)
 
 
+def _augments_only_while_training(enc, batch):
+    enc.eval()
+    assert torch.equal(enc(batch).pooled, enc(batch).pooled)  # no augmentation in eval mode
+    enc.train()
+    torch.manual_seed(1)
+    a = enc(batch).pooled
+    torch.manual_seed(2)
+    assert not torch.allclose(a, enc(batch).pooled)  # a different draw changes the output
+
+
 def test_training_mask_augments_only_while_training():
     torch.manual_seed(0)
     enc = SequenceEncoder(dict(CFG, train_mask=0.5))
@@ -95,14 +105,7 @@ def test_training_mask_augments_only_while_training():
     changed = masked != tokens
     assert changed.any() and (masked[changed] == enc.alphabet.mask_idx).all()
     assert not changed[:, 0].any() and (masked == enc.alphabet.padding_idx).sum() == (tokens == enc.alphabet.padding_idx).sum()
-    enc.eval()
-    batch = enc.collate(["MKTAYIAKQR"])
-    assert torch.equal(enc(batch).pooled, enc(batch).pooled)  # no augmentation in eval mode
-    enc.train()
-    torch.manual_seed(1)
-    a = enc(batch).pooled
-    torch.manual_seed(2)
-    assert not torch.allclose(a, enc(batch).pooled)
+    _augments_only_while_training(enc, enc.collate(["MKTAYIAKQR"]))
 
 
 def test_training_crop_keeps_a_contiguous_window_between_bos_and_eos():
@@ -117,11 +120,4 @@ def test_training_crop_keeps_a_contiguous_window_between_bos_and_eos():
             assert row[0] == enc.alphabet.cls_idx and row[-1] == enc.alphabet.eos_idx
             inner = "".join(enc.alphabet.get_tok(t) for t in row[1:-1].tolist())
             assert inner in seq and len(seq) * 0.5 - 1 <= len(inner) <= len(seq)
-    enc.eval()
-    batch = enc.collate(seqs[:1])
-    assert torch.equal(enc(batch).pooled, enc(batch).pooled)  # no crop in eval mode
-    enc.train()
-    torch.manual_seed(3)
-    a = enc(batch).pooled
-    torch.manual_seed(4)
-    assert not torch.allclose(a, enc(batch).pooled)
+    _augments_only_while_training(enc, enc.collate(seqs[:1]))
