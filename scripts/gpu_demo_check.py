@@ -26,6 +26,7 @@ from engine.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_state_into, read_j
 from engine.data.items import items_for  # noqa: E402
 from engine.data.store import ProteinStore  # noqa: E402
 from engine.embed import embed_items  # noqa: E402
+from engine.evaluate.retrieval import evaluate_pair  # noqa: E402
 from engine.model import ModelConfig, OneProt  # noqa: E402
 from engine.paths import resolve_checkpoint, resolve_store  # noqa: E402
 
@@ -42,13 +43,9 @@ def load_without_text(name: str) -> OneProt:
     return model.eval()
 
 
-def recall_at_10(q: np.ndarray, t: np.ndarray) -> float:
-    """Row i of q should find row i of t among the top 10 by cosine."""
-    q = q / np.linalg.norm(q, axis=1, keepdims=True)
-    t = t / np.linalg.norm(t, axis=1, keepdims=True)
-    s = q @ t.T
-    rank = (s > np.diag(s)[:, None]).sum(1)
-    return float((rank < 10).mean())
+def recall_at_10(q: np.ndarray, t: np.ndarray, keys: list[str]) -> float:
+    """R@10 of row i of q finding row i of t, by the project's retrieval metric."""
+    return evaluate_pair(q, t, keys, keys)["R@10"]
 
 
 def timed_embed(model: OneProt, modality: str, items: list, device: str) -> tuple[np.ndarray, float]:
@@ -95,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
             pos = {pid: i for i, pid in enumerate(seq["ids"])}
             both = [i for i, pid in enumerate(ids) if pid in test and pid in pos]
             si = [pos[ids[i]] for i in both]
-            r = {d: (recall_at_10(seq[d][si], vectors[m][d][both]), recall_at_10(vectors[m][d][both], seq[d][si]))
+            keys = [ids[i] for i in both]
+            r = {d: (recall_at_10(seq[d][si], vectors[m][d][both], keys),
+                     recall_at_10(vectors[m][d][both], seq[d][si], keys))
                  for d in ("cpu", "gpu")}
             row += [f"{r['cpu'][0]:.3f} / {r['gpu'][0]:.3f} (n={len(both)})", f"{r['cpu'][1]:.3f} / {r['gpu'][1]:.3f}"]
         else:
