@@ -40,6 +40,7 @@ from engine.checkpoint import (
 )
 from engine.data.batching import PairSampler, shard
 from engine.data.items import items_for
+from engine.data.noisy_tokens3di import NoisyTokens3Di
 from engine.errors import OneProtError
 from engine.loss import PairwiseInfoNCE
 from engine.modality import ANCHOR
@@ -101,6 +102,8 @@ class Trainer:
         self.ids_by_modality = {m: store.ids(split="train", modality=m) for m in pairs}
         self.sampler = PairSampler(self.ids_by_modality, config.batch_size, config.seed, config.modality_weights)
         self.skipped = sorted(set(pairs) - set(self.sampler.modalities))  # no training pairs in this store
+        self.noisy_3di = (NoisyTokens3Di(store, config.structure_tokens_noise, config.structure_tokens_noise_prob)
+                          if config.structure_tokens_noise > 0 else None)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
         self.total_steps = config.steps  # fit() sets the run's own total
@@ -146,7 +149,7 @@ class Trainer:
         module = _unwrap(self.model)
         batches = {
             ANCHOR.value: module.collate(ANCHOR, items_for(self.store, local, ANCHOR)),
-            modality: module.collate(modality, items_for(self.store, local, modality)),
+            modality: module.collate(modality, self._training_items(modality, local)),
         }
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
@@ -155,6 +158,13 @@ class Trainer:
         terms = self.loss_fn(embeddings, module.logit_scale)
         terms["loss"].backward()
         return {"loss": float(terms["loss"].detach()), "acc": float(terms[f"acc/{modality}"])}
+
+    def _training_items(self, modality: str, ids: list[str]) -> list:
+        """Raw items of a training batch; 3Di strings are re-derived from jittered coordinates if configured."""
+        if modality == "structure_tokens" and self.noisy_3di is not None:
+            # seeded by (seed, step, rank): a resumed run draws the same noise as an uninterrupted one
+            return self.noisy_3di(ids, np.random.default_rng([self.config.seed, self.step, self.rank, 3]))
+        return items_for(self.store, ids, modality)
 
     def optimizer_step(self) -> float:
         """Clip, set the scheduled learning rate and step; returns the pre-clip gradient norm."""

@@ -10,6 +10,9 @@
   comparable letters: amino-acid 3-mers for sequence / structure / pocket (all carry their
   residues' amino acids), 3Di 3-mers for structure_tokens vs structure (3Di computed from the
   coordinates with mini3di). Text pairs have no classical counterpart here.
+* length: chain-length matching, score = -|log(La / Lb)|, for pairs whose sides both carry a whole
+  chain (sequence, structure, structure_tokens). A protein's own partner always has exactly its
+  length, so this says how much of a pair's retrieval the residue count alone solves.
 """
 
 from __future__ import annotations
@@ -105,6 +108,27 @@ def _residue_letters(item: Any) -> str:
         return str(item)
     focus = getattr(item, "focus", None)
     return item.sequence if focus is None else "".join(item.sequence[int(i)] for i in focus)
+
+
+LENGTH_NAME = "chain-length match, score -|log(La/Lb)|"
+_WHOLE_CHAIN = {Modality.SEQUENCE.value, Modality.STRUCTURE.value, Modality.STRUCTURE_TOKENS.value}
+
+
+def chain_length(item: Any) -> int:
+    """Residue count of a sequence / 3Di string / StructureInput."""
+    return len(item.sequence) if hasattr(item, "sequence") else len(item)
+
+
+def length_scores(a_items: list[Any], b_items: list[Any]) -> np.ndarray:
+    """(Na, Nb) length-match scores, higher = closer in length."""
+    la = np.log(np.maximum([chain_length(x) for x in a_items], 1)).astype(np.float64)
+    lb = np.log(np.maximum([chain_length(x) for x in b_items], 1)).astype(np.float64)
+    return -np.abs(la[:, None] - lb[None, :])
+
+
+def has_length_baseline(a: str, b: str) -> bool:
+    """Whether both sides of a->b carry a whole chain (pockets and text do not)."""
+    return a in _WHOLE_CHAIN and b in _WHOLE_CHAIN
 
 
 def classical_name(a: str, b: str) -> str | None:

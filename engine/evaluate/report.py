@@ -16,15 +16,16 @@ def retrieval_table(result: dict) -> list[list[str]]:
     """
     b = result["baselines"]
     rows = [["pair", "kind", "R@1", "R@10", "R@100", "median rank", "MRR", "unaligned R@10", "random R@10",
-             "classical R@10", "TM-score R@10", "chance R@10", "n"]]
+             "classical R@10", "TM-score R@10", "length R@10", "chance R@10", "n"]]
     for pair, r in result["retrieval"].items():
-        cl, tm = b["classical"].get(pair), b.get("tmscore", {}).get(pair)
+        cl, tm, ln = b["classical"].get(pair), b.get("tmscore", {}).get(pair), b.get("length", {}).get(pair)
         tm_cell = "-" if not tm else f"{tm['R@10']:.3f}" + \
             ("" if tm["n_candidates"] == r["n_candidates"] else f" (n={tm['n_candidates']})")
         rows.append([
             pair, r["kind"], f"{r['R@1']:.3f}", f"{r['R@10']:.3f}", f"{r['R@100']:.3f}", f"{r['median_rank']:g}",
             f"{r['MRR']:.3f}", f"{b['unaligned'][pair]['R@10']:.3f}", f"{b['random'][pair]['R@10']:.3f}",
-            f"{cl['R@10']:.3f}" if cl else "-", tm_cell, f"{r['chance']['R@10']:.3f}", str(r["n_queries"]),
+            f"{cl['R@10']:.3f}" if cl else "-", tm_cell, f"{ln['R@10']:.3f}" if ln else "-",
+            f"{r['chance']['R@10']:.3f}", str(r["n_queries"]),
         ])
     return rows
 
@@ -70,7 +71,7 @@ def html_table(rows: list[list[str]]) -> str:
 
 
 def plot_retrieval(result: dict, path: Path) -> Path | None:
-    """Grouped bars of R@10 per pair: model vs unaligned, classical, TM-score (if any), random, chance."""
+    """Grouped bars of R@10 per pair: model vs unaligned, classical, TM-score and length (if any), random, chance."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -85,10 +86,12 @@ def plot_retrieval(result: dict, path: Path) -> Path | None:
         "unaligned": [b["unaligned"][p]["R@10"] for p in pairs],
         "classical": [b["classical"].get(p, {}).get("R@10", np.nan) for p in pairs],
         "TM-score": [b.get("tmscore", {}).get(p, {}).get("R@10", np.nan) for p in pairs],
+        "length only": [b.get("length", {}).get(p, {}).get("R@10", np.nan) for p in pairs],
         "random": [b["random"][p]["R@10"] for p in pairs],
     }
-    if not b.get("tmscore"):
-        del series["TM-score"]
+    for name, key in (("TM-score", "tmscore"), ("length only", "length")):
+        if not b.get(key):
+            del series[name]
     x = np.arange(len(pairs))
     w = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(pairs) + 2), 4))

@@ -36,6 +36,8 @@ RULES = {
     "unaligned": "same checkpoint's encoders with seeded freshly initialised projection heads (or --baseline-checkpoint)",
     "classical": "k-mer composition cosine where both sides carry comparable letters; a structure or pocket carries its "
                  "residues' amino acids, so a perfect classical score there means the pair is trivial for a lookup",
+    "length": "sequence/structure/3Di pairs: rank by chain-length difference, -|log(La/Lb)|; every protein's partner "
+              "has its exact length, so this measures what the residue count alone retrieves (ties count against it)",
     "tmscore": "pocket<->structure only: TM-align (tmtools) of the pocket's CA atoms onto each chain's, TM-score "
                "normalised by the pocket's length; a pocket is cut from its own chain, so a perfect aligner would always "
                "find it (TM-align misses some short, scattered pockets); on a seeded sample of at most --tmscore-max proteins (n_candidates says how many)",
@@ -130,7 +132,7 @@ def evaluate(model, store, split: str | None = "test", baseline_model=None, seed
     data = collect(model, store, split, mods, baseline_model, seed, batch_tokens, log)
     if len(data) < 2:
         raise OneProtError(f"the {split} split has fewer than two modalities with data; nothing to retrieve", "split")
-    retrieval, unaligned, random, classical, tmscore = {}, {}, {}, {}, {}
+    retrieval, unaligned, random, classical, tmscore, length = {}, {}, {}, {}, {}, {}
     tm = TMScorer(data[POCKET].items, data[STRUCTURE].items) if tmscore_max > 0 and {POCKET, STRUCTURE} <= set(data) else None
     t_tm = 0.0
     for a in data:
@@ -154,6 +156,9 @@ def evaluate(model, store, split: str | None = "test", baseline_model=None, seed
                 sb = B.classical_strings(b, [data[b].items[j] for j in ib], a)
                 classical[pair] = {**evaluate_pair(B.kmer_vectors(sa[0], sa[1]), B.kmer_vectors(sb[0], sb[1]), keys, keys),
                                    "method": name}
+            if B.has_length_baseline(a, b):
+                scores = B.length_scores([data[a].items[i] for i in ia], [data[b].items[j] for j in ib])
+                length[pair] = {**evaluate_scores(scores, keys, keys), "method": B.LENGTH_NAME}
             if tm is not None and {a, b} == {POCKET, STRUCTURE}:
                 t = time.perf_counter()
                 ta, tb = _pair_rows(data[a], data[b], min(max_queries, tmscore_max), seed)
@@ -189,7 +194,8 @@ def evaluate(model, store, split: str | None = "test", baseline_model=None, seed
     return {
         "split": split, "rules": RULES, "n_items": {m: len(d.ids) for m, d in data.items()},
         "retrieval": retrieval,
-        "baselines": {"unaligned": unaligned, "random": random, "classical": classical, "tmscore": tmscore},
+        "baselines": {"unaligned": unaligned, "random": random, "classical": classical, "tmscore": tmscore,
+                      "length": length},
         "evolution": evolution, "probes": probes,
         "summary": floor_checks(retrieval, unaligned),
     }

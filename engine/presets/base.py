@@ -25,6 +25,10 @@ class TrainConfig:
     checkpoint_every: int = 100
     seed: int = 0
     bf16: bool = True  # autocast on CUDA only; CPU runs stay fp32
+    # > 0: 3Di training items are recomputed from backbone coordinates with this much Gaussian noise (Å),
+    # for the fraction structure_tokens_noise_prob of the items (engine/data/noisy_tokens3di.py)
+    structure_tokens_noise: float = 0.0
+    structure_tokens_noise_prob: float = 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -75,8 +75,10 @@ def _params(model):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def test_killed_run_resumes_exactly(store, tmp_path):
-    cfg = TrainConfig(steps=12, batch_size=8, lr=2e-3, eval_every=5, eval_size=8, checkpoint_every=4, seed=3)
+@pytest.mark.parametrize("noise", [0.0, 0.3], ids=["stored-3di", "noisy-3di"])
+def test_killed_run_resumes_exactly(store, tmp_path, noise):
+    cfg = TrainConfig(steps=12, batch_size=8, lr=2e-3, eval_every=5, eval_size=8, checkpoint_every=4, seed=3,
+                      structure_tokens_noise=noise)
     full = Trainer(_model(), store, cfg, tmp_path / "full", progress=False)
     full.fit()
     crashed = Trainer(_model(), store, cfg, tmp_path / "crash", progress=False)
@@ -91,6 +93,19 @@ def test_killed_run_resumes_exactly(store, tmp_path):
     assert strip(log_a) == strip(log_b)
     final = load_checkpoint(tmp_path / "crash" / "model")
     assert all(torch.equal(final.state_dict()[k], b[k]) for k in b)
+
+
+def test_noisy_3di_items_are_recomputed_only_for_3di_training_batches(store, tmp_path):
+    ids = store.ids(split="train", modality="structure_tokens")
+    with_coords = [i for i in ids if store.coords(i) is not None][:6]
+    plain = Trainer(_model(), store, TrainConfig(), tmp_path / "a", progress=False)
+    noisy = Trainer(_model(), store, TrainConfig(structure_tokens_noise=0.3), tmp_path / "b", progress=False)
+    stored = plain._training_items("structure_tokens", with_coords)
+    assert stored == [store.row(i)["structure_tokens"] for i in with_coords]
+    jittered = noisy._training_items("structure_tokens", with_coords)
+    assert jittered != stored and [len(x) for x in jittered] == [len(x) for x in stored]
+    assert jittered == noisy._training_items("structure_tokens", with_coords)  # same step: same noise
+    assert noisy._training_items("sequence", with_coords) == plain._training_items("sequence", with_coords)
 
 
 def test_callbacks_cancel_and_metrics(store, tmp_path):

@@ -17,7 +17,8 @@ def fake_result():
         "baselines": {"unaligned": {"sequence->text": metrics, "text->structure": metrics},
                       "random": {"sequence->text": metrics, "text->structure": metrics},
                       "classical": {},
-                      "tmscore": {"text->structure": {**metrics, "n_candidates": 10, "R@10": 0.7}}},
+                      "tmscore": {"text->structure": {**metrics, "n_candidates": 10, "R@10": 0.7}},
+                      "length": {"sequence->text": {**metrics, "R@10": 0.825}}},
         "evolution": {"sequence": {"aligned": evo, "unaligned": evo}},
         "probes": {"family": {"aligned": {"accuracy": 0.8, "accuracy_std": 0.1, "macro_f1": 0.7, "majority_class": 0.4,
                                           "n": 30, "classes": 3}, "unaligned_encoder": None}},
@@ -31,6 +32,7 @@ def test_report_files_tables_and_escaping(tmp_path):
     assert "| sequence->text | trained | 0.500 | 0.900 |" in md
     assert "text->structure" in md and "emergent" in md
     assert "TM-score R@10" in md and "| 0.700 (n=10) |" in md  # a sampled TM-score baseline says on how many
+    assert "length R@10" in md and "| 0.825 |" in md
     assert "<b>pessimistic</b>" not in html and "&lt;b&gt;pessimistic&lt;/b&gt; &amp; stated" in html
     assert "text-&gt;structure" in html
     for png in ("retrieval_r10.png", "evolution_sequence.png"):

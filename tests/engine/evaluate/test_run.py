@@ -63,6 +63,31 @@ def test_tmscore_baseline_for_pocket_and_structure_only(setup):
     assert off["baselines"]["tmscore"] == {}
 
 
+def test_length_baseline_for_whole_chain_pairs_only(setup):
+    _, _, res = setup
+    ln = res["baselines"]["length"]
+    whole = ["sequence", "structure", "structure_tokens"]
+    assert set(ln) == {f"{a}->{b}" for a in whole for b in whole if a != b}
+    # every synthetic chain has 40 residues: length alone ties everything, and ties count against it
+    for pair, r in ln.items():
+        assert r["R@1"] == 0.0 and r["n_queries"] == res["retrieval"][pair]["n_queries"]
+    assert "length" in res["rules"]
+
+
+def test_length_scores_rank_the_same_length_first():
+    from engine.evaluate.baselines import length_scores
+    from engine.evaluate.retrieval import evaluate_scores
+
+    seqs = ["A" * n for n in (30, 45, 60, 61, 200)]
+    tokens = ["D" * n for n in (30, 45, 60, 61, 200)]
+    structs = [StructureInput(sequence=s, coords=np.zeros((len(s), 4, 3), np.float32)) for s in seqs]
+    for other in (tokens, structs):
+        s = length_scores(seqs, other)
+        assert s.shape == (5, 5) and np.all(np.argmax(s, axis=1) == np.arange(5))
+    keys = [str(i) for i in range(5)]
+    assert evaluate_scores(length_scores(seqs, tokens), keys, keys)["R@1"] == 1.0
+
+
 def test_evolution_and_probes_present(setup):
     _, _, res = setup
     seq = res["evolution"]["sequence"]
