@@ -19,6 +19,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
+def apply_overrides(preset, over: dict):
+    """The preset with OVERRIDES applied in place: {"encoders": {modality: {field: value}}, "train": {field: value}}."""
+    from engine.errors import OneProtError
+
+    if not isinstance(over, dict) or set(over) - {"encoders", "train"}:
+        raise OneProtError("must be an object with only 'encoders' and 'train' keys", "OVERRIDES")
+    for modality, fields in over.get("encoders", {}).items():
+        if modality not in preset.model.encoders:
+            raise OneProtError(f"preset {preset.name!r} has no {modality} encoder", "OVERRIDES")
+        preset.model.encoders[modality].update(fields)
+    for field, value in over.get("train", {}).items():
+        if not hasattr(preset.train, field):
+            raise OneProtError(f"TrainConfig has no field {field!r}", "OVERRIDES")
+        setattr(preset.train, field, value)
+    return preset
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("overrides", help="JSON object with 'encoders' and/or 'train' keys")
@@ -33,7 +50,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import engine.presets as presets
     from engine.cli import main as cli_main
-    from engine.errors import OneProtError
 
     try:
         over = json.loads(args.overrides)
@@ -45,16 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def changed(name: str):
         preset = original(name)
-        if name == args.preset:
-            for modality, fields in over.get("encoders", {}).items():
-                if modality not in preset.model.encoders:
-                    raise OneProtError(f"preset {name!r} has no {modality} encoder", "OVERRIDES")
-                preset.model.encoders[modality].update(fields)
-            for field, value in over.get("train", {}).items():
-                if not hasattr(preset.train, field):
-                    raise OneProtError(f"TrainConfig has no field {field!r}", "OVERRIDES")
-                setattr(preset.train, field, value)
-        return preset
+        return apply_overrides(preset, over) if name == args.preset else preset
 
     presets.get_preset = changed  # engine.commands.train looks the preset up at run time
     cmd = ["train", "--preset", args.preset, "--data", args.data, "--out", args.out, "--resume", "--threads", "2",
