@@ -55,8 +55,9 @@ def run_one(job: dict) -> dict:
     preset.train.eval_every = 0
     store = ProteinStore.open(job["data"])
     torch.manual_seed(job["seed"])
-    summary = Trainer(OneProt(preset.model), store, preset.train, out, progress=False).fit(steps=job["steps"])
-    res = evaluate(_trained(out), store, job["split"], run_probes=False, tmscore_max=0, log=lambda m: None)
+    trainer = Trainer(OneProt(preset.model), store, preset.train, out, progress=False)
+    summary = trainer.fit(steps=job["steps"])
+    res = evaluate(trainer.model.eval(), store, job["split"], run_probes=False, tmscore_max=0, log=lambda m: None)
     metrics = {pair: {"R@10": r["R@10"], "MRR": r["MRR"], "hits": round(r["R@10"] * r["n_queries"]),
                       "n": r["n_queries"], "chance": r["chance"]["R@10"]} for pair, r in res["retrieval"].items()}
     result = {"variant": job["name"], "seed": job["seed"], "seconds": summary["seconds"], "pairs": metrics}
@@ -64,12 +65,6 @@ def run_one(job: dict) -> dict:
     tmp.write_text(json.dumps(result, indent=1))
     tmp.replace(done)
     return result
-
-
-def _trained(out: Path):
-    from engine.checkpoint import load_checkpoint
-
-    return load_checkpoint(out / "model").eval()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,8 +4,10 @@ Foldseek's 3Di letters are a discretisation of local backbone geometry, and they
 Gaussian noise of 0.1 Å on every backbone atom (below the coordinate error of a good crystal
 structure) changes about a fifth of the letters of a demo chain, 0.2 Å over a third. A 3Di
 encoder trained only on the one stored string per chain never sees that a letter could as well
-have been its structural neighbour; training on strings recomputed from jittered coordinates
-teaches it which letters are interchangeable, from real geometry rather than random masking.
+have been its structural neighbour. Training on strings recomputed from jittered coordinates shows
+it which letters are interchangeable, from real geometry rather than random masking. Measured on the
+demo (4 seeds, benchmarks/results/seed_sweep_3di_2026-11-26.md) it did not beat 15% masking, so the
+demo preset leaves it off (TrainConfig.structure_tokens_noise = 0).
 
     noisy = NoisyTokens3Di(store, sigma=0.1)
     strings = noisy(ids, rng)   # one freshly perturbed 3Di string per id (stored one if no coordinates)
@@ -51,10 +53,5 @@ class NoisyTokens3Di:
         return structure_tokens(coords + noise)
 
     def __call__(self, ids: list[str], rng: np.random.Generator) -> list[str]:
-        out = []
-        for pid in ids:
-            if self.prob >= 1.0 or rng.random() < self.prob:
-                out.append(self.one(pid, rng))
-            else:
-                out.append(self.store.row(pid)["structure_tokens"] or "")
-        return out
+        return [self.one(pid, rng) if self.prob >= 1.0 or rng.random() < self.prob
+                else self.store.row(pid)["structure_tokens"] or "" for pid in ids]
