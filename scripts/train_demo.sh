@@ -14,7 +14,8 @@
 # (exactly).
 #
 # Environment: STORE (default: demo), RUN (default: runs/demo), THREADS for alignment (default: 2),
-#              DEST (default: assets/checkpoints/demo).
+#              DEST (default: assets/checkpoints/demo), SEED of the alignment (default: the preset's, 0;
+#              pretraining keeps its own seed, so runs with other SEEDs can share its folders).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,8 @@ STORE=${STORE:-demo}
 RUN=${RUN:-runs/demo}
 THREADS=${THREADS:-2}
 DEST=${DEST:-assets/checkpoints/demo}
+SEED_ARGS=()
+[ -n "${SEED:-}" ] && SEED_ARGS=(--seed "$SEED")
 mkdir -p "$RUN"
 start=$(date +%s)
 
@@ -44,12 +47,12 @@ echo "pretraining done after $(( $(date +%s) - start )) s"
 python -m engine.cli train --preset demo --data "$STORE" --out "$RUN/prealign" --steps 0 \
     --pretrained-sequence "$RUN/pretrain_sequence" \
     --pretrained-structure-tokens "$RUN/pretrain_structure_tokens" \
-    --threads "$THREADS" --quiet > "$RUN/prealign.json"
+    --threads "$THREADS" ${SEED_ARGS[@]+"${SEED_ARGS[@]}"} --quiet > "$RUN/prealign.json"
 
 python -m engine.cli train --preset demo --data "$STORE" --out "$RUN/align" --resume \
     --pretrained-sequence "$RUN/pretrain_sequence" \
     --pretrained-structure-tokens "$RUN/pretrain_structure_tokens" \
-    --threads "$THREADS" --quiet > "$RUN/align.json"
+    --threads "$THREADS" ${SEED_ARGS[@]+"${SEED_ARGS[@]}"} --quiet > "$RUN/align.json"
 echo "alignment done after $(( $(date +%s) - start )) s"
 
 python -c "import sys; from engine.checkpoint import export_checkpoint; print(export_checkpoint(sys.argv[1], sys.argv[2]))" \
