@@ -35,22 +35,18 @@ def run_one(job: dict) -> dict:
         return json.loads(done.read_text())
     import torch
 
+    from engine.commands.train import build_preset
     from engine.data.store import ProteinStore
     from engine.evaluate.run import evaluate
     from engine.model import OneProt
     from engine.modality import parse_modality
-    from engine.presets import get_preset
     from engine.train import Trainer
 
     apply_overrides = runpy.run_path(str(ROOT / "scripts" / "align_variant.py"))["apply_overrides"]
     torch.set_num_threads(1)
-    preset = get_preset(job["preset"])
     keep = {parse_modality(m).value for m in job["modalities"]} | {"sequence"}
-    preset.model.encoders = {m: c for m, c in preset.model.encoders.items() if m in keep}
-    for modality, path in job["weights"].items():
-        if path and modality in preset.model.encoders:
-            preset.model.encoders[modality]["weights"] = path
-    apply_overrides(preset, job["overrides"])
+    weights = {m: path for m, path in job["weights"].items() if m in keep}  # weights of left-out encoders are unused
+    preset = apply_overrides(build_preset(job["preset"], job["modalities"], weights), job["overrides"])
     preset.train.seed = job["seed"]
     preset.train.eval_every = 0
     store = ProteinStore.open(job["data"])

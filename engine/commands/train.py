@@ -31,32 +31,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def build_preset(name: str, modalities: list[str] | None = None, pretrained: dict[str, str | None] | None = None):
+    """The named preset narrowed to `modalities` (sequence always kept), with pretrained ESM weights
+    {modality: path} set on their encoders (None paths are skipped)."""
+    from engine.errors import OneProtError
+    from engine.modality import parse_modality
+    from engine.presets import get_preset
+
+    preset = get_preset(name)
+    enc = preset.model.encoders
+    if modalities:
+        keep = {parse_modality(m).value for m in modalities} | {"sequence"}
+        missing = keep - set(enc)
+        if missing:
+            raise OneProtError(f"preset {name!r} has no encoder for {sorted(missing)}", "--modalities")
+        preset.model.encoders = {m: c for m, c in enc.items() if m in keep}
+    for modality, path in (pretrained or {}).items():
+        if path:
+            if modality not in preset.model.encoders:
+                raise OneProtError(f"preset {name!r} has no {modality} encoder",
+                                   f"--pretrained-{modality.replace('_', '-')}")
+            preset.model.encoders[modality]["weights"] = path
+    return preset
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from engine.data.store import ProteinStore
-    from engine.errors import OneProtError
     from engine.model import OneProt
-    from engine.modality import parse_modality
-    from engine.presets import get_preset
     from engine.train import Trainer
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    preset = get_preset(args.preset)
-    enc = preset.model.encoders
-    if args.modalities:
-        keep = {parse_modality(m).value for m in args.modalities.split(",") if m.strip()} | {"sequence"}
-        missing = keep - set(enc)
-        if missing:
-            raise OneProtError(f"preset {args.preset!r} has no encoder for {sorted(missing)}", "--modalities")
-        preset.model.encoders = {m: c for m, c in enc.items() if m in keep}
-    for flag, modality in (("pretrained_sequence", "sequence"), ("pretrained_structure_tokens", "structure_tokens")):
-        path = getattr(args, flag)
-        if path:
-            if modality not in preset.model.encoders:
-                raise OneProtError(f"preset {args.preset!r} has no {modality} encoder", f"--{flag.replace('_', '-')}")
-            preset.model.encoders[modality]["weights"] = path
+    modalities = [m for m in args.modalities.split(",") if m.strip()] if args.modalities else None
+    preset = build_preset(args.preset, modalities, {"sequence": args.pretrained_sequence,
+                                                     "structure_tokens": args.pretrained_structure_tokens})
     for field in ("batch_size", "lr", "seed"):
         if getattr(args, field) is not None:
             setattr(preset.train, field, getattr(args, field))
