@@ -43,9 +43,18 @@ class PairwiseInfoNCE(nn.Module):
     where `embeddings` maps modality -> (B, D) normalised rows, row i of every modality being protein i.
     """
 
-    def __init__(self, anchor: str = ANCHOR.value):
+    def __init__(self, anchor: str = ANCHOR.value, l1_weight: float = 0.0):
         super().__init__()
         self.anchor = anchor
+        self.l1_weight = float(l1_weight)
+
+    def l1_term(self, a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+        """Upstream OneProt's regulariser: l1_weight * (mean|z_sequence| + mean|z_modality|), local rows.
+
+        Upstream's modality features already carry the fixed logit scale (its encoders multiply the
+        normalised vector by 1/tau; sequence's does not), so the modality side is scaled here the same way.
+        """
+        return self.l1_weight * (a.float().abs().mean() + (logit_scale * b.float()).abs().mean())
 
     def pair_loss(self, a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss and top-1 accuracy (a->b) for one pair type; a, b (B, D) local rows."""
@@ -66,6 +75,10 @@ class PairwiseInfoNCE(nn.Module):
         total = 0.0
         for m in others:
             loss, acc = self.pair_loss(embeddings[self.anchor], embeddings[m], logit_scale)
+            if self.l1_weight > 0:
+                l1 = self.l1_term(embeddings[self.anchor], embeddings[m], logit_scale)
+                out[f"l1/{m}"] = l1.detach()
+                loss = loss + l1
             out[f"loss/{m}"] = loss
             out[f"acc/{m}"] = acc
             total = total + loss

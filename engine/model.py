@@ -27,12 +27,16 @@ class ModelConfig:
 
     encoders: dict[str, dict] = field(default_factory=dict)
     dim: int = 1024  # shared space (paper: 1024)
-    head: str = "linear"  # "linear" or "mlp" (Linear-GELU-Linear)
+    head: str = "linear"  # one of HEADS; "ln_linear" / "ln_mlp" are upstream OneProt's
+    heads: dict[str, str] = field(default_factory=dict)  # per-modality override of `head`
     temperature: float = 0.07  # paper keeps it fixed
     learn_temperature: bool = False
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not d["heads"]:  # added later: left out when unused so older checkpoints keep their model hash
+            del d["heads"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
@@ -40,7 +44,21 @@ class ModelConfig:
         unknown = set(d) - known
         if unknown:
             raise OneProtError(f"unknown model config fields {sorted(unknown)}; valid: {sorted(known)}", "config")
-        return cls(**{k: (dict(v) if k == "encoders" else v) for k, v in d.items()})
+        return cls(**{k: (dict(v) if k in ("encoders", "heads") else v) for k, v in d.items()})
+
+
+def compact_config(config: Any) -> dict:
+    """An encoder config dataclass as a dict, without the fields its class lists in `OMIT_WHEN_DEFAULT`.
+
+    Fields added after checkpoints were published stay out of config.json while unused, so those
+    checkpoints (and the embeddings named by their model hash) keep their hash.
+    """
+    d = asdict(config)
+    fields = type(config).__dataclass_fields__
+    for name in getattr(type(config), "OMIT_WHEN_DEFAULT", ()):
+        if d.get(name) == fields[name].default:
+            d.pop(name, None)
+    return d
 
 
 def encoder_class(modality: Modality) -> type:
@@ -58,13 +76,28 @@ def encoder_class(modality: Modality) -> type:
     return cls
 
 
+HEADS = ("linear", "mlp", "ln_linear", "ln_mlp")
+
+
 def make_head(kind: str, in_dim: int, out_dim: int) -> nn.Module:
-    """Projection head into the shared space."""
+    """Projection head into the shared space.
+
+    linear     Linear with bias (the demo's choice)
+    mlp        Linear-GELU-Linear
+    ln_linear  LayerNorm, then Linear without bias (upstream OneProt's "linear" projection)
+    ln_mlp     LayerNorm, Linear to (in+out)//2, GELU, LayerNorm, Linear; no biases (upstream's text head)
+    """
     if kind == "linear":
         return nn.Linear(in_dim, out_dim)
     if kind == "mlp":
         return nn.Sequential(nn.Linear(in_dim, in_dim), nn.GELU(), nn.Linear(in_dim, out_dim))
-    raise OneProtError(f"unknown head {kind!r}; choose one of: linear, mlp", "head")
+    if kind == "ln_linear":
+        return nn.Sequential(nn.LayerNorm(in_dim), nn.Linear(in_dim, out_dim, bias=False))
+    if kind == "ln_mlp":
+        mid = (in_dim + out_dim) // 2
+        return nn.Sequential(nn.LayerNorm(in_dim), nn.Linear(in_dim, mid, bias=False), nn.GELU(),
+                             nn.LayerNorm(mid), nn.Linear(mid, out_dim, bias=False))
+    raise OneProtError(f"unknown head {kind!r}; choose one of: {', '.join(HEADS)}", "head")
 
 
 def move_batch(batch: Any, device: torch.device) -> Any:
@@ -101,9 +134,9 @@ class OneProt(nn.Module):
             encoder = encoder_class(m)(enc_cfg, load_weights=load_weights)
             # Encoders may resolve their config (e.g. the ESM shape read from a weights file):
             # keep the resolved form so a checkpoint rebuilds the same architecture.
-            cfg.encoders[m.value] = asdict(encoder.config)
+            cfg.encoders[m.value] = compact_config(encoder.config)
             self.encoders[m.value] = encoder
-            self.heads[m.value] = make_head(cfg.head, encoder.output_dim, cfg.dim)
+            self.heads[m.value] = make_head(cfg.heads.get(m.value, cfg.head), encoder.output_dim, cfg.dim)
         init = math.log(1.0 / cfg.temperature)
         if cfg.learn_temperature:
             self.log_inv_temperature = nn.Parameter(torch.tensor(init))

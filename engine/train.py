@@ -97,7 +97,7 @@ class Trainer:
         self.progress = progress and self.rank == 0
         self._cancel = threading.Event()
         self.model = model.to(self.device).ensure_loaded()  # DDP must see every module from the start
-        self.loss_fn = PairwiseInfoNCE()
+        self.loss_fn = PairwiseInfoNCE(l1_weight=config.l1_weight)
         pairs = [m for m in self.model.modalities if m != ANCHOR.value]
         self.ids_by_modality = {m: store.ids(split="train", modality=m) for m in pairs}
         self.sampler = PairSampler(self.ids_by_modality, config.batch_size, config.seed, config.modality_weights)

@@ -40,3 +40,25 @@ def structure_tokens(coords: np.ndarray, cb: np.ndarray | None = None) -> str:
     out = enc.build_sequence(states).upper()
     assert len(out) == n_res
     return out
+
+
+def saprot_to_3di(text: str) -> str:
+    """The 3Di part of a SaProt string ("MdEvVp..." = residue letter, then its lowercase 3Di letter).
+
+    '#' (SaProt's mark of a low-confidence residue) is removed, as upstream OneProt does before tokenising.
+    """
+    return text.strip()[1::2].replace("#", "")
+
+
+def is_saprot(text: str) -> bool:
+    """True for a SaProt-format string: upper-case residue letters alternating with lowercase 3Di or '#'."""
+    t = text.strip()
+    if len(t) < 2 or len(t) % 2:
+        return False
+    return all(c.isupper() for c in t[0::2]) and all(c.islower() or c == "#" for c in t[1::2])
+
+
+def upstream_3di_letters(text: str) -> str:
+    """Any 3Di item (plain Foldseek letters in either case, or a SaProt string) -> lowercase 3Di, '#' removed."""
+    t = saprot_to_3di(text) if is_saprot(text) else text.strip()
+    return t.replace("#", "").lower()

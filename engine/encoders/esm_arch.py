@@ -28,6 +28,10 @@ from engine.state_dict import load_state_checked
 
 # Foldseek's 3Di states use the 20 amino-acid letters as names; they mean structure states.
 THREEDI_LETTERS = "ACDEFGHIKLMNPQRSTVWY"
+# Upstream OneProt's 3Di vocabulary: ESM-2's 33 tokens, then these 21 tokens added in this order
+# (ids 33..53): the lowercase 3Di letters as SaProt writes them, and '#' (low pLDDT in SaProt strings).
+UPSTREAM_3DI_ADDED = tuple("pynwrqhgdlvtmfsaeikc") + ("#",)
+ALPHABETS = ("protein", "3di", "3di_upstream")
 
 # Released ESM-2 sizes: name -> (layers, embed_dim, heads). Used to build matching
 # architectures offline and to check a downloaded checkpoint against its name.
@@ -68,7 +72,16 @@ def make_alphabet(kind: str) -> esm.data.Alphabet:
             prepend_bos=True,
             append_eos=True,
         )
-    raise OneProtError(f"unknown alphabet {kind!r}; choose one of: protein, 3di", "alphabet")
+    if kind == "3di_upstream":
+        # ESM-1b's layout with the added tokens after <mask>, as transformers' add_tokens numbers them.
+        return esm.data.Alphabet(
+            standard_toks=esm.data.proteinseq_toks["toks"],
+            prepend_toks=("<cls>", "<pad>", "<eos>", "<unk>"),
+            append_toks=("<mask>", *UPSTREAM_3DI_ADDED),
+            prepend_bos=True,
+            append_eos=True,
+        )
+    raise OneProtError(f"unknown alphabet {kind!r}; choose one of: {', '.join(ALPHABETS)}", "alphabet")
 
 
 def build_esm2(arch: EsmArch) -> ESM2:
@@ -221,12 +234,15 @@ def load_into(model: ESM2, state: dict[str, torch.Tensor], where: str) -> None:
                 f"{own['embed_tokens.weight'].shape[0]} (neither the ESM-2 amino-acid alphabet nor the same alphabet)",
                 where,
             )
+        # An alphabet that extends ESM-2's (upstream's 3Di vocabulary) keeps every amino-acid row, as
+        # transformers' resize_token_embeddings does; the 3Di alphabet re-uses only the special tokens.
+        extends = all(model.alphabet.tok_to_idx.get(t) == i for t, i in src_alpha.tok_to_idx.items())
         for key in vocab_keys:
             if key not in state:
                 continue
             new = own[key].clone()
             for tok, j in model.alphabet.tok_to_idx.items():
-                if tok.startswith("<") and tok in src_alpha.tok_to_idx:
+                if (extends or tok.startswith("<")) and tok in src_alpha.tok_to_idx:
                     new[j] = state[key][src_alpha.tok_to_idx[tok]]
             state[key] = new
     optional = {"contact_head.regression.weight", "contact_head.regression.bias"}

@@ -12,7 +12,7 @@ devices it runs fair-esm's padded forward.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -37,6 +37,9 @@ class EsmEncoderConfig:
     train_mask: float = 0.0  # augmentation: fraction of residue tokens replaced by <mask> while training
     train_crop: float = 0.0  # augmentation: while training, each item is cut to a random contiguous window of
     #                          at least this fraction of its residues (uniform in [train_crop, 1]); 0 = off
+    alphabet: str = ""  # "" = the encoder's own; "3di_upstream" = ESM-2's 33 tokens + upstream's 21 added 3Di tokens
+
+    OMIT_WHEN_DEFAULT: ClassVar[tuple[str, ...]] = ("alphabet",)
 
 
 class EsmTokenEncoder(ModalityEncoder):
@@ -53,23 +56,25 @@ class EsmTokenEncoder(ModalityEncoder):
     def __init__(self, config: EsmEncoderConfig | dict, load_weights: bool = True):
         super().__init__()
         cfg = config if isinstance(config, EsmEncoderConfig) else _config_from_dict(config)
-        arch = EsmArch(cfg.layers, cfg.dim, cfg.heads, self.alphabet_kind, cfg.token_dropout)
+        kind = cfg.alphabet or self.alphabet_kind
+        arch = EsmArch(cfg.layers, cfg.dim, cfg.heads, kind, cfg.token_dropout)
         state = None
         if cfg.weights and (load_weights or self.external_prefixes_for(cfg)):
-            src_arch, state = load_esm_weights(cfg.weights, self.alphabet_kind)
-            if src_arch.alphabet != self.alphabet_kind and src_arch.alphabet != "protein":
+            src_arch, state = load_esm_weights(cfg.weights, kind)
+            if src_arch.alphabet != kind and src_arch.alphabet != "protein":
                 raise OneProtError(
                     f"weights are a {src_arch.alphabet!r}-alphabet model; the {self.modality.value} encoder "
-                    f"expects {self.alphabet_kind!r} (or amino-acid ESM-2 weights to start from)",
+                    f"expects {kind!r} (or amino-acid ESM-2 weights to start from)",
                     cfg.weights,
                 )
-            arch = EsmArch(src_arch.layers, src_arch.dim, src_arch.heads, self.alphabet_kind, src_arch.token_dropout)
+            arch = EsmArch(src_arch.layers, src_arch.dim, src_arch.heads, kind, src_arch.token_dropout)
             cfg.layers, cfg.dim, cfg.heads, cfg.token_dropout = arch.layers, arch.dim, arch.heads, arch.token_dropout
         self.config = cfg
         self.esm = build_esm2(arch)
         if state is not None:
             load_into(self.esm, state, cfg.weights or "weights")
         self.alphabet = self.esm.alphabet
+        self._upstream_3di = kind == "3di_upstream"
         self._lookup = {tok: i for tok, i in self.alphabet.tok_to_idx.items() if len(tok) == 1}
         self._special = torch.tensor([self.alphabet.cls_idx, self.alphabet.eos_idx, self.alphabet.padding_idx])
         self.pool = make_pooling(cfg.pooling, arch.dim)
@@ -96,6 +101,11 @@ class EsmTokenEncoder(ModalityEncoder):
     def tokenize(self, text: str) -> list[int]:
         """Letters -> token ids (no BOS/EOS), truncated to `max_length`; unknown letters -> <unk>."""
         unk = self.alphabet.unk_idx
+        if self._upstream_3di:
+            from engine.data.tokens3di import upstream_3di_letters
+
+            # upstream's added tokens are the lowercase 3Di letters; '#' is removed before tokenising
+            return [self._lookup.get(ch, unk) for ch in upstream_3di_letters(text)[: self.config.max_length]]
         return [self._lookup.get(ch, unk) for ch in text.strip().upper()[: self.config.max_length]]
 
     def collate(self, items: list[str]) -> dict[str, Any]:
@@ -157,6 +167,14 @@ class EsmTokenEncoder(ModalityEncoder):
             tokens = self.crop_for_training(tokens)
         if self.training and self.config.train_mask > 0 and not self.config.freeze:
             tokens = self.mask_for_training(tokens)
+        if getattr(self.pool, "includes_special", False):
+            # upstream's poolings weigh every non-padding token, BOS and EOS included
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze):
+                full = self.esm(tokens, repr_layers=[self.esm.num_layers])["representations"][self.esm.num_layers]
+            pooled = self.pool(full, tokens != self.alphabet.padding_idx)
+            inner = tokens[:, 1:-1]
+            mask = ~torch.isin(inner, self._special.to(inner.device))
+            return EncoderOutput(pooled=pooled, states=full[:, 1:-1], mask=mask)
         if tokens.device.type == "cpu" and tokens.shape[0] and bool((tokens[:, 1] != self.alphabet.eos_idx).all()):
             states, mask = self.packed_residue_states(tokens)
         else:

@@ -1,7 +1,8 @@
 """Per-token states -> one vector per item: mean pooling and OneProt's attention pooling.
 
 `mask` is True only at real residues/tokens: collate functions leave BOS, EOS and padding out,
-so neither pooling ever sees them.
+so `mean` and `attention` never see them. The upstream-faithful `attention1d` and `mean_bos_eos`
+set `includes_special`: the ESM encoder then hands them every non-padding token, BOS/EOS included.
 """
 
 from __future__ import annotations
@@ -60,13 +61,46 @@ class AttentionPooling(nn.Module):
         return torch.einsum("bl,blh->bh", weights, states)
 
 
-POOLINGS = ("mean", "attention")
+class LinearScorePooling(nn.Module):
+    """Upstream OneProt's "attention1d": one linear score per token, softmax over the mask, weighted sum.
+
+    Unlike AttentionPooling (an MLP score over residues only), the score is a single Linear(H, 1) with a
+    bias, and the ESM encoder feeds it every token including BOS and EOS (`includes_special`), as the
+    published model's Conv1d(1280, 1, kernel 1) over the attention mask does.
+
+    Shapes:
+        states (B, T, H), mask (B, T) bool -> (B, H)
+    """
+
+    includes_special = True
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.layer = nn.Linear(dim, 1)
+
+    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        logits = self.layer(states).squeeze(-1).float().masked_fill(~mask, float("-inf"))  # (B, T)
+        weights = torch.softmax(logits, dim=-1).nan_to_num(0.0).to(states.dtype)
+        return torch.einsum("bt,bth->bh", weights, states)
+
+
+class MeanWithSpecialPooling(MeanPooling):
+    """Mean over every non-padding token including BOS and EOS: upstream's 3Di encoder pooling."""
+
+    includes_special = True
+
+
+POOLINGS = ("mean", "attention", "attention1d", "mean_bos_eos")
 
 
 def make_pooling(kind: str, dim: int) -> nn.Module:
-    """'mean' or 'attention' pooling over states of size `dim`."""
+    """A pooling by name over states of size `dim` (see POOLINGS; the last two are upstream's)."""
     if kind == "mean":
         return MeanPooling()
     if kind == "attention":
         return AttentionPooling(dim)
+    if kind == "attention1d":
+        return LinearScorePooling(dim)
+    if kind == "mean_bos_eos":
+        return MeanWithSpecialPooling()
     raise OneProtError(f"unknown pooling {kind!r}; choose one of: {', '.join(POOLINGS)}", "pooling")

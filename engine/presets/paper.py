@@ -1,5 +1,7 @@
-"""`paper`: the published OneProt configuration (arXiv 2411.04863 and its public configs).
+"""`paper`: the published OneProt configuration, as upstream's public code sets it up.
 
+Facts from klemens-floege/oneprot and oneprot-models/oneprot-embeddings (configs/experiment/
+train_ddp_10440880.yaml); docs/upstream_vs_paper_preset.md lists every remaining difference.
 Needs the released ESM-2 weights (fair-esm downloads them once) and BiomedBERT (hub or HF cache).
 """
 
@@ -15,21 +17,24 @@ def build() -> Preset:
     gnn = {"hidden": 128, "layers": 4, "cutoff": 10.0, "max_neighbors": 32, "rbf": 16}
     return Preset(
         name="paper",
-        description="ESM-2 650M frozen + attention pooling, 3Di ESM-2 35M fine-tuned, GNNs 4x128 at 10 A, "
-        "BiomedBERT frozen (CLS), 1024-d, tau 0.07, Adam 1e-3",
+        description="ESM-2 650M frozen + attention1d pooling, 3Di ESM-2 35M fine-tuned (ESM vocabulary + 21 "
+        "3Di tokens), BiomedBERT frozen (CLS) + MLP head, LayerNorm + bias-free Linear heads, 1024-d, tau 0.07, "
+        "L1 0.01, Adam 1e-3 fp32",
         model=ModelConfig(
             encoders={
-                "sequence": {"weights": "esm2_t33_650M_UR50D", "pooling": "attention", "freeze": True},
-                "structure_tokens": {"weights": "esm2_t12_35M_UR50D", "pooling": "mean", "freeze": False},
+                "sequence": {"weights": "esm2_t33_650M_UR50D", "pooling": "attention1d", "freeze": True},
+                "structure_tokens": {"weights": "esm2_t12_35M_UR50D", "pooling": "mean_bos_eos", "freeze": False,
+                                     "alphabet": "3di_upstream"},
                 "structure": dict(gnn),
                 "pocket": dict(gnn),
                 "text": {"model": BIOMEDBERT, "pooling": "cls", "freeze": True, "max_length": 512},
             },
             dim=1024,
-            head="linear",
+            head="ln_linear",
+            heads={"text": "ln_mlp"},
             temperature=0.07,
             learn_temperature=False,
         ),
         train=TrainConfig(steps=100_000, batch_size=64, lr=1e-3, grad_clip=1.0, eval_every=1000,
-                          eval_size=512, checkpoint_every=1000),
+                          eval_size=512, checkpoint_every=1000, bf16=False, l1_weight=0.01),
     )

@@ -45,12 +45,22 @@ def test_paper_preset_is_the_published_configuration():
     p = get_preset("paper")
     enc = p.model.encoders
     assert enc["sequence"]["weights"] == "esm2_t33_650M_UR50D" and enc["sequence"]["freeze"]
-    assert enc["sequence"]["pooling"] == "attention"
+    assert enc["sequence"]["pooling"] == "attention1d"
     assert enc["structure_tokens"]["weights"] == "esm2_t12_35M_UR50D" and not enc["structure_tokens"]["freeze"]
+    assert enc["structure_tokens"]["alphabet"] == "3di_upstream" and enc["structure_tokens"]["pooling"] == "mean_bos_eos"
+    assert p.model.head == "ln_linear" and p.model.heads == {"text": "ln_mlp"}
+    assert p.train.l1_weight == 0.01 and not p.train.bf16
     assert enc["structure"]["layers"] == 4 and enc["structure"]["hidden"] == 128 and enc["structure"]["cutoff"] == 10.0
     assert "BiomedBERT" in enc["text"]["model"] and enc["text"]["freeze"]
     assert p.model.dim == 1024 and p.model.temperature == 0.07 and not p.model.learn_temperature
     assert p.train.lr == 1e-3 and p.train.grad_clip == 1.0
+
+
+def test_demo_preset_keeps_its_own_choices():
+    d = get_preset("demo")
+    assert d.model.head == "linear" and not d.model.heads and d.train.l1_weight == 0.0
+    assert d.model.encoders["sequence"]["pooling"] == "attention"
+    assert "alphabet" not in d.model.encoders["structure_tokens"]
 
 
 def _shrink_paper(preset, bert_folder):
