@@ -9,7 +9,9 @@ Sources (install them first; the script says what is missing):
   biopython 1.85 (Tests/PDB only). Optional Debian extra: tm-align (examples/*.pdb.gz), used when present.
 
 What it makes:
-- structures: every PDB/mmCIF protein chain (>= 30 residues) in those packages; identical chain
+- structures: every PDB/mmCIF protein chain in those packages that passes the hygiene rule
+  (engine/data/hygiene.py: no chain under 40 residues, no parser-test file such as unordered_res,
+  multimodel_warning or *_one_lig_removed, no chain with > 10 % residues lacking a backbone atom); identical chain
   sequences are de-duplicated: ONE structure per distinct sequence is kept (engine.data.dedupe: the
   copy with the most ligand pockets, then the most complete backbone; the other copies' pockets are
   superposed onto it), so retrieval never has twin answers;
@@ -20,6 +22,8 @@ What it makes:
   the Swiss-Prot entry, whose text comes from the emboss Swiss-Prot entries, a UniProt header of the
   mmseqs2 example, or the entry name with its organism; UniProt headers (name, OS=, GN=) for the
   mmseqs2 sequences; the 100 Swiss-Prot entries of emboss-test (FUNCTION, keywords, GO, EC);
+- names: every structure carries one (header, family label, Swiss-Prot entry or file stem), so
+  find-by-name reaches it;
 - pockets: ligand contacts (engine.data.pockets); structures without a ligand pocket get the
   best-ranked pocket predicted by fpocket-rs (PyPI), source 'fpocket-rs'; 3Di tokens (mini3di);
   splits by 50 % identity clustering (engine.data.splits).
@@ -44,6 +48,7 @@ from engine.data import parse_cache  # noqa: E402
 from engine.data.build import parse_file, split_method  # noqa: E402
 from engine.data.dedupe import dedupe_structures  # noqa: E402
 from engine.data.fasta import parse_uniprot_header, read_fasta  # noqa: E402
+from engine.data.hygiene import RULE_TEXT, exclusion_reason, structure_name  # noqa: E402
 from engine.data.pockets import predict_pockets_cached  # noqa: E402
 from engine.data.sequence import clean_sequence  # noqa: E402
 from engine.data.splits import DEFAULT_FRACTIONS, assign_splits, cluster_sequences  # noqa: E402
@@ -133,8 +138,10 @@ def require(path: str, package: str) -> Path:
 
 
 # ---- structures -----------------------------------------------------------------------------
-def parse_structures(files: list[tuple[Path, str, str]], max_length: int) -> list[ProteinRecord]:
+def parse_structures(files: list[tuple[Path, str, str]], max_length: int) -> tuple[list[ProteinRecord], dict]:
+    """Structure chains that pass the hygiene rule, and {left-out chain: reason}."""
     records = []
+    left_out: dict[str, str] = {}
     skipped = 0
     for i, (path, family, source) in enumerate(files):
         if path.stat().st_size > MAX_STRUCTURE_MB * 1e6:
@@ -160,11 +167,17 @@ def parse_structures(files: list[tuple[Path, str, str]], max_length: int) -> lis
             r.family = family or None
             r.source = source
             r.extra["package_file"] = str(path)
+            # before de-duplication, so a test-file copy never stands in for a native twin
+            why = exclusion_reason(r)
+            if why:
+                left_out[f"{source}:{r.id}"] = why
+                continue
             records.append(r)
         if (i + 1) % 100 == 0:
             log(f"structures: {i + 1}/{len(files)} files, {len(records)} chains")
-    log(f"structures: {len(records)} chains from {len(files) - skipped} files ({skipped} files skipped)")
-    return records
+    log(f"structures: {len(records)} chains from {len(files) - skipped} files ({skipped} files skipped, "
+        f"{len(left_out)} chains left out by the hygiene rule)")
+    return records, left_out
 
 
 def add_predicted_pockets(structures: list[ProteinRecord]) -> int:
@@ -344,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
         emboss = require(args.emboss, "emboss-test")
         require(args.tcoffee, "t-coffee-examples")
 
-        structures = dedupe_structures(parse_structures(structure_files(args), args.max_length))
+        parsed, left_out = parse_structures(structure_files(args), args.max_length)
+        structures = dedupe_structures(parsed)
         log(f"structures: {len(structures)} distinct sequences kept, "
             f"{sum(len(r.pockets) for r in structures)} ligand pockets on {sum(1 for r in structures if r.pockets)}")
         if not args.no_predicted_pockets:
@@ -368,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
         for i, lab in labels.items():
             if not records[i].family:
                 records[i].family = lab
+        for r in structures:  # after the family labels, which name header-less chains
+            r.name = structure_name(r)
         seen: dict[str, int] = {}
         for r in records:  # ids must be unique across sources
             k = seen.get(r.id, 0)
@@ -384,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
                              "max_candidates": args.max_candidates},
             "built_by": "scripts/build_demo.py",
             "dedup": "one structure per distinct chain sequence",
+            "hygiene": {"rule": RULE_TEXT, "left_out": len(left_out)},
             "build_seconds": round(time.time() - t0, 1),
         }
         write_store(records, args.out, {r.id: s for r, s in zip(records, splits)},
