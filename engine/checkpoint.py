@@ -75,6 +75,9 @@ def write_checkpoint_files(model: OneProt, folder: Path, extra: dict | None = No
         "external_keys": sorted(model.external_keys()),
         "parameters_saved": int(sum(v.numel() for v in state.values())),
         "initialised_from": provenance,
+        # backbones re-read from a named file (e.g. the GPL UniRep weights): name + sha256, never the tensors
+        "external_weights": {m: enc.external_source() for m, enc in model.encoders.items()
+                             if hasattr(enc, "external_source")},
         **(extra or {}),
     }
     (folder / META_FILE).write_text(json.dumps(meta, indent=2))

