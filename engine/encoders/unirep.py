@@ -226,6 +226,9 @@ class UniRepEncoder(ModalityEncoder):
         self.embedding = nn.Parameter(torch.from_numpy(np.array(emb, dtype=np.float32)), requires_grad=False)
         self.mlstm = nn.ModuleList(MLSTMCell(a) for a in cells)
         self.pool = make_pooling(cfg.pooling, hidden)
+        if getattr(self.pool, "includes_special", False):  # UniRep has no BOS/EOS states to hand them
+            raise OneProtError(f"pooling {cfg.pooling!r} pools BOS/EOS too, which UniRep lacks; use mean or "
+                               "attention", "sequence.pooling")
         self.output_dim = hidden
 
     def external_prefixes(self) -> list[str]:
