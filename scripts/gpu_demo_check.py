@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     store = ProteinStore.open(resolve_store(args.data))
     cpu_model = load_without_text(args.checkpoint)
     gpu_model = load_without_text(args.checkpoint).to("cuda")
-    test = set(store.ids(split="test"))
+    test = set(store.ids(split="test"))  # report-only: GPU vs CPU agreement, no choice
     lines = [f"# Demo checkpoint on GPU: bf16 vs fp32 CPU ({dt.date.today()})", "",
              f"GPU: {torch.cuda.get_device_name()}; CPU: {platform.processor() or platform.machine()} x "
              f"{torch.get_num_threads()} threads; torch {torch.__version__}", "",

@@ -53,7 +53,8 @@ def run_one(job: dict) -> dict:
     torch.manual_seed(job["seed"])
     trainer = Trainer(OneProt(preset.model), store, preset.train, out, progress=False)
     summary = trainer.fit(steps=job["steps"])
-    res = evaluate(trainer.model.eval(), store, job["split"], run_probes=False, tmscore_max=0, log=lambda m: None)
+    res = evaluate(trainer.model.eval(), store, job["split"], run_probes=False, tmscore_max=0, relatives_tm_max=0,
+                   log=lambda m: None)
     metrics = {pair: {"R@10": r["R@10"], "MRR": r["MRR"], "hits": round(r["R@10"] * r["n_queries"]),
                       "n": r["n_queries"], "chance": r["chance"]["R@10"]} for pair, r in res["retrieval"].items()}
     result = {"variant": job["name"], "seed": job["seed"], "seconds": summary["seconds"], "pairs": metrics}
@@ -71,12 +72,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modalities", default="structure_tokens")
     ap.add_argument("--seeds", default="0,1,2,3")
     ap.add_argument("--steps", type=int, default=250)
-    ap.add_argument("--split", default="valid", choices=["valid", "test"])
+    ap.add_argument("--split", default="valid", help="valid (test is refused: it is for reporting only)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--preset", default="demo")
     ap.add_argument("--data", default="demo")
     ap.add_argument("--out", default="runs/seed_sweep")
     args = ap.parse_args(argv)
+    from engine.errors import OneProtError
+    from engine.evaluate.selection import require_selection_split
+
+    try:
+        require_selection_split(args.split, "--split")
+    except OneProtError as error:
+        sys.exit(f"seed_sweep: error: {error}")
     try:
         variants = json.loads(args.variants)
     except json.JSONDecodeError as error:

@@ -9,11 +9,16 @@ import sys
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from engine.evaluate.relatives import TM_MAX as RELATIVES_TM_MAX
     from engine.evaluate.tmscore import MAX_PROTEINS
 
     p.add_argument("--checkpoint", default="demo", help="checkpoint folder or 'demo'")
     p.add_argument("--data", default="demo", help="store folder or 'demo'")
     p.add_argument("--split", default="test", choices=("train", "valid", "test"))
+    p.add_argument("--protocol", default="ours", choices=("ours", "oneprot"),
+                   help="ours (default): every split protein, ties against the model, duplicates, analytic chance, "
+                        "with baselines, relatives, evolution and probes; oneprot: upstream's retrieval protocol "
+                        "(seeded 1,000 pairs per ordered pair, argsort ranks, R@1/10/100/500, median rank)")
     p.add_argument("--baseline-checkpoint", help="a pre-alignment checkpoint to use as the unaligned baseline "
                    "(default: this checkpoint's encoders with seeded fresh projection heads)")
     p.add_argument("--modalities", help="comma-separated subset")
@@ -24,7 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tmscore-max", type=int, default=MAX_PROTEINS, metavar="N",
                    help="TM-score baseline (pocket<->structure, TM-align on CA atoms; cost grows as N^2, ~20 s for "
                         f"N=92): a seeded sample of at most N proteins per pair (default {MAX_PROTEINS}; 0 skips it)")
-    p.add_argument("--no-tmscore", action="store_true", help="skip the TM-score baseline (same as --tmscore-max 0)")
+    p.add_argument("--relatives-tm-max", type=int, default=RELATIVES_TM_MAX, metavar="N",
+                   help="relatives metric, TM-score baseline (structure/pocket sides): a seeded sample of at most N "
+                        f"queries per pair, each aligned against every target (default {RELATIVES_TM_MAX}; 0 skips it)")
+    p.add_argument("--no-tmscore", action="store_true", help="skip both TM-score baselines (retrieval and relatives)")
     p.add_argument("--device", default="auto")
     p.add_argument("--report", metavar="DIR", help="write report.md, report.html and PNG plots here")
     p.add_argument("--out", metavar="FILE", help="also write the JSON result to this file")
@@ -36,12 +44,14 @@ def run(args: argparse.Namespace) -> int:
     from engine.commands.embed import pick_device
     from engine.data.store import ProteinStore
     from engine.errors import OneProtError
-    from engine.evaluate.report import markdown_table, retrieval_table, write_report
+    from engine.evaluate.report import markdown_table, retrieval_table, upstream_table, write_report
     from engine.evaluate.run import evaluate
 
     out = _prepare_out(args.out) if args.out else None  # before the work: a bad path must not cost a run
     if args.tmscore_max < 0:
         raise OneProtError("must be 0 (skip) or a positive number of proteins", f"--tmscore-max {args.tmscore_max}")
+    if args.relatives_tm_max < 0:
+        raise OneProtError("must be 0 (skip) or a positive number of queries", f"--relatives-tm-max {args.relatives_tm_max}")
     tmscore_max = 0 if args.no_tmscore else args.tmscore_max
     device = pick_device(args.device)
     store = ProteinStore.open(args.data)
@@ -51,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731 - stdout is reserved for the result
     result = evaluate(model, store, args.split, baseline_model=baseline, seed=args.seed, max_queries=args.max_queries,
                       modalities=mods, batch_tokens=args.batch_tokens, run_probes=not args.no_probes,
-                      tmscore_max=tmscore_max, log=log)
+                      tmscore_max=tmscore_max, relatives_tm_max=0 if args.no_tmscore else args.relatives_tm_max,
+                      protocol=args.protocol, log=log)
     result["checkpoint"] = str(args.checkpoint)
     result["model_hash"] = getattr(model, "checkpoint_meta", {}).get("model_hash")
     result["baseline_checkpoint"] = args.baseline_checkpoint
@@ -65,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(text)
     else:
-        print(markdown_table(retrieval_table(result)))
+        print(markdown_table((upstream_table if args.protocol == "oneprot" else retrieval_table)(result)))
     return 0
 
 

@@ -91,7 +91,7 @@ def classical_strings(modality: str, items: list[Any], against: str) -> tuple[li
     """The letters a classical method compares for `modality` when paired with `against`, or None."""
     aa_like = {Modality.SEQUENCE.value, Modality.STRUCTURE.value, Modality.POCKET.value}
     if modality in aa_like and against in aa_like:
-        return [_residue_letters(x) for x in items], AMINO
+        return [residue_letters(x) for x in items], AMINO
     pair = {modality, against}
     if pair == {Modality.STRUCTURE_TOKENS.value, Modality.STRUCTURE.value}:
         if modality == Modality.STRUCTURE_TOKENS.value:
@@ -102,7 +102,7 @@ def classical_strings(modality: str, items: list[Any], against: str) -> tuple[li
     return None
 
 
-def _residue_letters(item: Any) -> str:
+def residue_letters(item: Any) -> str:
     """Amino-acid letters of an item: a pocket's lining residues only (not the chain it is cut from)."""
     if not hasattr(item, "sequence"):
         return str(item)

@@ -9,6 +9,12 @@ from pathlib import Path
 import numpy as np
 
 
+PROTOCOLS = ("Two retrieval protocols: ours (the default of `oneprot evaluate`: every split protein with both sides, "
+             "ties against the model, identical content counted as a hit, analytic chance) and upstream OneProt's "
+             "(`--protocol oneprot`: a seeded 1,000 pairs per ordered pair, argsort ranks with arbitrary ties, "
+             "R@1/10/100/500, median rank = floor(median 0-based rank) + 1). This report uses the one named below.")
+
+
 def retrieval_table(result: dict) -> list[list[str]]:
     """Rows: pair, kind, model R@1/R@10/R@100, median rank, MRR, and R@10 of each baseline + chance.
 
@@ -30,12 +36,47 @@ def retrieval_table(result: dict) -> list[list[str]]:
     return rows
 
 
+def upstream_table(result: dict) -> list[list[str]]:
+    """Rows for `--protocol oneprot`: pair, kind, R@1/10/100/500, median rank, unaligned R@10, chance R@10, n."""
+    rows = [["pair", "kind", "R@1", "R@10", "R@100", "R@500", "median rank", "unaligned R@10", "chance R@10", "n"]]
+    for pair, r in result["retrieval"].items():
+        rows.append([pair, r["kind"]] + [f"{r[f'R@{k}']:.3f}" for k in (1, 10, 100, 500)] +
+                    [str(r["median_rank"]), f"{result['baselines']['unaligned'][pair]['R@10']:.3f}",
+                     f"{r['chance']['R@10']:.3f}", str(r["n_pairs"])])
+    return rows
+
+
 def summary_table(result: dict) -> list[list[str]]:
     """Rows: pair, kind, beats unaligned at R@10, x chance at R@10 (and its ceiling), x chance at R@1."""
     rows = [["pair", "kind", "beats unaligned (R@10)", "x chance R@10", "max possible", "x chance R@1", "passes 5x floor"]]
     for pair, f in result.get("summary", {}).items():
         rows.append([pair, f["kind"], "yes" if f["beats_unaligned"] else "no", f"{f['x_chance']:.1f}",
                      f"{f['max_x_chance']:.1f}", f"{f['x_chance_R@1']:.1f}", "yes" if f["passes"] else "no"])
+    return rows
+
+
+RELATIVE_REPS = (("aligned", "model"), ("unaligned", "unaligned"), ("kmer", "3-mer"), ("tmscore", "TM-score"),
+                 ("anchor_features", "anchor features"), ("unaligned_anchor_features", "unaligned anchor features"))
+
+
+def relatives_table(result: dict) -> list[list[str]]:
+    """Rows: pair, then P@10 / mAP of the model and each baseline present, chance, n queries / targets.
+
+    A baseline run on a sample of the queries (TM-score) says on how many in its cell.
+    """
+    rel = result.get("relatives", {})
+    reps = [(k, name) for k, name in RELATIVE_REPS if any(k in r for r in rel.values())]
+    rows = [["pair"] + [f"{name} P@10 / mAP" for _, name in reps] + ["chance P@10 / mAP", "queries", "targets"]]
+    for pair, r in rel.items():
+        cells = []
+        for k, _ in reps:
+            v = r.get(k)
+            cell = "-" if not v else f"{v['P@10']:.3f} / {v['mAP']:.3f}"
+            if v and v["n_queries"] != r["n_queries"]:
+                cell += f" (n={v['n_queries']})"
+            cells.append(cell)
+        rows.append([pair] + cells + [f"{r['chance']['P@10']:.3f} / {r['chance']['mAP']:.3f}", str(r["n_queries"]),
+                                      str(r["n_targets"])])
     return rows
 
 
@@ -139,6 +180,9 @@ def write_report(result: dict, folder: str | os.PathLike, title: str = "OneProt 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     images = []
+    if result.get("protocol") == "oneprot":
+        sections = [("Retrieval, upstream OneProt protocol (split: %s)" % result.get("split"), upstream_table(result))]
+        return _write(result, folder, title + " (upstream protocol)", sections, images)
     p = plot_retrieval(result, folder / "retrieval_r10.png")
     if p:
         images.append(("Retrieval R@10 vs baselines", p.name))
@@ -149,14 +193,20 @@ def write_report(result: dict, folder: str | os.PathLike, title: str = "OneProt 
     sections = [
         ("Retrieval (split: %s)" % result.get("split"), retrieval_table(result)),
         ("Floors: trained pairs vs unaligned and chance", summary_table(result)),
+        ("Relatives: same-family share of the top 10 and mAP, own protein excluded", relatives_table(result)),
         ("Evolutionary relatedness", evolution_table(result)),
         ("Probes (cross-validated on the split)", probe_table(result)),
     ]
+    return _write(result, folder, title, sections, images)
+
+
+def _write(result: dict, folder: Path, title: str, sections: list, images: list) -> Path:
+    """report.md and report.html (data text escaped) from titled tables and images."""
     rules = dict(result.get("rules", {}))
     for key in ("checkpoint", "model_hash", "baseline_checkpoint"):
         if result.get(key):
             rules[key] = str(result[key])
-    md = [f"# {title}", ""]
+    md = [f"# {title}", "", PROTOCOLS, ""]
     md += [f"- {k}: {v}" for k, v in rules.items()] + [""]
     for name, rows in sections:
         md += [f"## {name}", "", markdown_table(rows) if len(rows) > 1 else "(no data)", ""]
@@ -166,7 +216,7 @@ def write_report(result: dict, folder: str | os.PathLike, title: str = "OneProt 
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1.5em}"
              "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}th{background:#f3f3f3}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1><ul>"]
+             f"<h1>{html.escape(title)}</h1><p>{html.escape(PROTOCOLS)}</p><ul>"]
     parts += [f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in rules.items()]
     parts.append("</ul>")
     for name, rows in sections:

@@ -20,10 +20,16 @@ from engine.errors import OneProtError
 from engine.evaluate import baselines as B
 from engine.evaluate.evolution import family_similarity
 from engine.evaluate.probes import ec_class, probe
+from engine.evaluate.relatives import RULE as RELATIVES_RULE
+from engine.evaluate.relatives import TM_MAX as RELATIVES_TM_MAX
+from engine.evaluate.relatives import relatives
 from engine.evaluate.retrieval import evaluate_pair, evaluate_scores
 from engine.evaluate.tmscore import MAX_PROTEINS as TMSCORE_MAX
 from engine.evaluate.tmscore import NAME as TM_NAME
 from engine.evaluate.tmscore import TMScorer
+from engine.evaluate.upstream_protocol import N_PAIRS
+from engine.evaluate.upstream_protocol import RULES as UPSTREAM_RULES
+from engine.evaluate.upstream_protocol import evaluate_upstream
 from engine.modality import ANCHOR, Modality
 
 POCKET, STRUCTURE = Modality.POCKET.value, Modality.STRUCTURE.value
@@ -41,6 +47,9 @@ RULES = {
     "tmscore": "pocket<->structure only: TM-align (tmtools) of the pocket's CA atoms onto each chain's, TM-score "
                "normalised by the pocket's length; a pocket is cut from its own chain, so a perfect aligner would always "
                "find it (TM-align misses some short, scattered pockets); on a seeded sample of at most --tmscore-max proteins (n_candidates says how many)",
+    "relatives": RELATIVES_RULE,
+    "evolution": "same- vs different-family ROC-AUC of cosine over pairs of the split's family-labelled items; "
+                 "kmer_3mer = amino-acid 3-mer composition of the same proteins",
 }
 
 
@@ -120,18 +129,26 @@ def _pair_rows(a: ModalityData, b: ModalityData, max_queries: int, seed: int) ->
     return ia, ib
 
 
-def evaluate(model, store, split: str | None = "test", baseline_model=None, seed: int = 0, max_queries: int = 5000,
+def evaluate(model, store, split: str | None = "test",  # report-only: callers that choose pass valid
+             baseline_model=None, seed: int = 0, max_queries: int = 5000,
              modalities: list[str] | None = None, batch_tokens: int = 16_384, run_probes: bool = True,
-             tmscore_max: int = TMSCORE_MAX, log=print) -> dict:
-    """The full `evaluate` result: keys retrieval, baselines, evolution, probes (+ rules, summary).
+             tmscore_max: int = TMSCORE_MAX, relatives_tm_max: int = RELATIVES_TM_MAX, protocol: str = "ours",
+             log=print) -> dict:
+    """The full `evaluate` result: keys retrieval, baselines, relatives, evolution, probes (+ rules, summary).
 
     tmscore_max: the TM-score baseline (pocket<->structure) aligns every pocket against every chain,
     so it runs on a seeded sample of at most this many proteins per pair; 0 skips it.
+    relatives_tm_max: TM-score queries per structure/pocket pair of the relatives metric (0 skips it).
+    protocol: "ours" (this docstring) or "oneprot" (upstream's retrieval protocol only, see upstream_protocol).
     """
+    if protocol not in ("ours", "oneprot"):
+        raise OneProtError("must be 'ours' or 'oneprot'", f"--protocol {protocol}")
     mods = [m for m in (modalities or model.modalities) if m in model.modalities]
     data = collect(model, store, split, mods, baseline_model, seed, batch_tokens, log)
     if len(data) < 2:
         raise OneProtError(f"the {split} split has fewer than two modalities with data; nothing to retrieve", "split")
+    if protocol == "oneprot":
+        return upstream_result(data, split, seed)
     retrieval, unaligned, random, classical, tmscore, length = {}, {}, {}, {}, {}, {}
     tm = TMScorer(data[POCKET].items, data[STRUCTURE].items) if tmscore_max > 0 and {POCKET, STRUCTURE} <= set(data) else None
     t_tm = 0.0
@@ -168,14 +185,21 @@ def evaluate(model, store, split: str | None = "test", baseline_model=None, seed
                 t_tm += time.perf_counter() - t
     if tm is not None:
         log(f"TM-score baseline: {tm.n_aligned} alignments in {t_tm:.1f} s")
+    families = {m: _labels(store, d.ids, "family") for m, d in data.items()}
+    t = time.perf_counter()
+    related = relatives(data, families, seed, max_queries, relatives_tm_max, log)
+    log(f"relatives: {len(related)} pairs in {time.perf_counter() - t:.1f} s")
     evolution = {}
     for m, d in data.items():
-        fams = _labels(store, d.ids, "family")
+        fams = families[m]
         res = {"aligned": family_similarity(d.aligned, fams, seed), "unaligned": family_similarity(d.unaligned, fams, seed)}
         if d.pooled is not None:
             res["encoder_features"] = family_similarity(d.pooled, fams, seed)
         if d.baseline_pooled is not None:
             res["unaligned_encoder_features"] = family_similarity(d.baseline_pooled, fams, seed)
+        if m == ANCHOR.value:
+            res["kmer_3mer"] = family_similarity(B.kmer_vectors([B.residue_letters(x) for x in d.items], B.AMINO),
+                                                 fams, seed)
         if any(v is not None for v in res.values()):
             evolution[m] = res
     probes = {}
@@ -193,12 +217,22 @@ def evaluate(model, store, split: str | None = "test", baseline_model=None, seed
                 probes[name] = res
     return {
         "split": split, "rules": RULES, "n_items": {m: len(d.ids) for m, d in data.items()},
-        "retrieval": retrieval,
+        "retrieval": retrieval, "relatives": related,
         "baselines": {"unaligned": unaligned, "random": random, "classical": classical, "tmscore": tmscore,
                       "length": length},
         "evolution": evolution, "probes": probes,
         "summary": floor_checks(retrieval, unaligned),
     }
+
+
+def upstream_result(data: dict[str, ModalityData], split: str | None, seed: int, n_pairs: int = N_PAIRS) -> dict:
+    """`evaluate --protocol oneprot`: upstream's retrieval protocol on the aligned and unaligned vectors."""
+    kind = lambda a, b: "trained" if ANCHOR.value in (a, b) else "emergent"  # noqa: E731
+    aligned = evaluate_upstream({m: (d.ids, d.aligned) for m, d in data.items()}, n_pairs, seed, kind)
+    unaligned = evaluate_upstream({m: (d.ids, d.unaligned) for m, d in data.items()}, n_pairs, seed, kind)
+    return {"protocol": "oneprot", "split": split, "n_items": {m: len(d.ids) for m, d in data.items()},
+            "rules": {**UPSTREAM_RULES, "unaligned": RULES["unaligned"]},
+            "retrieval": aligned, "baselines": {"unaligned": unaligned}}
 
 
 def floor_checks(retrieval: dict, unaligned: dict, factor: float = 5.0) -> dict:

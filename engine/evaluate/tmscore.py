@@ -94,3 +94,50 @@ def tm_score_matrix(queries: list[Any], candidates: list[Any], pocket_side: str 
     if pocket_side == "candidate":
         return TMScorer(candidates, queries).matrix(range(len(candidates)), range(len(queries))).T
     raise ValueError(f"pocket_side must be 'query' or 'candidate', not {pocket_side!r}")
+
+
+class SymmetricTM:
+    """TM-scores between any structure/pocket items, normalised by the SHORTER side, so score(x, y) = score(y, x).
+
+    items: {side name: list of StructureInput}. Each unordered pair is aligned at most once. Used by the
+    relatives metric (structure->structure, pocket->pocket, and both mixed directions share one cache).
+    """
+
+    def __init__(self, items: dict[str, list[Any]]):
+        self._items = items
+        self._traces: dict[tuple[str, int], tuple[np.ndarray, str]] = {}
+        self._scores: dict[tuple, float] = {}
+        self.seconds = 0.0
+
+    @property
+    def n_aligned(self) -> int:
+        """How many unordered pairs have been aligned so far."""
+        return len(self._scores)
+
+    def _trace(self, side: str, i: int) -> tuple[np.ndarray, str]:
+        if (side, i) not in self._traces:
+            self._traces[(side, i)] = ca_trace(self._items[side][i])
+        return self._traces[(side, i)]
+
+    def score(self, side_a: str, i: int, side_b: str, j: int) -> float:
+        """TM-score of item i of side_a against item j of side_b, normalised by the shorter of the two."""
+        key = tuple(sorted([(side_a, int(i)), (side_b, int(j))]))
+        if key not in self._scores:
+            import time
+
+            from tmtools import tm_align
+
+            t = time.perf_counter()
+            (x, xs), (y, ys) = self._trace(*key[0]), self._trace(*key[1])
+            if len(x) < MIN_RESIDUES or len(y) < MIN_RESIDUES:
+                self._scores[key] = 0.0
+            else:
+                r = tm_align(x, y, xs, ys)
+                self._scores[key] = float(r.tm_norm_chain1 if len(x) <= len(y) else r.tm_norm_chain2)
+            self.seconds += time.perf_counter() - t
+        return self._scores[key]
+
+    def matrix(self, side_a: str, rows_a, side_b: str, rows_b) -> np.ndarray:
+        """(len(rows_a), len(rows_b)) scores."""
+        return np.array([[self.score(side_a, i, side_b, j) for j in rows_b] for i in rows_a],
+                        dtype=np.float32).reshape(len(rows_a), len(rows_b))
