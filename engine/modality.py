@@ -26,6 +26,13 @@ class Modality(str, Enum):
 ANCHOR = Modality.SEQUENCE
 ALL_MODALITIES: tuple[Modality, ...] = tuple(Modality)
 BACKBONE_ATOMS: tuple[str, ...] = ("N", "CA", "C", "O")
+# Side-chain atoms ProNet's all-atom level needs for its four side-chain torsions, one slot each; a slot
+# takes the first of its names the residue has (upstream OneProt's grouping): CB, gamma, delta, epsilon,
+# zeta, and Arg's NH1.
+SIDE_CHAIN_SLOTS: tuple[tuple[str, ...], ...] = (
+    ("CB",), ("CG", "SG", "OG", "CG1", "OG1"), ("CD", "SD", "CD1", "OD1", "ND1"), ("CE", "NE", "OE1"),
+    ("CZ", "NZ"), ("NH1",),
+)
 
 
 def parse_modality(name: str | Modality) -> Modality:
@@ -64,6 +71,9 @@ class StructureInput:
     # Pockets: 0-based indices of the residues lining the pocket. The chain stays whole so the encoder
     # can choose how much surrounding structure it sees (GnnConfig.shell); None: use every residue.
     focus: np.ndarray | None = None
+    # (L, 6, 3) float32 side-chain atoms in SIDE_CHAIN_SLOTS order, NaN where absent; None: not read.
+    side_chains: np.ndarray | None = None
+    center: np.ndarray | None = None  # (3,) pocket centre in Angstrom (ligand centroid / predictor's centre)
 
 
 @dataclass

@@ -61,7 +61,9 @@ def compact_config(config: Any) -> dict:
     return d
 
 
-ENCODER_TYPES = {Modality.SEQUENCE: ("esm", "unirep")}  # a config's optional "type" field; first is the default
+# a config's optional "type" field; first is the default
+ENCODER_TYPES = {Modality.SEQUENCE: ("esm", "unirep"), Modality.STRUCTURE: ("gnn", "pronet"),
+                 Modality.POCKET: ("gnn", "pronet")}
 
 
 def encoder_class(modality: Modality, kind: str | None = None) -> type:
@@ -70,6 +72,10 @@ def encoder_class(modality: Modality, kind: str | None = None) -> type:
         raise OneProtError(f"unknown {modality.value} encoder type {kind!r}; choose one of: "
                            f"{', '.join(ENCODER_TYPES.get(modality, ())) or '(none: leave type out)'}",
                            f"config.encoders.{modality.value}.type")
+    if kind == "pronet":
+        from engine.encoders.pronet import PocketProNet, StructureProNet
+
+        return StructureProNet if modality is Modality.STRUCTURE else PocketProNet
     if modality is Modality.SEQUENCE and kind == "unirep":
         from engine.encoders.unirep import UniRepEncoder as cls
     elif modality is Modality.SEQUENCE:

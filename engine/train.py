@@ -151,6 +151,8 @@ class Trainer:
             ANCHOR.value: module.collate(ANCHOR, items_for(self.store, local, ANCHOR)),
             modality: module.collate(modality, self._training_items(modality, local)),
         }
+        # encoders that augment while training (ProNet) draw from this seed: a resumed run repeats the draws
+        batches[modality]["augment_seed"] = (self.config.seed, self.step, self.rank, 5)
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():

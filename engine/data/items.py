@@ -10,7 +10,8 @@ from engine.errors import OneProtError
 from engine.modality import Modality, StructureInput, parse_modality
 
 
-def pocket_input(sequence: str, coords: np.ndarray, residues: list[int], where: str = "pocket") -> StructureInput:
+def pocket_input(sequence: str, coords: np.ndarray, residues: list[int], where: str = "pocket",
+                 side_chains: np.ndarray | None = None, center: np.ndarray | None = None) -> StructureInput:
     """The StructureInput of a pocket: the whole chain, with the pocket's residues as its focus.
 
     The pocket encoder keeps the focus residues and, per its `shell`, the residues around them.
@@ -19,7 +20,8 @@ def pocket_input(sequence: str, coords: np.ndarray, residues: list[int], where: 
     if not idx or idx[0] < 0 or idx[-1] >= len(sequence):
         raise OneProtError(f"pocket residues {idx[:3]}... fall outside the chain of {len(sequence)} residues", where)
     return StructureInput(sequence=sequence, coords=np.asarray(coords, dtype=np.float32),
-                          focus=np.asarray(idx, dtype=np.int64))
+                          focus=np.asarray(idx, dtype=np.int64), side_chains=side_chains,
+                          center=None if center is None else np.asarray(center, dtype=np.float32).reshape(3))
 
 
 def item_for(store, protein_id: str, modality: str | Modality) -> Any:
@@ -42,11 +44,12 @@ def item_for(store, protein_id: str, modality: str | Modality) -> Any:
     if coords is None:
         raise OneProtError(f"protein has no structure (needed for {m.value})", protein_id)
     if m is Modality.STRUCTURE:
-        return StructureInput(sequence=row["sequence"], coords=coords)
+        return StructureInput(sequence=row["sequence"], coords=coords, side_chains=store.side_chains(protein_id))
     pockets = store.pockets(protein_id)
     if not pockets:
         raise OneProtError("protein has no pocket", protein_id)
-    return pocket_input(row["sequence"], coords, pockets[0].residues, protein_id)
+    return pocket_input(row["sequence"], coords, pockets[0].residues, protein_id,
+                        side_chains=store.side_chains(protein_id), center=pockets[0].center)
 
 
 def items_for(store, ids: list[str], modality: str | Modality) -> list[Any]:
@@ -55,7 +58,8 @@ def items_for(store, ids: list[str], modality: str | Modality) -> list[Any]:
     if m is Modality.POCKET:
         # One pass over the pocket table instead of a filter per protein.
         table = store._load_pockets()
-        first = table.sort_values("pocket_index").drop_duplicates("protein_id").set_index("protein_id")["residues"]
+        firsts = table.sort_values("pocket_index").drop_duplicates("protein_id").set_index("protein_id")
+        first, centers = firsts["residues"], firsts["center"]
         out = []
         for pid in ids:
             if pid not in first.index:
@@ -63,6 +67,9 @@ def items_for(store, ids: list[str], modality: str | Modality) -> list[Any]:
             coords = store.coords(pid)
             if coords is None:
                 raise OneProtError("protein has no structure (needed for pocket)", pid)
-            out.append(pocket_input(store.row(pid)["sequence"], coords, list(first[pid]), pid))
+            center = centers[pid]
+            center = np.asarray(center, dtype=np.float32) if isinstance(center, (list, np.ndarray)) and len(center) == 3 else None
+            out.append(pocket_input(store.row(pid)["sequence"], coords, list(first[pid]), pid,
+                                    side_chains=store.side_chains(pid), center=center))
         return out
     return [item_for(store, pid, m) for pid in ids]

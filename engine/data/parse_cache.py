@@ -17,7 +17,7 @@ import numpy as np
 from engine.modality import Pocket, ProteinRecord
 from engine.paths import CACHE_DIR
 
-CACHE_VERSION = 2  # bump when a reader changes what it returns
+CACHE_VERSION = 3  # bump when a reader changes what it returns
 
 
 def cache_key(path: Path, options: dict) -> str:
@@ -36,14 +36,15 @@ def _arr(x) -> list | None:
 
 def save(path: Path, records: list[ProteinRecord], result: dict) -> None:
     """Store parsed records plus a JSON-able result dict (skips, notes) atomically."""
-    meta, coords, cbs = [], [], []
+    meta, coords, cbs, sides = [], [], [], []
     for r in records:
-        extra = {k: v for k, v in r.extra.items() if k != "cb"}
+        extra = {k: v for k, v in r.extra.items() if k not in ("cb", "side_chains")}
         meta.append({
             "id": r.id, "sequence": r.sequence, "name": r.name, "text": r.text,
             "residue_numbers": r.residue_numbers, "structure_tokens": r.structure_tokens,
             "family": r.family, "ec": r.ec, "organism": r.organism, "source": r.source, "extra": extra,
             "has_coords": r.coords is not None, "has_cb": r.extra.get("cb") is not None,
+            "has_side_chains": r.extra.get("side_chains") is not None,
             "pockets": [{"residues": p.residues, "ligand_code": p.ligand_code, "ligand_name": p.ligand_name,
                          "source": p.source, "center": _arr(p.center), "ligand_coords": _arr(p.ligand_coords),
                          "ligand_elements": p.ligand_elements, "score": p.score} for p in r.pockets],
@@ -52,6 +53,8 @@ def save(path: Path, records: list[ProteinRecord], result: dict) -> None:
             coords.append(np.asarray(r.coords, dtype=np.float32))
         if r.extra.get("cb") is not None:
             cbs.append(np.asarray(r.extra["cb"], dtype=np.float32))
+        if r.extra.get("side_chains") is not None:
+            sides.append(np.asarray(r.extra["side_chains"], dtype=np.float32))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}.npz")
     np.savez(
@@ -59,6 +62,7 @@ def save(path: Path, records: list[ProteinRecord], result: dict) -> None:
         meta=np.array(json.dumps({"records": meta, "result": result})),
         coords=np.concatenate(coords) if coords else np.zeros((0, 4, 3), np.float32),
         cb=np.concatenate(cbs) if cbs else np.zeros((0, 3), np.float32),
+        side_chains=np.concatenate(sides) if sides else np.zeros((0, 6, 3), np.float32),
     )
     os.replace(tmp, path)
 
@@ -71,16 +75,19 @@ def load(path: Path) -> tuple[list[ProteinRecord], dict] | None:
         with np.load(path, allow_pickle=False) as z:
             blob = json.loads(str(z["meta"]))
             coords, cbs = z["coords"], z["cb"]
+            sides = z["side_chains"] if "side_chains" in z.files else np.zeros((0, 6, 3), np.float32)
     except Exception:  # a damaged cache entry is simply re-parsed
         return None
-    out, ci, bi = [], 0, 0
+    out, ci, bi, si = [], 0, 0, 0
     for m in blob["records"]:
         n = len(m["sequence"])
-        c = cb = None
+        c = cb = side = None
         if m["has_coords"]:
             c, ci = coords[ci: ci + n], ci + n
         if m["has_cb"]:
             cb, bi = cbs[bi: bi + n], bi + n
+        if m.get("has_side_chains"):
+            side, si = sides[si: si + n], si + n
         pockets = [Pocket(
             residues=p["residues"], ligand_code=p["ligand_code"], ligand_name=p["ligand_name"], source=p["source"],
             center=None if p["center"] is None else np.asarray(p["center"], np.float32),
@@ -90,5 +97,5 @@ def load(path: Path) -> tuple[list[ProteinRecord], dict] | None:
             id=m["id"], sequence=m["sequence"], name=m["name"], text=m["text"], coords=c,
             residue_numbers=m["residue_numbers"], structure_tokens=m["structure_tokens"], pockets=pockets,
             family=m["family"], ec=m["ec"], organism=m["organism"], source=m["source"],
-            extra={**m["extra"], "cb": cb}))
+            extra={**m["extra"], "cb": cb, "side_chains": side}))
     return out, blob["result"]

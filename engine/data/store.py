@@ -4,7 +4,9 @@ Layout of a store folder (columnar, no pickles):
     manifest.json      format version, counts, how splits were made, what built it
     proteins.parquet   one row per protein: id, name, sequence, text, structure_tokens, family, ec,
                        organism, source, split, cluster, has_structure, n_pockets, length
-    structures.npz     ids, offsets (n+1), coords (R, 4, 3) float32 [N, CA, C, O], residue_numbers (R)
+    structures.npz     ids, offsets (n+1), coords (R, 4, 3) float32 [N, CA, C, O], residue_numbers (R);
+                       stores built since side chains are read also hold side_chains (R, 6, 3) float32 in
+                       engine.modality.SIDE_CHAIN_SLOTS order (NaN = absent) and has_side_chains (n,) bool
     pockets.parquet    protein_id, pocket_index, residues (list of chain indices), ligand_code,
                        ligand_name, source, score, center (3), ligand_coords (flat), ligand_elements
 
@@ -121,6 +123,14 @@ class ProteinStore:
             return None
         return s["coords"][s["offsets"][i] : s["offsets"][i + 1]]
 
+    def side_chains(self, protein_id: str) -> np.ndarray | None:
+        """(L, 6, 3) float32 side-chain atoms (SIDE_CHAIN_SLOTS), or None if the store did not keep them."""
+        s = self._load_structures()
+        i = s["index"].get(protein_id)
+        if i is None or s.get("side_chains") is None or not s["has_side_chains"][i]:
+            return None
+        return s["side_chains"][s["offsets"][i] : s["offsets"][i + 1]]
+
     def residue_numbers(self, protein_id: str) -> list[str] | None:
         s = self._load_structures()
         i = s["index"].get(protein_id)
@@ -190,6 +200,8 @@ class ProteinStore:
                             "coords": z["coords"].astype(np.float32),
                             "offsets": z["offsets"].astype(np.int64),
                             "residue_numbers": z["residue_numbers"].astype(str),
+                            "side_chains": z["side_chains"].astype(np.float32) if "side_chains" in z.files else None,
+                            "has_side_chains": z["has_side_chains"] if "has_side_chains" in z.files else None,
                         }
                 except Exception as exc:  # zip/npz corruption surfaces as many exception types
                     raise OneProtError(f"corrupted structure arrays: {exc}", str(f)) from None
@@ -241,7 +253,7 @@ def write_store(
         raise OneProtError(f"duplicate protein ids, e.g. {dup}", "id")
 
     rows, pocket_rows = [], []
-    s_ids, s_offsets, s_coords, s_resnums = [], [0], [], []
+    s_ids, s_offsets, s_coords, s_resnums, s_sides, s_has_sides = [], [0], [], [], [], []
     for r in records:
         has_structure = r.coords is not None
         if has_structure:
@@ -252,6 +264,10 @@ def write_store(
             s_coords.append(c)
             s_resnums.extend(r.residue_numbers or [str(i + 1) for i in range(len(r.sequence))])
             s_offsets.append(s_offsets[-1] + len(c))
+            side = r.extra.get("side_chains") if r.extra else None
+            s_has_sides.append(side is not None)
+            s_sides.append(np.full((len(c), 6, 3), np.nan, np.float32) if side is None
+                           else np.asarray(side, dtype=np.float32).reshape(len(c), 6, 3))
         for k, p in enumerate(r.pockets if has_structure else []):
             pocket_rows.append({
                 "protein_id": r.id, "pocket_index": k, "residues": [int(x) for x in p.residues],
@@ -290,6 +306,9 @@ def write_store(
                 offsets=np.array(s_offsets, dtype=np.int64),
                 coords=np.concatenate(s_coords).astype(np.float32),
                 residue_numbers=np.array(s_resnums, dtype=str),
+                # only when some chain has them, so stores without side chains keep their old layout
+                **({"side_chains": np.concatenate(s_sides), "has_side_chains": np.array(s_has_sides, dtype=bool)}
+                   if any(s_has_sides) else {}),
             )
         pd.DataFrame(pocket_rows, columns=list(_POCKET_COLUMNS)).to_parquet(tmp / "pockets.parquet", index=False)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))

@@ -23,7 +23,7 @@ from engine.data.header import Header, read_cif_header, read_pdb_header
 from engine.data.pockets import CONTACT_CUTOFF, ligand_pockets
 from engine.data.sequence import DEFAULT_MAX_LENGTH, clean_sequence
 from engine.errors import OneProtError
-from engine.modality import BACKBONE_ATOMS, ProteinRecord
+from engine.modality import BACKBONE_ATOMS, SIDE_CHAIN_SLOTS, ProteinRecord
 
 MIN_CHAIN_LENGTH = 20
 STRUCTURE_SUFFIXES = (".pdb", ".ent", ".cif", ".mmcif", ".pdb1")
@@ -191,6 +191,7 @@ def read_structure(
             continue
         coords = np.full((len(residues), 4, 3), np.nan, dtype=np.float32)
         cb = np.full((len(residues), 3), np.nan, dtype=np.float32)
+        side = np.full((len(residues), len(SIDE_CHAIN_SLOTS), 3), np.nan, dtype=np.float32)
         for i, res in enumerate(residues):
             for j, atom_name in enumerate(BACKBONE_ATOMS):
                 a = res.find_atom(atom_name, "*")
@@ -199,6 +200,12 @@ def read_structure(
             a = res.find_atom("CB", "*")
             if a is not None:
                 cb[i] = a.pos.tolist()
+            for k, names in enumerate(SIDE_CHAIN_SLOTS):
+                for name in names:
+                    a = res.find_atom(name, "*")
+                    if a is not None:
+                        side[i, k] = a.pos.tolist()
+                        break
         has_nc = np.isfinite(coords[:, [0, 2], 0]).all(axis=1).mean()
         ca_only = has_nc < 0.5
         mol = header.molecule_for(cname)
@@ -210,6 +217,7 @@ def read_structure(
             ec=mol.ec if mol else None, organism=mol.organism if mol else None,
             source=source or str(path),
             extra={"chain": cname, "file": str(path), "cb": None if ca_only else cb,
+                   "side_chains": None if ca_only else side,
                    "title": header.title, "keywords": header.keywords,
                    "classification": header.classification, "pdb_id": header.pdb_id,
                    "gene": mol.gene if mol else None},

@@ -19,7 +19,7 @@ def radius_graph(pos: torch.Tensor, batch: torch.Tensor, cutoff: float, max_neig
     torch-cluster is not needed.
     """
     edges = []
-    bounds = torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(batch).cumsum(0)])
+    bounds = torch.cat([torch.zeros(1, dtype=torch.long, device=batch.device), torch.bincount(batch).cumsum(0)]).tolist()
     for g in range(len(bounds) - 1):
         lo, hi = int(bounds[g]), int(bounds[g + 1])
         if hi - lo < 2:
@@ -29,11 +29,16 @@ def radius_graph(pos: torch.Tensor, batch: torch.Tensor, cutoff: float, max_neig
         k = min(max_neighbors, hi - lo - 1)
         dist, nbr = d.topk(k, dim=1, largest=False)  # (n, k) nearest first
         keep = dist < cutoff
-        target = torch.arange(hi - lo).unsqueeze(1).expand_as(nbr)[keep]
+        target = torch.arange(hi - lo, device=pos.device).unsqueeze(1).expand_as(nbr)[keep]
         edges.append(torch.stack([nbr[keep], target]) + lo)
     if not edges:
-        return torch.zeros(2, 0, dtype=torch.long)
+        return torch.zeros(2, 0, dtype=torch.long, device=pos.device)
     return torch.cat(edges, dim=1)
+
+
+def scatter_sum(src: torch.Tensor, index: torch.Tensor, dim_size: int) -> torch.Tensor:
+    """Row-wise sum of `src` (E, ...) grouped by `index` (E,) -> (dim_size, ...); empty groups are 0."""
+    return src.new_zeros((dim_size, *src.shape[1:])).index_add_(0, index, src)
 
 
 def scatter_mean(src: torch.Tensor, index: torch.Tensor, dim_size: int) -> torch.Tensor:

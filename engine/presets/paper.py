@@ -14,19 +14,23 @@ from engine.presets.base import Preset, TrainConfig
 
 def build() -> Preset:
     """The paper preset."""
-    gnn = {"hidden": 128, "layers": 4, "cutoff": 10.0, "max_neighbors": 32, "rbf": 16}
+    # ProNet as the published run sets it: 4 blocks, hidden 128, 10 A, 32 neighbours, dropout 0.25, output 1024
+    pronet = {"type": "pronet", "num_blocks": 4, "hidden_channels": 128, "out_channels": 1024, "cutoff": 10.0,
+              "max_neighbors": 32, "dropout": 0.25, "out_dropout": 0.25}
     return Preset(
         name="paper",
         description="ESM-2 650M frozen + attention1d pooling, 3Di ESM-2 35M fine-tuned (ESM vocabulary + 21 "
-        "3Di tokens), BiomedBERT frozen (CLS) + MLP head, LayerNorm + bias-free Linear heads, 1024-d, tau 0.07, "
+        "3Di tokens), ProNet all-atom (structure) and backbone (pocket, 100 residues), BiomedBERT frozen (CLS) + "
+        "MLP head, LayerNorm + bias-free Linear heads, 1024-d, tau 0.07, "
         "L1 0.01, Adam 1e-3 fp32",
         model=ModelConfig(
             encoders={
                 "sequence": {"weights": "esm2_t33_650M_UR50D", "pooling": "attention1d", "freeze": True},
                 "structure_tokens": {"weights": "esm2_t12_35M_UR50D", "pooling": "mean_bos_eos", "freeze": False,
                                      "alphabet": "3di_upstream"},
-                "structure": dict(gnn),
-                "pocket": dict(gnn),
+                "structure": dict(pronet, level="allatom"),
+                # the 100 residues nearest the pocket centre (upstream's pockets_100_residues.h5)
+                "pocket": dict(pronet, level="backbone", pocket_residues=100),
                 "text": {"model": BIOMEDBERT, "pooling": "cls", "freeze": True, "max_length": 512},
             },
             dim=1024,

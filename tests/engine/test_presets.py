@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from alignment_store import make_alignment_store
 from engine.data.store import ProteinStore
 from engine.errors import OneProtError
 from engine.model import OneProt
@@ -15,7 +14,20 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    return ProteinStore.open(make_alignment_store(tmp_path_factory.mktemp("s") / "store", n=24))
+    """The synthetic alignment store, with side-chain atoms so the paper preset's all-atom ProNet runs."""
+    import numpy as np
+
+    from alignment_store import make_alignment_records
+    from engine.data.store import write_store
+
+    records = make_alignment_records(24)
+    rng = np.random.default_rng(0)
+    for r in records:
+        if r.coords is not None:
+            r.extra["side_chains"] = (r.coords[:, 1:2] + rng.normal(0, 1.5, (len(r.coords), 6, 3))).astype(np.float32)
+    splits = {r.id: ("valid" if i % 4 == 1 else "train") for i, r in enumerate(records)}
+    path = write_store(records, tmp_path_factory.mktemp("s") / "store", splits, {r.id: i for i, r in enumerate(records)})
+    return ProteinStore.open(path)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +62,11 @@ def test_paper_preset_is_the_published_configuration():
     assert enc["structure_tokens"]["alphabet"] == "3di_upstream" and enc["structure_tokens"]["pooling"] == "mean_bos_eos"
     assert p.model.head == "ln_linear" and p.model.heads == {"text": "ln_mlp"}
     assert p.train.l1_weight == 0.01 and not p.train.bf16
-    assert enc["structure"]["layers"] == 4 and enc["structure"]["hidden"] == 128 and enc["structure"]["cutoff"] == 10.0
+    assert enc["structure"]["type"] == "pronet" and enc["structure"]["level"] == "allatom"
+    assert enc["structure"]["num_blocks"] == 4 and enc["structure"]["hidden_channels"] == 128
+    assert enc["structure"]["cutoff"] == 10.0 and enc["structure"]["max_neighbors"] == 32
+    assert enc["structure"]["dropout"] == 0.25 and enc["structure"]["out_channels"] == 1024
+    assert enc["pocket"]["level"] == "backbone" and enc["pocket"]["pocket_residues"] == 100
     assert "BiomedBERT" in enc["text"]["model"] and enc["text"]["freeze"]
     assert p.model.dim == 1024 and p.model.temperature == 0.07 and not p.model.learn_temperature
     assert p.train.lr == 1e-3 and p.train.grad_clip == 1.0
@@ -69,7 +85,7 @@ def _shrink_paper(preset, bert_folder):
     for m in ("sequence", "structure_tokens"):
         enc[m].update(weights=None, layers=1, dim=16, heads=2)
     for m in ("structure", "pocket"):
-        enc[m].update(hidden=16, layers=1)
+        enc[m].update(hidden_channels=16, num_blocks=1, mid_emb=8, out_channels=16)
     enc["text"]["model"] = bert_folder
     preset.model.dim = 16
     preset.train.batch_size = 4
