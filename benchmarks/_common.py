@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.files import write_text_atomic
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -46,5 +48,4 @@ def write_result(name: str, title: str, body: str) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.md"
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    path.write_text(f"# {title}\n\nMachine: {machine()}  \nDate: {stamp}\n\n{body.strip()}\n")
-    return path
+    return write_text_atomic(path, f"# {title}\n\nMachine: {machine()}  \nDate: {stamp}\n\n{body.strip()}\n")

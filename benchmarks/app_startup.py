@@ -24,11 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from _common import machine
+from explorer.serving import CHROMIUM, CHROMIUM_ARGS, free_port, stop
 
-from benchmarks._common import machine  # noqa: E402
-from explorer.serving import CHROMIUM, CHROMIUM_ARGS, free_port, stop  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 EMPTY_APP = 'import panel as pn\npn.extension()\npn.pane.Markdown("# Empty baseline").servable(title="Empty baseline")\n'
 

@@ -17,19 +17,17 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gpu_embed import SIZES, SMALL, build_fair_esm, make_sequences, min_cosine  # noqa: E402
+from gpu_embed import SIZES, SMALL, build_fair_esm, make_sequences, min_cosine
 
-from engine.encoders.packed_esm import PackedESMEmbedder  # noqa: E402
-from engine.token_batching import token_budget_batches  # noqa: E402
+from engine.encoders.packed_esm import PackedESMEmbedder
+from engine.files import write_text_atomic
+from engine.token_batching import token_budget_batches
 
 THREE_DI = np.array(list("acdefghiklmnpqrstvwy"))
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -132,9 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + text)
     out = args.out or RESULTS / f"cpu_embed_{dt.date.today().isoformat()}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, out)
+    write_text_atomic(out, text)
     print(f"wrote {out}")
     return 0 if all(r["ratio"] >= 1.0 and r["cos"] >= 0.999 for r in rows) else 1
 

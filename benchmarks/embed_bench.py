@@ -13,19 +13,15 @@ Outputs are checked against each other (cosine of pooled vectors).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks._common import write_result  # noqa: E402
-from engine.embed import embed_items  # noqa: E402
-from engine.evaluate.baselines import pooled_features  # noqa: E402
-from engine.model import ModelConfig, OneProt  # noqa: E402
+from _common import write_result
+from engine.embed import embed_items
+from engine.evaluate.baselines import pooled_features
+from engine.model import ModelConfig, OneProt
 
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 

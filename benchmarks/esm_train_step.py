@@ -17,14 +17,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from benchmarks._common import write_result  # noqa: E402
+from _common import write_result
 
 
 def _time(fn, batches) -> float:

@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engine.encoders.packed_esm import PackedESMEmbedder  # noqa: E402
-from engine.token_batching import token_budget_batches  # noqa: E402
+from engine.encoders.packed_esm import PackedESMEmbedder
+from engine.files import write_text_atomic
+from engine.token_batching import token_budget_batches
 
 # released ESM-2 hyper-parameters: layers, embed_dim, heads
 SIZES = {"8M": (6, 320, 20), "35M": (12, 480, 20), "150M": (30, 640, 20), "650M": (33, 1280, 20)}
@@ -373,9 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + md)
     out = args.out or RESULTS / f"gpu_embed_{slug(card)}_{dt.date.today().isoformat()}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(md)
-    os.replace(tmp, out)
+    write_text_atomic(out, md)
     print(f"wrote {out}")
     return 0
 

@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks._common import clustered_vectors, write_result  # noqa: E402
-from engine.index import build_index, exact_search, recall_at_k  # noqa: E402
+from _common import clustered_vectors, write_result
+from engine.index import build_index, exact_search, recall_at_k
 
 
 def _latencies(fn, queries: np.ndarray) -> np.ndarray:

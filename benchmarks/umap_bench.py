@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks._common import clustered_vectors, write_result  # noqa: E402
-from engine.projection import project  # noqa: E402
+from _common import clustered_vectors, write_result
+from engine.projection import project
 
 
 def cluster_purity(coords: np.ndarray, labels: np.ndarray, k: int = 10) -> float:

@@ -19,9 +19,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from engine.errors import OneProtError
-from engine.state_dict import load_state_checked
+from engine.files import atomic_dir
 from engine.model import ModelConfig, OneProt
 from engine.paths import resolve_checkpoint
+from engine.state_dict import load_state_checked
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -86,17 +87,9 @@ def write_checkpoint_files(model: OneProt, folder: Path, extra: dict | None = No
 
 def save_checkpoint(model: OneProt, folder: str | os.PathLike, extra: dict | None = None) -> Path:
     """Write a checkpoint folder atomically (temp folder + rename). `extra` is merged into meta.json."""
-    from engine.data.store import replace_dir
-
-    folder = Path(folder)
-    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
-    write_checkpoint_files(_unwrap(model), tmp, extra)
-    for f in tmp.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-    replace_dir(tmp, folder)
-    return folder
+    with atomic_dir(folder) as tmp:
+        write_checkpoint_files(_unwrap(model), tmp, extra)
+    return Path(folder)
 
 
 def read_json(path: Path) -> dict:
@@ -259,17 +252,12 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     """
     import shutil
 
-    from engine.data.store import replace_dir
-
     src = resolve_checkpoint(src)
     model = load_checkpoint(src)
     meta = read_json(src / META_FILE)
     if model_hash(model) != meta.get("model_hash"):
         raise OneProtError("weights do not match the model_hash in meta.json", str(src))
-    dst = Path(dst)
-    tmp = dst.with_name(f"{dst.name}.tmp-{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
-    for name in (CONFIG_FILE, WEIGHTS_FILE, META_FILE):
-        shutil.copyfile(src / name, tmp / name)
-    replace_dir(tmp, dst)
-    return dst
+    with atomic_dir(dst) as tmp:
+        for name in (CONFIG_FILE, WEIGHTS_FILE, META_FILE):
+            shutil.copyfile(src / name, tmp / name)
+    return Path(dst)

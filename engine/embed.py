@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import OneProtError
+from engine.files import atomic_file, write_text_atomic
 from engine.modality import Modality, parse_modality
 from engine.paths import resolve_index
 
@@ -328,7 +329,7 @@ def embed_store(
         parts = [np.load(chunk_dir / f"{m}.{k:05d}.npy") for k in range(n_chunks)]
         vectors = np.concatenate(parts) if parts else np.zeros((0, model.config.dim), dtype=np.float32)
         _save_npy(folder / f"{m}.npy", vectors, storage_dtype)
-        _write_text(folder / f"{m}.ids.txt", "\n".join(ids) + ("\n" if ids else ""))
+        write_text_atomic(folder / f"{m}.ids.txt", "\n".join(ids) + ("\n" if ids else ""))
         counts[m] = len(ids)
 
     all_ids = list(dict.fromkeys(i for ids in plan_ids.values() for i in ids))
@@ -342,7 +343,7 @@ def embed_store(
     }
     if build_indexes and world == 1:
         manifest["indexes"] = _build_indexes(folder, counts)
-    _write_text(folder / MANIFEST, json.dumps(manifest, indent=2))  # last: its presence marks a finished folder
+    write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=2))  # last: its presence marks a finished folder
     shutil.rmtree(chunk_dir, ignore_errors=True)
     return folder
 
@@ -378,7 +379,7 @@ def merge_shards(out: str | os.PathLike, build_indexes: bool = True) -> Path:
         joined = [i for part in id_parts for i in part]
         ids = [joined[k] for k in order]
         _save_npy(out / f"{m}.npy", vecs, sets[0].manifest.get("storage_dtype", "float32"))
-        _write_text(out / f"{m}.ids.txt", "\n".join(ids) + ("\n" if ids else ""))
+        write_text_atomic(out / f"{m}.ids.txt", "\n".join(ids) + ("\n" if ids else ""))
         counts[m] = len(ids)
     labels = pd.concat([s.labels for s in sets], ignore_index=True).drop_duplicates("id")
     _atomic_parquet(labels, out / LABELS)
@@ -387,7 +388,7 @@ def merge_shards(out: str | os.PathLike, build_indexes: bool = True) -> Path:
     manifest.update(counts=counts, merged_from=world, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     if build_indexes:
         manifest["indexes"] = _build_indexes(out, counts)
-    _write_text(out / MANIFEST, json.dumps(manifest, indent=2))
+    write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=2))
     return out
 
 
@@ -398,14 +399,12 @@ def export_h5(eset: EmbeddingSet, path: str | os.PathLike, modality: str = "sequ
 
     m = eset.require(modality)
     path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     vecs = eset.vectors(m)
-    with h5py.File(tmp, "w") as h:
+    with atomic_file(path) as tmp, h5py.File(tmp, "w") as h:
         for i, pid in enumerate(eset.ids(m)):
             h.create_dataset(pid.replace("/", "_"), data=np.asarray(vecs[i], dtype=np.float32))
         h.attrs["modality"] = m
         h.attrs["model_hash"] = eset.model_hash
-    os.replace(tmp, path)
     return path
 
 
@@ -441,7 +440,7 @@ def _prepare_chunks(chunk_dir: Path, plan: dict) -> None:
             shutil.rmtree(chunk_dir)
     chunk_dir.mkdir(parents=True, exist_ok=True)
     if not plan_file.is_file():
-        _write_text(plan_file, json.dumps(plan, indent=2))
+        write_text_atomic(plan_file, json.dumps(plan, indent=2))
 
 
 def _chunk_ok(f: Path, n: int, dim: int) -> bool:
@@ -455,21 +454,13 @@ def _chunk_ok(f: Path, n: int, dim: int) -> bool:
 
 
 def _save_npy(path: Path, arr: np.ndarray, dtype: str = "float32") -> None:
-    tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}.npy")
-    np.save(tmp, np.ascontiguousarray(arr, dtype=dtype))
-    os.replace(tmp, path)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        np.save(tmp, np.ascontiguousarray(arr, dtype=dtype))
 
 
 def _atomic_parquet(df: pd.DataFrame, path: Path) -> Path:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        df.to_parquet(tmp, index=False)
     return path
 
 

@@ -22,6 +22,7 @@ import faiss
 import numpy as np
 
 from engine.errors import OneProtError
+from engine.files import atomic_file, write_text_atomic
 
 EXACT_MAX = 50_000
 HNSW_MAX = 300_000
@@ -92,13 +93,9 @@ class VectorIndex:
     def save(self, path: str | os.PathLike) -> Path:
         """Write `<path>` (FAISS binary) and `<path>.json` (IndexInfo), each atomically."""
         path = Path(path)
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        faiss.write_index(self.index, str(tmp))
-        os.replace(tmp, path)
-        meta = path.with_name(path.name + ".json")
-        tmp_meta = meta.with_name(f"{meta.name}.tmp-{os.getpid()}")
-        tmp_meta.write_text(json.dumps(asdict(self.info), indent=2))
-        os.replace(tmp_meta, meta)
+        with atomic_file(path) as tmp:
+            faiss.write_index(self.index, str(tmp))
+        write_text_atomic(path.with_name(path.name + ".json"), json.dumps(asdict(self.info), indent=2))
         return path
 
     @classmethod

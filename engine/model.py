@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.config import dataclass_from_dict
 from engine.errors import OneProtError
 from engine.modality import ANCHOR, Modality, parse_modality
 
@@ -40,11 +41,8 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        known = set(cls.__dataclass_fields__)
-        unknown = set(d) - known
-        if unknown:
-            raise OneProtError(f"unknown model config fields {sorted(unknown)}; valid: {sorted(known)}", "config")
-        return cls(**{k: (dict(v) if k in ("encoders", "heads") else v) for k, v in d.items()})
+        """The config from its dict form, refusing unknown fields."""
+        return dataclass_from_dict(cls, {k: (dict(v) if k in ("encoders", "heads") else v) for k, v in d.items()}, "model config")
 
 
 def compact_config(config: Any) -> dict:

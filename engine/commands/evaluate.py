@@ -7,6 +7,8 @@ import json
 import os
 import sys
 
+from engine.files import write_text_atomic
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from engine.evaluate.relatives import TM_MAX as RELATIVES_TM_MAX
@@ -68,9 +70,7 @@ def run(args: argparse.Namespace) -> int:
     result["baseline_checkpoint"] = args.baseline_checkpoint
     text = json.dumps(result, indent=2)
     if out is not None:
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, out)  # atomic: a killed run leaves the previous file, never half of one
+        write_text_atomic(out, text)
     if args.report:
         log(f"report: {write_report(result, args.report)}")
     if args.json:

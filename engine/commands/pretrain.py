@@ -1,7 +1,8 @@
 """`oneprot pretrain`: masked-LM pretraining of the sequence or 3Di ESM-2-architecture encoder.
 
-    oneprot pretrain --modality sequence --preset demo --data demo --out runs/pretrain_seq
-Architecture comes from the preset's encoder config; steps/batch/lr from its pretrain section.
+    oneprot pretrain --modality sequence --preset demo --data demo --out runs/pretrain_seq [--set KEY=VALUE ...]
+Architecture comes from the preset's encoder config; steps/batch/lr from its pretrain section; --set changes
+either (engine/recipe.py), e.g. --set pretrain.sequence.max_length=64 --set encoders.sequence.layers=2.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from engine.recipe import add_recipe_arguments
+
     parser.add_argument("--modality", required=True, choices=["sequence", "structure_tokens"])
-    parser.add_argument("--preset", default="demo", help="named preset (architecture + pretrain recipe)")
+    add_recipe_arguments(parser, modalities=False)
     parser.add_argument("--data", default="demo", help="store name or folder (its train split is used)")
     parser.add_argument("--out", required=True, help="output folder (loadable as encoder weights)")
     parser.add_argument("--steps", type=int, default=None, help="override the preset's step count")
@@ -31,23 +34,18 @@ def run(args: argparse.Namespace) -> int:
     from engine.data.store import ProteinStore
     from engine.encoders.esm_arch import EsmArch
     from engine.errors import OneProtError
-    from engine.presets import get_preset
     from engine.pretrain import pretrain
+    from engine.recipe import apply_overrides, recipe_from_args
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    preset = get_preset(args.preset)
+    preset = recipe_from_args(args)
     enc = preset.model.encoders.get(args.modality)
     if enc is None:
         raise OneProtError(f"preset {args.preset!r} has no {args.modality} encoder", "--modality")
-    cfg = preset.pretrain.get(args.modality)
-    if cfg is None:
-        from engine.presets.base import PretrainConfig
-
-        cfg = PretrainConfig()
-    for field in ("steps", "batch_size", "lr"):
-        if getattr(args, field) is not None:
-            setattr(cfg, field, getattr(args, field))
+    flags = {f: getattr(args, f) for f in ("steps", "batch_size", "lr") if getattr(args, f) is not None}
+    apply_overrides(preset, {"pretrain": {args.modality: flags}}, "--steps/--batch-size/--lr")
+    cfg = preset.pretrain[args.modality]
     arch = EsmArch(enc.get("layers", 6), enc.get("dim", 320), enc.get("heads", 20), token_dropout=enc.get("token_dropout", True))
     store = ProteinStore.open(args.data)
     summary = pretrain(args.modality, store, arch, cfg, args.out, progress=not args.quiet, init=args.init)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from engine.files import atomic_file
 from engine.modality import Pocket, ProteinRecord
 from engine.paths import CACHE_DIR
 
@@ -56,15 +56,14 @@ def save(path: Path, records: list[ProteinRecord], result: dict) -> None:
         if r.extra.get("side_chains") is not None:
             sides.append(np.asarray(r.extra["side_chains"], dtype=np.float32))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}.npz")
-    np.savez(
-        tmp,
-        meta=np.array(json.dumps({"records": meta, "result": result})),
-        coords=np.concatenate(coords) if coords else np.zeros((0, 4, 3), np.float32),
-        cb=np.concatenate(cbs) if cbs else np.zeros((0, 3), np.float32),
-        side_chains=np.concatenate(sides) if sides else np.zeros((0, 6, 3), np.float32),
-    )
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        np.savez(
+            tmp,
+            meta=np.array(json.dumps({"records": meta, "result": result})),
+            coords=np.concatenate(coords) if coords else np.zeros((0, 4, 3), np.float32),
+            cb=np.concatenate(cbs) if cbs else np.zeros((0, 3), np.float32),
+            side_chains=np.concatenate(sides) if sides else np.zeros((0, 6, 3), np.float32),
+        )
 
 
 def load(path: Path) -> tuple[list[ProteinRecord], dict] | None:

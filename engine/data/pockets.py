@@ -26,6 +26,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from engine.errors import OneProtError
+from engine.files import write_text_atomic
 from engine.modality import Pocket, ProteinRecord
 
 CONTACT_CUTOFF = 4.5
@@ -309,7 +310,6 @@ def predict_pockets_cached(path: str | Path, record: ProteinRecord, top: int = 1
     """predict_pockets on one chain of a file, cached as JSON under <cache>/pockets/ (keyed by file + chain)."""
     import hashlib
     import json
-    import os
 
     from engine.paths import CACHE_DIR
 
@@ -332,9 +332,7 @@ def predict_pockets_cached(path: str | Path, record: ProteinRecord, top: int = 1
             raise
         pockets = []  # remembered as "no pocket", so a rebuild does not wait on the same chain again
     f.parent.mkdir(parents=True, exist_ok=True)
-    tmp = f.with_name(f"{f.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps([{"residues": p.residues, "source": p.source, "score": p.score,
-                                "center": None if p.center is None else [float(x) for x in p.center]}
-                               for p in pockets]))
-    os.replace(tmp, f)
+    write_text_atomic(f, json.dumps([{"residues": p.residues, "source": p.source, "score": p.score,
+                                      "center": None if p.center is None else [float(x) for x in p.center]}
+                                     for p in pockets]))
     return pockets

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import OneProtError
+from engine.files import atomic_dir
 from engine.modality import Modality, Pocket, ProteinRecord, parse_modality
 from engine.paths import resolve_store
 
@@ -293,11 +293,8 @@ def write_store(
         **(manifest_extra or {}),
     }
 
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    try:
+    # a failed write must not leave a half folder next to the store (the old store is untouched)
+    with atomic_dir(path) as tmp:
         proteins.to_parquet(tmp / "proteins.parquet", index=False)
         if s_ids:
             np.savez_compressed(
@@ -312,26 +309,4 @@ def write_store(
             )
         pd.DataFrame(pocket_rows, columns=list(_POCKET_COLUMNS)).to_parquet(tmp / "pockets.parquet", index=False)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        _fsync_dir(tmp)
-    except BaseException:
-        # a failed write must not leave a half folder next to the store (the old store is untouched)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    replace_dir(tmp, path)
     return path
-
-
-def replace_dir(new: Path, target: Path) -> None:
-    """Move a finished folder into place. A crash in between leaves the old folder or none."""
-    old = target.with_name(f"{target.name}.old-{os.getpid()}")
-    if target.exists():
-        os.replace(target, old)
-    os.replace(new, target)
-    if old.exists():
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    for f in path.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())

@@ -34,6 +34,7 @@ class ModalityEncoder(nn.Module):
 
     modality: Modality
     output_dim: int
+    config_class: type  # the dataclass its config dict is read into (engine.recipe checks overrides with it)
 
     def collate(self, items: list[Any]) -> dict[str, Any]:
         raise NotImplementedError

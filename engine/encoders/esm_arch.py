@@ -24,6 +24,7 @@ from esm.model.esm2 import ESM2
 from safetensors.torch import load_file, save_file
 
 from engine.errors import OneProtError
+from engine.files import atomic_dir, atomic_file
 from engine.state_dict import load_state_checked
 
 # Foldseek's 3Di states use the 20 amino-acid letters as names; they mean structure states.
@@ -152,27 +153,22 @@ def write_fair_esm_file(model: ESM2, path: str | os.PathLike) -> Path:
         token_dropout=model.token_dropout,
     )
     state = {f"encoder.sentence_encoder.{k}": v for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model": state, "cfg": {"model": cfg}}, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        torch.save({"model": state, "cfg": {"model": cfg}}, tmp)
     return path
 
 
 def save_esm_folder(model: ESM2, arch: EsmArch, folder: str | os.PathLike, extra: dict | None = None,
                     files: dict[str, str] | None = None) -> Path:
     """Write `esm.safetensors` + `esm_config.json` (+ any text `files`) into `folder` atomically."""
-    from engine.data.store import replace_dir  # the store's atomic folder swap
-
-    folder = Path(folder)
-    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
     # The LM head's weight is tied to the embedding; safetensors refuses shared storage.
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp / ESM_WEIGHTS_FILE))
-    (tmp / ESM_CONFIG_FILE).write_text(json.dumps({"arch": asdict(arch), **(extra or {})}, indent=2))
-    for name, text in (files or {}).items():
-        (tmp / name).write_text(text)
-    replace_dir(tmp, folder)
+    with atomic_dir(folder) as tmp:
+        save_file(state, str(tmp / ESM_WEIGHTS_FILE))
+        (tmp / ESM_CONFIG_FILE).write_text(json.dumps({"arch": asdict(arch), **(extra or {})}, indent=2))
+        for name, text in (files or {}).items():
+            (tmp / name).write_text(text)
+    folder = Path(folder)
     return folder
 
 

@@ -19,6 +19,7 @@ import torch
 from engine.encoders.base import EncoderOutput, ModalityEncoder
 from engine.encoders.esm_arch import RELEASED_ESM2, EsmArch, build_esm2, load_esm_weights, load_into
 from engine.encoders.pooling import make_pooling
+from engine.config import dataclass_from_dict
 from engine.errors import OneProtError
 
 
@@ -50,6 +51,8 @@ class EsmTokenEncoder(ModalityEncoder):
         alphabet: 'protein' for amino acids, '3di' for Foldseek structure tokens.
         load_weights: False when a OneProt checkpoint will supply the weights (skips the source).
     """
+
+    config_class = EsmEncoderConfig
 
     alphabet_kind = "protein"
 
@@ -184,8 +187,4 @@ class EsmTokenEncoder(ModalityEncoder):
 
 
 def _config_from_dict(d: dict) -> EsmEncoderConfig:
-    known = set(EsmEncoderConfig.__dataclass_fields__)
-    unknown = set(d) - known - {"type"}
-    if unknown:
-        raise OneProtError(f"unknown fields {sorted(unknown)}; valid: {sorted(known)}", "encoder config")
-    return EsmEncoderConfig(**{k: v for k, v in d.items() if k in known})
+    return dataclass_from_dict(EsmEncoderConfig, d, "encoder config", ignore={"type"})

@@ -26,6 +26,7 @@ from torch import nn
 from engine.encoders.base import EncoderOutput, ModalityEncoder
 from engine.encoders.graph_ops import radius_graph, scatter_mean, to_dense_batch
 from engine.encoders.pooling import make_pooling
+from engine.config import dataclass_from_dict
 from engine.errors import OneProtError
 from engine.modality import StructureInput
 
@@ -218,6 +219,8 @@ class ResidueGraphEncoder(ModalityEncoder):
         load_weights: unused (trained from scratch); kept so every encoder builds the same way.
     """
 
+    config_class = GnnConfig
+
     def __init__(self, config: GnnConfig | dict, load_weights: bool = True):
         super().__init__()
         cfg = config if isinstance(config, GnnConfig) else _gnn_config(config)
@@ -248,10 +251,6 @@ class ResidueGraphEncoder(ModalityEncoder):
 
 
 def _gnn_config(d: dict) -> GnnConfig:
-    known = set(GnnConfig.__dataclass_fields__)
-    unknown = set(d) - known - {"type"}
-    if unknown:
-        raise OneProtError(f"unknown fields {sorted(unknown)}; valid: {sorted(known)}", "encoder config")
-    return GnnConfig(**{k: v for k, v in d.items() if k in known})
+    return dataclass_from_dict(GnnConfig, d, "encoder config", ignore={"type"})
 
 

@@ -22,6 +22,7 @@ import torch
 
 from engine.encoders.base import EncoderOutput, ModalityEncoder
 from engine.encoders.pooling import masked_mean
+from engine.config import dataclass_from_dict
 from engine.errors import OneProtError
 from engine.modality import Modality
 
@@ -70,6 +71,8 @@ class TextEncoder(ModalityEncoder):
     several seconds that a model serving only structure queries should not pay. `ensure_loaded()`
     reads it now (the trainer does so before DDP wraps the model).
     """
+
+    config_class = TextEncoderConfig
 
     modality = Modality.TEXT
 
@@ -198,8 +201,4 @@ def _quiet_transformers() -> None:
 
 
 def _text_config(d: dict) -> TextEncoderConfig:
-    known = set(TextEncoderConfig.__dataclass_fields__)
-    unknown = set(d) - known - {"type"}
-    if unknown:
-        raise OneProtError(f"unknown fields {sorted(unknown)}; valid: {sorted(known)}", "encoder config")
-    return TextEncoderConfig(**{k: v for k, v in d.items() if k in known})
+    return dataclass_from_dict(TextEncoderConfig, d, "encoder config", ignore={"type"})

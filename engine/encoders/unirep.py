@@ -37,6 +37,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from engine.encoders.base import EncoderOutput, ModalityEncoder
 from engine.encoders.pooling import make_pooling
+from engine.config import dataclass_from_dict
 from engine.errors import OneProtError
 from engine.modality import Modality
 
@@ -200,6 +201,7 @@ class UniRepEncoder(ModalityEncoder):
     """
 
     modality = Modality.SEQUENCE
+    config_class = UniRepConfig
 
     def __init__(self, config: UniRepConfig | dict, load_weights: bool = True):
         super().__init__()
@@ -282,10 +284,6 @@ class UniRepEncoder(ModalityEncoder):
 
 def unirep_config(d: dict) -> UniRepConfig:
     """UniRepConfig from a dict, failing on unknown fields."""
-    known = set(UniRepConfig.__dataclass_fields__)
-    unknown = set(d) - known
-    if unknown:
-        raise OneProtError(f"unknown fields {sorted(unknown)}; valid: {sorted(known)}", "encoder config")
     if d.get("type", "unirep") != "unirep":
         raise OneProtError(f"type {d.get('type')!r} is not a UniRep config", "encoder config")
-    return UniRepConfig(**d)
+    return dataclass_from_dict(UniRepConfig, d, "encoder config")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from engine.errors import OneProtError
 from engine.model import ModelConfig
 
 
@@ -73,11 +72,3 @@ def unirep_sequence(size: int = 256, pooling: str = "mean", max_length: int = 20
     `encoders["sequence"] = unirep_sequence(256, "attention")`."""
     return {"type": "unirep", "size": size, "pooling": pooling, "freeze": True, "max_length": max_length}
 
-
-def train_config_from_dict(d: dict) -> TrainConfig:
-    """TrainConfig from a dict, failing on unknown fields."""
-    known = set(TrainConfig.__dataclass_fields__)
-    unknown = set(d) - known
-    if unknown:
-        raise OneProtError(f"unknown train fields {sorted(unknown)}; valid: {sorted(known)}", "train config")
-    return TrainConfig(**d)
