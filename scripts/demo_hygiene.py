@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 
 from engine.data.hygiene import RULE_TEXT, apply_rule
-from engine.data.store import ProteinStore, replace_dir, write_store
+from engine.data.store import ProteinStore, write_store
 from engine.errors import OneProtError
+from engine.files import atomic_dir
 
 
 def clean_store(path: str | Path, dry_run: bool = False) -> tuple[dict[str, str], dict[str, str]]:
@@ -46,11 +47,8 @@ def clean_embeddings(folder: str | Path, names: dict[str, str]) -> dict[str, int
     manifest = json.loads((folder / "manifest.json").read_text())
     if any(folder.glob("*.faiss")):  # an approximate index's rows cannot be dropped in place
         raise OneProtError("holds approximate (FAISS) indexes; re-embed with `oneprot embed` instead", str(folder))
-    tmp = folder.with_name(f"{folder.name}.tmp-hygiene")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(folder, tmp)
-    try:
+    with atomic_dir(folder) as tmp:
+        shutil.copytree(folder, tmp, dirs_exist_ok=True)
         for m, n in manifest["counts"].items():
             if not n:
                 continue
@@ -66,10 +64,6 @@ def clean_embeddings(folder: str | Path, names: dict[str, str]) -> dict[str, int
         labels.to_parquet(tmp / "labels.parquet", index=False)
         manifest["hygiene"] = RULE_TEXT
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    replace_dir(tmp, folder)
     return manifest["counts"]
 
 
