@@ -37,6 +37,7 @@ from engine.encoders.pronet_features import (
     NUM_AA_TYPES, NUM_BB_EMBS, NUM_SIDE_CHAIN_EMBS, UNKNOWN_TYPE, angle_basis, backbone_embs, chain_neighbours,
     euler_angles, polar_angles, position_code, residue_dihedral, residue_types, side_chain_embs, theta_phi_basis,
 )
+from engine.config import dataclass_from_dict
 from engine.errors import OneProtError
 from engine.modality import Modality, StructureInput
 
@@ -199,6 +200,8 @@ class ProNetEncoder(ModalityEncoder):
         load_weights: unused (trained from scratch or loaded from a checkpoint).
     """
 
+    config_class = ProNetConfig
+
     def __init__(self, config: ProNetConfig | dict, load_weights: bool = True):
         super().__init__()
         cfg = config if isinstance(config, ProNetConfig) else _pronet_config(config)
@@ -316,8 +319,4 @@ class PocketProNet(ProNetEncoder):
 
 
 def _pronet_config(d: dict) -> ProNetConfig:
-    known = set(ProNetConfig.__dataclass_fields__)
-    unknown = set(d) - known
-    if unknown:
-        raise OneProtError(f"unknown fields {sorted(unknown)}; valid: {sorted(known)}", "encoder config")
-    return ProNetConfig(**d)
+    return dataclass_from_dict(ProNetConfig, d, "encoder config")
