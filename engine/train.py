@@ -292,6 +292,7 @@ class Trainer:
         self.total_steps = total  # the learning-rate decay ends here
         self.out.mkdir(parents=True, exist_ok=True)
         resumed = self.resume() if resume else False
+        self.attach_anchor_cache()
         if self.rank == 0 and not resumed and self.log_path.exists():
             self.log_path.unlink()  # a fresh run starts a fresh log
         bar = tqdm(total=total, initial=self.step, disable=not self.progress, desc="align", dynamic_ncols=True)
@@ -326,6 +327,21 @@ class Trainer:
             self._barrier()
         return {"status": status, "step": self.step, "eval": final_eval,
                 "seconds": round(time.perf_counter() - started, 1), "skipped_modalities": self.skipped}
+
+    def attach_anchor_cache(self) -> None:
+        """A frozen anchor with a feature cache (UniRep) gets the features of every training sequence and of the
+        valid sample computed once into RUN/anchor_cache (rank 0; resumable), then reads them at every step."""
+        anchor = _unwrap(self.model).encoders[ANCHOR.value]
+        if not self.config.anchor_cache or not hasattr(anchor, "attach_feature_cache"):
+            return
+        from engine.encoders.feature_cache import build_feature_cache
+
+        ids = sorted(set().union(*self.ids_by_modality.values(), *self._eval_ids.values()))
+        sequences = items_for(self.store, ids, ANCHOR)
+        folder = self.out / "anchor_cache"
+        cache = build_feature_cache(anchor, sequences, folder, progress=self.progress) if self.rank == 0 else None
+        self._barrier()
+        anchor.attach_feature_cache(cache or build_feature_cache(anchor, sequences, folder))  # others: open it
 
     def _run_eval(self) -> dict:
         metrics = self.evaluate() if self.rank == 0 else {}

@@ -277,7 +277,19 @@ class UniRepEncoder(ModalityEncoder):
         mask = torch.arange(width, device=tokens.device)[None, :] < lengths.to(tokens.device)[:, None]
         return states, mask
 
+    def attach_feature_cache(self, cache) -> None:
+        """Read features of the sequences in `cache` (engine.encoders.feature_cache) instead of recomputing them."""
+        self.feature_cache = cache
+
     def forward(self, batch: dict[str, Any]) -> EncoderOutput:
+        cache, seqs = getattr(self, "feature_cache", None), batch.get("sequences")
+        if cache is not None and seqs is not None and all(s in cache for s in seqs):
+            device = batch["tokens"].device
+            if cache.kind == "pooled":
+                return EncoderOutput(pooled=cache.pooled(seqs).to(device))
+            states, mask = cache.states(seqs)
+            states, mask = states.to(device), mask.to(device)
+            return EncoderOutput(pooled=self.pool(states, mask), states=states, mask=mask)
         states, mask = self.residue_states(batch["tokens"], batch["lengths"])
         return EncoderOutput(pooled=self.pool(states, mask), states=states, mask=mask)
 

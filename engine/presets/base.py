@@ -28,6 +28,9 @@ class TrainConfig:
     # for the fraction structure_tokens_noise_prob of the items (engine/data/noisy_tokens3di.py)
     structure_tokens_noise: float = 0.0
     structure_tokens_noise_prob: float = 1.0
+    # a frozen anchor that supports it (UniRep) computes its features once into RUN/anchor_cache and reads
+    # them back at every step (engine/encoders/feature_cache.py)
+    anchor_cache: bool = True
     l1_weight: float = 0.0  # upstream OneProt: 0.01 * (mean|z_sequence| + mean|z_modality|) added to each pair loss
 
     def to_dict(self) -> dict:

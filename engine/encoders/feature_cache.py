@@ -1,0 +1,148 @@
+"""Features of a frozen sequence anchor, computed once per training run and read back at every step.
+
+A frozen anchor (engine/encoders/unirep.py) maps a sequence to the same states at every step, and its
+recurrence is the slow part of a CPU training step, so the trainer computes the features of every sequence
+it will use (train pairs plus the valid sample it evaluates on) once, in large length-sorted batches, and
+the encoder's forward reads them back. With mean pooling (no parameters) one pooled vector per sequence is
+kept (float32); with a trained pooling the per-residue states are kept (float16, memory-mapped).
+
+Folder (RUN/anchor_cache):
+    plan.json       what the chunks are made from: encoder config (with the weight file's sha256), kind,
+                    and a digest of the ordered sequences; a different plan discards the old chunks
+    chunk_<i>.npy   one length-sorted batch: pooled (n, H) float32, or states (residues, H) float16
+    manifest.json   written last: the cache is complete
+Each chunk is written atomically (temp + rename), so a killed build resumes with the chunks it finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.embed import _chunk_ok, _prepare_chunks, _save_npy, _write_text
+from engine.errors import OneProtError
+
+MANIFEST = "manifest.json"
+
+
+class FeatureCache:
+    """Read access to a finished cache: `seq in cache`, `pooled(seqs)`, `states(seqs)`."""
+
+    def __init__(self, folder: Path, kind: str, rows: dict[str, tuple[int, int, int]], chunks: list[np.ndarray]):
+        self.folder, self.kind, self.rows, self.chunks = folder, kind, rows, chunks
+
+    def __contains__(self, sequence: str) -> bool:
+        return sequence in self.rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def pooled(self, sequences: list[str] | tuple[str, ...]) -> torch.Tensor:
+        """(B, H) float32 pooled features (a 'pooled' cache)."""
+        return torch.from_numpy(np.stack([self.chunks[c][o] for c, o, _ in (self.rows[s] for s in sequences)]))
+
+    def states(self, sequences: list[str] | tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L, H) float32 per-residue states, zero-padded, and the (B, L) residue mask (a 'states' cache)."""
+        spans = [self.rows[s] for s in sequences]
+        width = max((n for _, _, n in spans), default=0)
+        dim = self.chunks[0].shape[1]
+        out = np.zeros((len(spans), width, dim), dtype=np.float32)
+        for i, (c, o, n) in enumerate(spans):
+            out[i, :n] = self.chunks[c][o:o + n]
+        lengths = torch.tensor([n for _, _, n in spans])
+        return torch.from_numpy(out), torch.arange(width)[None, :] < lengths[:, None]
+
+
+def cache_kind(encoder) -> str:
+    """'pooled' when the encoder's pooling has no parameters (mean), else 'states' (attention is trained)."""
+    return "pooled" if not any(True for _ in encoder.pool.parameters()) else "states"
+
+
+def _plan_batches(lengths: list[int], batch_residues: int, max_batch: int) -> list[list[int]]:
+    """Positions (already sorted longest first) cut into batches of at most max_batch items and about
+    batch_residues padded residues (the first item of a batch is its longest)."""
+    batches, start = [], 0
+    while start < len(lengths):
+        n = max(1, min(max_batch, batch_residues // max(lengths[start], 1)))
+        batches.append(list(range(start, min(start + n, len(lengths)))))
+        start += n
+    return batches
+
+
+def build_feature_cache(encoder, sequences: list[str], folder: str | Path, progress: bool = False,
+                        batch_residues: int = 131_072, max_batch: int = 1024) -> FeatureCache:
+    """Compute (or finish computing) the frozen `encoder`'s features of `sequences` into `folder`; open it.
+
+    `encoder` needs `collate`, `residue_states(tokens, lengths)`, `pool` and a JSON-able `config` with `max_length`.
+    """
+    from tqdm.auto import tqdm
+
+    folder = Path(folder)
+    kind = cache_kind(encoder)
+    cut = sorted({s.strip().upper()[: encoder.config.max_length] for s in sequences}, key=lambda s: (-len(s), s))
+    digest = hashlib.sha256("\n".join(cut).encode()).hexdigest()
+    batches = _plan_batches([len(s) for s in cut], batch_residues, max_batch)
+    plan = {"kind": kind, "encoder": asdict(encoder.config), "sequences": len(cut), "digest": digest,
+            "batches": [len(b) for b in batches]}
+    manifest = folder / MANIFEST
+    done = _read_json(manifest) if manifest.is_file() else None
+    if done != plan:
+        if manifest.is_file():
+            manifest.unlink()
+        _prepare_chunks(folder, plan)  # keeps finished chunks only if they were made under this plan
+        device = next(encoder.parameters()).device
+        dim = encoder.output_dim
+        for i, batch in enumerate(tqdm(batches, desc="anchor cache", disable=not progress, dynamic_ncols=True)):
+            seqs = [cut[j] for j in batch]
+            rows = len(seqs) if kind == "pooled" else sum(len(s) for s in seqs)
+            f = folder / f"chunk_{i:05d}.npy"
+            if _chunk_ok(f, rows, dim):
+                continue
+            b = encoder.collate(seqs)
+            with torch.no_grad():
+                states, mask = encoder.residue_states(b["tokens"].to(device), b["lengths"].to(device))
+                if kind == "pooled":
+                    _save_npy(f, encoder.pool(states, mask).float().cpu().numpy(), "float32")
+                else:
+                    _save_npy(f, states[mask].float().cpu().numpy(), "float16")  # row-major: residues in order
+        _write_text(manifest, json.dumps(plan, indent=2))
+    return open_feature_cache(folder, cut, plan)
+
+
+def open_feature_cache(folder: Path, cut: list[str], plan: dict) -> FeatureCache:
+    """Memory-map a finished cache whose plan is `plan` (sequences `cut`, sorted longest first)."""
+    chunks, rows = [], {}
+    pos = 0
+    for i, n in enumerate(plan["batches"]):
+        f = folder / f"chunk_{i:05d}.npy"
+        try:
+            arr = np.load(f, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise OneProtError(f"unreadable anchor cache chunk ({exc}); delete the folder to rebuild it", str(f)) from None
+        offset = 0
+        for s in cut[pos:pos + n]:
+            if plan["kind"] == "pooled":
+                rows[s] = (i, offset, 1)
+                offset += 1
+            else:
+                rows[s] = (i, offset, len(s))
+                offset += len(s)
+        if arr.shape[0] != offset:
+            raise OneProtError(f"anchor cache chunk holds {arr.shape[0]} rows, its plan says {offset}; "
+                               "delete the folder to rebuild it", str(f))
+        # pooled vectors are small: read them into memory; per-residue states stay memory-mapped
+        chunks.append(np.asarray(arr) if plan["kind"] == "pooled" else arr)
+        pos += n
+    return FeatureCache(folder, plan["kind"], rows, chunks)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None

@@ -1,0 +1,107 @@
+"""Frozen-anchor feature cache: same features as the encoder, read instead of recomputed, resumable,
+rebuilt when its plan changes, and wired into the trainer (RUN/anchor_cache)."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from engine.data.items import items_for
+from engine.data.store import ProteinStore
+from engine.encoders.feature_cache import build_feature_cache
+from engine.encoders.unirep import UniRepEncoder
+from engine.model import ModelConfig, OneProt
+from engine.presets.base import TrainConfig
+from engine.train import Trainer
+from test_unirep import tiny_arrays
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/engine helpers
+from alignment_store import make_alignment_store  # noqa: E402
+
+torch.set_num_threads(1)
+SEQS = ["MKTAYIAKQRQISFVKSHFSRQ", "GSHMAEELK", "PPGW", "MKTAYIAKQ", "ACDEFGHIKLMNPQRSTVWY", "M"]
+
+
+@pytest.fixture
+def tiny_npz(tmp_path):
+    path = tmp_path / "tiny_unirep.npz"
+    np.savez(path, **tiny_arrays())
+    return path
+
+
+class Counting:
+    """Wraps residue_states to count how many sequences it computes."""
+
+    def __init__(self, enc):
+        self.n, self.inner = 0, enc.residue_states
+        enc.residue_states = self
+
+    def __call__(self, tokens, lengths):
+        self.n += len(lengths)
+        return self.inner(tokens, lengths)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "attention"])
+def test_cache_gives_the_encoders_features_without_recomputing(tiny_npz, tmp_path, pooling):
+    enc = UniRepEncoder({"weights": str(tiny_npz), "pooling": pooling})
+    want = enc(enc.collate(SEQS)).pooled
+    cache = build_feature_cache(enc, SEQS, tmp_path / "cache", batch_residues=40, max_batch=3)
+    assert cache.kind == ("pooled" if pooling == "mean" else "states") and len(cache) == len(SEQS)
+    enc.attach_feature_cache(cache)
+    count = Counting(enc)
+    got = enc(enc.collate(SEQS[::-1])).pooled
+    assert count.n == 0
+    atol = 1e-6 if pooling == "mean" else 2e-3  # per-residue states are stored as float16
+    assert np.allclose(got.detach().numpy(), want.detach().numpy()[::-1], atol=atol)
+    if pooling == "attention":  # the scorer trains on cached states
+        enc.train()
+        enc(enc.collate(SEQS[:2])).pooled.sum().backward()
+        assert all(p.grad is not None for p in enc.pool.parameters())
+    enc(enc.collate(["MKV"]))  # not in the cache: computed
+    assert count.n == 1
+
+
+def test_cache_resumes_finished_chunks_and_rebuilds_on_a_new_plan(tiny_npz, tmp_path):
+    enc = UniRepEncoder({"weights": str(tiny_npz)})
+    folder = tmp_path / "cache"
+    build_feature_cache(enc, SEQS, folder, batch_residues=40, max_batch=2)
+    chunks = sorted(folder.glob("chunk_*.npy"))
+    assert len(chunks) >= 3 and (folder / "manifest.json").is_file()
+    # a build killed after some chunks: no manifest, one chunk missing
+    (folder / "manifest.json").unlink()
+    chunks[1].unlink()
+    count = Counting(enc)
+    build_feature_cache(enc, SEQS, folder, batch_residues=40, max_batch=2)
+    assert 0 < count.n <= 2
+    count.n = 0
+    build_feature_cache(enc, SEQS, folder, batch_residues=40, max_batch=2)  # complete: nothing computed
+    assert count.n == 0
+    cache = build_feature_cache(enc, SEQS + ["WWW"], folder, batch_residues=40, max_batch=2)  # other sequences
+    assert count.n == len(SEQS) + 1 and "WWW" in cache
+    assert json.loads((folder / "plan.json").read_text())["sequences"] == len(SEQS) + 1
+
+
+def test_trainer_caches_the_frozen_anchor_and_checkpoint_holds_none_of_it(tiny_npz, tmp_path):
+    store = ProteinStore.open(make_alignment_store(tmp_path / "store", n=24))
+    torch.manual_seed(0)
+    model = OneProt(ModelConfig(encoders={
+        "sequence": {"type": "unirep", "weights": str(tiny_npz), "pooling": "attention"},
+        "structure_tokens": {"layers": 1, "dim": 16, "heads": 2}}, dim=8))
+    enc = model.encoders["sequence"]
+    trainer = Trainer(model, store, TrainConfig(steps=3, batch_size=4, eval_every=0, checkpoint_every=0,
+                                                eval_size=4), tmp_path / "run", progress=False)
+    count = Counting(enc)
+    trainer.fit()
+    assert (tmp_path / "run" / "anchor_cache" / "manifest.json").is_file()
+    train_ids = store.ids(split="train", modality="structure_tokens")
+    valid_ids = store.ids(split="valid", modality="structure_tokens")
+    assert count.n == len(set(train_ids) | set(trainer._eval_ids["structure_tokens"]))  # once each, in the cache
+    assert set(trainer._eval_ids["structure_tokens"]) <= set(valid_ids)
+    for s in items_for(store, train_ids, "sequence"):
+        assert s in enc.feature_cache
+    keys = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
+    assert not any("mlstm" in k or k.startswith("encoders.sequence.embedding") for k in keys)
