@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.embed import _chunk_ok, _prepare_chunks, _save_npy, _write_text
+from engine.embed import _chunk_ok, _prepare_chunks, _save_npy
 from engine.errors import OneProtError
+from engine.files import write_text_atomic
 
 MANIFEST = "manifest.json"
 
@@ -110,7 +111,7 @@ def build_feature_cache(encoder, sequences: list[str], folder: str | Path, progr
                     _save_npy(f, encoder.pool(states, mask).float().cpu().numpy(), "float32")
                 else:
                     _save_npy(f, states[mask].float().cpu().numpy(), "float16")  # row-major: residues in order
-        _write_text(manifest, json.dumps(plan, indent=2))
+        write_text_atomic(manifest, json.dumps(plan, indent=2))
     return open_feature_cache(folder, cut, plan)
 
 
