@@ -118,8 +118,11 @@ def load_state_into(model: OneProt, state: dict[str, torch.Tensor], where: str) 
 
 
 def load_checkpoint(name_or_path: str | os.PathLike, map_location: str | torch.device = "cpu") -> OneProt:
-    """`demo` or a checkpoint folder -> OneProt in eval mode (safetensors only)."""
-    folder = resolve_checkpoint(name_or_path)
+    """`demo`, a checkpoint folder, or upstream OneProt's release (a folder with config.yaml + pytorch_model.bin,
+    or its Hugging Face repository name, converted once by engine.convert_upstream) -> OneProt in eval mode."""
+    from engine.convert_upstream import resolve_upstream
+
+    folder = resolve_upstream(name_or_path) or resolve_checkpoint(name_or_path)
     if not folder.is_dir():
         raise OneProtError("a checkpoint is a folder with config.json, model.safetensors, meta.json", str(folder))
     config = read_json(folder / CONFIG_FILE)
@@ -138,7 +141,9 @@ def load_checkpoint(name_or_path: str | os.PathLike, map_location: str | torch.d
 
 def read_meta(name_or_path: str | os.PathLike) -> dict:
     """meta.json of a checkpoint (model_hash, metrics, provenance) without loading weights."""
-    return read_json(resolve_checkpoint(name_or_path) / META_FILE)
+    from engine.convert_upstream import resolve_upstream
+
+    return read_json((resolve_upstream(name_or_path) or resolve_checkpoint(name_or_path)) / META_FILE)
 
 
 def _unwrap(model: torch.nn.Module) -> OneProt:

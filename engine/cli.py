@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("search", "cross-modal nearest-neighbour search"),
     "evaluate": ("evaluate", "retrieval, evolution and probe metrics against baselines"),
     "project": ("project", "UMAP projection of embeddings"),
+    "convert-upstream": ("convert_upstream", "convert upstream OneProt's released checkpoint to this format"),
 }
 
 

@@ -16,7 +16,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -45,6 +45,11 @@ class TextEncoderConfig:
     # > 0: a frozen backbone's pooled vectors are memoised per text, for CPU training. Recomputed vectors
     # can differ from cached ones in the last bits (other padding), so resume is then exact only to rounding.
     cache_size: int = 0
+    # True: the checkpoint holds the backbone's weights even though it is frozen (a converted upstream
+    # checkpoint carries the exact weights it was trained with); the source still gives config and tokenizer.
+    store_backbone: bool = False
+
+    OMIT_WHEN_DEFAULT: ClassVar[tuple[str, ...]] = ("store_backbone",)
 
 
 def resolve_text_model(name: str) -> tuple[str, bool]:
@@ -86,7 +91,8 @@ class TextEncoder(ModalityEncoder):
         self._cache: dict[str, torch.Tensor] = {}
         # follows .to(device), so a backbone read later lands where the model is
         self.register_buffer("_device_anchor", torch.zeros(0), persistent=False)
-        hidden = _local_hidden_size(self._source) if self._frozen and self._local else None
+        lazy = self._frozen and self._local and not cfg.store_backbone
+        hidden = _local_hidden_size(self._source) if lazy else None
         if hidden is None:
             self._load_backbone()
         else:
@@ -141,6 +147,8 @@ class TextEncoder(ModalityEncoder):
 
     def external_prefixes(self) -> list[str]:
         """A frozen backbone is re-read from its source; LoRA weights (keys with 'lora_') are kept."""
+        if self.config.store_backbone:
+            return []
         return ["backbone."] if self.config.freeze or self.config.lora_r > 0 else []
 
     def train(self, mode: bool = True) -> "TextEncoder":

@@ -12,21 +12,10 @@ from engine.encoders.pronet_features import (
 )
 from engine.errors import OneProtError
 from engine.modality import StructureInput
+from tests_helpers_side_chains import chain_item as chain
 
 torch.set_num_threads(1)
 SMALL = {"hidden_channels": 16, "out_channels": 8, "num_blocks": 2, "mid_emb": 8, "dropout": 0.0, "out_dropout": 0.0}
-
-
-def chain(n=24, seed=0):
-    """A random self-avoiding-ish chain with N/CA/C/O and six side-chain slots (Gly-like NaNs at 3)."""
-    rng = np.random.default_rng(seed)
-    ca = np.cumsum(rng.normal(0, 2.2, (n, 3)), 0).astype(np.float32)
-    coords = np.stack([ca + rng.normal(0, 0.8, (n, 3)), ca, ca + rng.normal(0, 0.8, (n, 3)),
-                       ca + rng.normal(0, 1.2, (n, 3))], 1).astype(np.float32)
-    side = (ca[:, None] + rng.normal(0, 1.5, (n, 6, 3))).astype(np.float32)
-    side[3] = np.nan
-    seq = "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), n))
-    return StructureInput(seq, coords, side_chains=side)
 
 
 def test_torsion_by_hand():
