@@ -101,7 +101,10 @@ def apply_overrides(preset: Preset, overrides: Overrides, where: str = "--set") 
         fields = _fields(fields, modality, where)
         label = f"{where} encoders.{modality}"
         if "type" in fields:  # the encoder kind decides which fields the others may be
-            enc["type"] = _coerce(fields["type"], str, f"{label}.type")
+            kind = _coerce(fields["type"], str, f"{label}.type")
+            if kind != enc.get("type", _default_type(modality)):
+                enc.clear()  # another kind of encoder starts from its own defaults, not the old kind's fields
+            enc["type"] = kind
         cls = _encoder_config_class(modality, enc.get("type"))
         for field, value in fields.items():
             if field == "type":
@@ -203,6 +206,14 @@ def _fields(value: Any, name: str, where: str) -> Mapping:
     if not isinstance(value, Mapping):
         raise OneProtError(f"{name} must be an object of fields", where)
     return value
+
+
+def _default_type(modality: str) -> str | None:
+    """The encoder kind a config without `type` builds (the first of model.ENCODER_TYPES)."""
+    from engine.modality import parse_modality
+    from engine.model import ENCODER_TYPES
+
+    return ENCODER_TYPES.get(parse_modality(modality), (None,))[0]
 
 
 def _encoder_config_class(modality: str, kind: str | None) -> type:

@@ -43,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
     enc = preset.model.encoders.get(args.modality)
     if enc is None:
         raise OneProtError(f"preset {args.preset!r} has no {args.modality} encoder", "--modality")
+    if enc.get("type", "esm") != "esm":
+        raise OneProtError(f"the {args.modality} encoder is of type {enc['type']!r}; masked-LM pretraining builds "
+                           "ESM-2-architecture encoders only (a UniRep anchor comes pretrained and stays frozen)",
+                           "--modality")
     flags = {f: getattr(args, f) for f in ("steps", "batch_size", "lr") if getattr(args, f) is not None}
     apply_overrides(preset, {"pretrain": {args.modality: flags}}, "--steps/--batch-size/--lr")
     cfg = preset.pretrain[args.modality]

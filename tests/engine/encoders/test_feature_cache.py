@@ -105,3 +105,20 @@ def test_trainer_caches_the_frozen_anchor_and_checkpoint_holds_none_of_it(tiny_n
         assert s in enc.feature_cache
     keys = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
     assert not any("mlstm" in k or k.startswith("encoders.sequence.embedding") for k in keys)
+
+
+def test_cli_switches_the_anchor_to_unirep_with_sets(tiny_npz, tmp_path, capsys):
+    from engine.cli import main
+
+    store = make_alignment_store(tmp_path / "store", n=24)
+    unirep = ["--set", "encoders.sequence.type=unirep", "--set", f"encoders.sequence.weights={tiny_npz}",
+              "--set", "encoders.sequence.pooling=attention"]
+    assert main(["train", "--preset", "tiny", "--data", str(store), "--out", str(tmp_path / "run"), "--quiet",
+                 "--modalities", "structure_tokens", "--steps", "2", "--set", "train.eval_every=0", *unirep]) == 0
+    config = json.loads((tmp_path / "run" / "model" / "config.json").read_text())["encoders"]["sequence"]
+    assert config["type"] == "unirep" and config["pooling"] == "attention" and len(config["sha256"]) == 64
+    assert "layers" not in config  # the ESM fields of the preset do not follow the switch
+    assert (tmp_path / "run" / "anchor_cache" / "manifest.json").is_file()
+    assert main(["pretrain", "--modality", "sequence", "--preset", "tiny", "--data", str(store), "--quiet",
+                 "--out", str(tmp_path / "pre"), *unirep]) == 1
+    assert "UniRep anchor comes pretrained" in capsys.readouterr().err
