@@ -96,3 +96,16 @@ def test_new_fields_stay_out_of_older_configs():
     config = checkpoint_config(load_checkpoint("demo"))[0]
     assert "heads" not in config
     assert all("alphabet" not in config["encoders"][m] for m in ("sequence", "structure_tokens"))
+
+
+def test_upstream_3di_encoder_starts_from_amino_acid_weights_keeping_all_33_rows(tmp_path):
+    from engine.encoders.esm_arch import EsmArch, build_esm2, write_fair_esm_file
+
+    torch.manual_seed(0)
+    src = build_esm2(EsmArch(1, 16, 2))
+    path = write_fair_esm_file(src, tmp_path / "aa.pt")
+    enc = StructureTokensEncoder({"weights": str(path), "alphabet": "3di_upstream", "pooling": "mean_bos_eos"})
+    rows = enc.esm.embed_tokens.weight
+    assert rows.shape[0] == 54
+    assert torch.equal(rows[:33], src.embed_tokens.weight)  # as transformers' resize_token_embeddings keeps them
+    assert not torch.equal(rows[33:], torch.zeros_like(rows[33:]))
