@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("evaluate", "retrieval, evolution and probe metrics against baselines"),
     "project": ("project", "UMAP projection of embeddings"),
     "convert-upstream": ("convert_upstream", "convert upstream OneProt's released checkpoint to this format"),
+    "calibrate": ("calibrate", "significance of hits: E-value null and calibrated probability per modality pair"),
 }
 
 

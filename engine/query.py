@@ -26,6 +26,8 @@ class Query:
     item: Any = None  # str or StructureInput; None for an id query (its vector is looked up instead)
     label: str = ""
     protein_id: str | None = None  # set for --query-id
+    summary: dict | None = None  # significance summary, set by run_query
+    warnings: list[str] | None = None  # e.g. a query too short to mean much, set by run_query
 
 
 def parse_sequence(raw: str, where: str = "query sequence", max_length: int = MAX_QUERY_RESIDUES) -> str:
@@ -160,7 +162,10 @@ def _check_available(modality: str, available: list[str] | None) -> None:
 
 
 def run_query(eset, query: Query, target: str, k: int = 10, model=None) -> list[dict]:
-    """Top-k hits of `target` modality for a parsed query: rank, id, score, modality and label fields.
+    """Top-k hits of `target` modality for a parsed query: rank, id, score, E-value, labels.
+
+    Each hit also carries `evalue`, `probability` and `significant` (engine.significance) when the
+    embeddings have a significance table; `query.summary` gets that summary and any warnings.
 
     `model` embeds the query item; it must be the model that made `eset` (checked by hash and
     dimension). An id query reuses the stored vector and needs no model.
@@ -193,4 +198,18 @@ def run_query(eset, query: Query, target: str, k: int = 10, model=None) -> list[
             v = labels[col].get(pid) if labels is not None and col in labels.columns else None
             hit[col] = None if v is None or (isinstance(v, float) and v != v) else v
         hits.append(hit)
+    from engine.significance import annotate, short_query_warning
+
+    query.summary = annotate(eset, query.modality, tgt, hits)
+    warning = short_query_warning(query.modality, query_length(query))
+    query.warnings = [warning] if warning else []
     return hits
+
+
+def query_length(query: Query) -> int | None:
+    """Residues of a sequence/structure query (None for text, or an id query)."""
+    item = query.item
+    if isinstance(item, str) and query.modality in ("sequence", "structure_tokens"):
+        return len(item)
+    seq = getattr(item, "sequence", None)
+    return len(seq) if isinstance(seq, str) else None

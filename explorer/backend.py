@@ -31,6 +31,9 @@ class Hit:
     id: str
     score: float
     modality: str
+    evalue: float | None = None  # engine.significance: expected chance hits this good (None: no table)
+    probability: float | None = None  # of being a relative, where calibrated for this modality pair
+    significant: bool | None = None
 
 
 @dataclass
@@ -43,19 +46,34 @@ class QueryResult:
     hits: list[Hit]
     structure: StructureInput | None = None  # the query's own backbone, for the 3D view
     query_id: str | None = None  # set when the query is a protein of the store
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # warnings shown beside the hits (e.g. a very short query)
+
+    @property
+    def assessed(self) -> bool:
+        """Whether the hits carry significance (the embeddings have a current significance table)."""
+        return any(h.evalue is not None for h in self.hits)
+
+    @property
+    def n_significant(self) -> int:
+        return sum(bool(h.significant) for h in self.hits)
 
     def table(self, store) -> pd.DataFrame:
-        """Hits as a display table (rank, id, score, name, family, ...)."""
+        """Hits as a display table (rank, id, E-value, significance, score, name, family, ...)."""
         rows = []
         for h in self.hits:
             r = store.row(h.id) if h.id in store else None
             rows.append({
-                "rank": h.rank, "id": h.id, "score": round(h.score, 4),
+                "rank": h.rank, "id": h.id,
+                "E-value": None if h.evalue is None else float(f"{h.evalue:.2g}"),
+                "significant": "" if h.significant is None else ("yes" if h.significant else "no"),
+                "P(relative)": h.probability, "score": round(h.score, 4),
                 "name": _label(r, "name")[:80], "family": _label(r, "family"), "ec": _label(r, "ec"),
                 "organism": _label(r, "organism")[:40],
             })
-        return pd.DataFrame(rows, columns=["rank", "id", "score", "name", "family", "ec", "organism"])
+        return pd.DataFrame(rows, columns=HIT_COLUMNS)
+
+
+HIT_COLUMNS = ["rank", "id", "E-value", "significant", "P(relative)", "score", "name", "family", "ec", "organism"]
 
 
 def _label(row, column: str) -> str:
@@ -205,8 +223,10 @@ class Resources:
             vec = model.embed(str(parse_modality(modality)), [item], batch_size=1)
         return np.asarray(vec, dtype=np.float32)[0]
 
-    def search(self, vector: np.ndarray, target: str, k: int, exclude: str | None = None) -> list[Hit]:
-        """Top-k stored proteins of the target modality nearest to `vector` (cosine)."""
+    def search(self, vector: np.ndarray, target: str, k: int, exclude: str | None = None,
+               query_modality: str | None = None) -> list[Hit]:
+        """Top-k stored proteins of the target modality nearest to `vector` (cosine), with their significance
+        (engine.significance) when the query's modality is given and the embeddings have a table."""
         m = str(parse_modality(target))
         index = self.index_for(m)
         ids = self.embeddings.ids(m)
@@ -217,7 +237,15 @@ class Resources:
             if p < 0 or ids[p] == exclude:
                 continue
             hits.append(Hit(rank=len(hits) + 1, id=ids[p], score=float(s), modality=m))
-        return hits[: int(k)]
+        hits = hits[: int(k)]
+        if query_modality is not None:
+            from engine.significance import assess, table_for
+
+            with self._lock:
+                table = table_for(self.embeddings)
+            for h, a in zip(hits, assess(table, str(parse_modality(query_modality)), m, [h.score for h in hits]) or []):
+                h.evalue, h.probability, h.significant = a.evalue, a.probability, a.significant
+        return hits
 
 
 def get_resources(data: str, checkpoint: str, index: str) -> Resources:

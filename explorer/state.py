@@ -77,9 +77,10 @@ class ExplorerState(param.Parameterized):
         with self.reporting("structure query"):
             max_bytes = int(self.options.max_upload_mb * 1e6)
             item, shown, chain_id = structure_from_upload(content, filename, max_bytes, read_as)
-            hits = self.resources.search(self.resources.embed(read_as, item), target, k)
+            hits = self.resources.search(self.resources.embed(read_as, item), target, k, query_modality=read_as)
             label = f"{chain_id} as {read_as} ({len(shown.sequence)} res)"
-            return self._set_query(QueryResult(label, read_as, target, hits, structure=shown))
+            return self._set_query(QueryResult(label, read_as, target, hits, structure=shown,
+                                               notes=_short_note(read_as, len(shown.sequence))))
         return None
 
     def query_protein(self, protein_id: str, modality: str, target: str, k: int) -> QueryResult | None:
@@ -92,7 +93,8 @@ class ExplorerState(param.Parameterized):
                 raise OneProtError(f"no protein {protein_id!r} in the store", "protein")
             item = item_for(store, protein_id, modality)
             vec = self.resources.embed(modality, item)
-            hits = self.resources.search(vec, target, k, exclude=protein_id if modality == target else None)
+            hits = self.resources.search(vec, target, k, exclude=protein_id if modality == target else None,
+                                         query_modality=modality)
             coords = store.coords(protein_id)
             structure = StructureInput(store.row(protein_id)["sequence"], coords) if coords is not None else None
             result = QueryResult(f"{protein_id} as {modality}", modality, target, hits, structure=structure,
@@ -108,8 +110,9 @@ class ExplorerState(param.Parameterized):
             seq = parse_sequence(text)
             first = (text or "").strip().splitlines()[0]
             label = first[1:].strip()[:60] if first.startswith(">") else "pasted sequence"
-            hits = self.resources.search(self.resources.embed("sequence", seq), target, k)
-            return self._set_query(QueryResult(f"{label} ({len(seq)} aa)", "sequence", target, hits))
+            hits = self.resources.search(self.resources.embed("sequence", seq), target, k, query_modality="sequence")
+            return self._set_query(QueryResult(f"{label} ({len(seq)} aa)", "sequence", target, hits,
+                                               notes=_short_note("sequence", len(seq))))
         return None
 
     def query_text(self, text: str, target: str, k: int) -> QueryResult | None:
@@ -118,13 +121,16 @@ class ExplorerState(param.Parameterized):
             from engine.query import parse_text
 
             text = parse_text(text)
-            hits = self.resources.search(self.resources.embed("text", text), target, k)
+            hits = self.resources.search(self.resources.embed("text", text), target, k, query_modality="text")
             return self._set_query(QueryResult(f"“{text[:60]}”", "text", target, hits))
         return None
 
     def _set_query(self, result: QueryResult) -> QueryResult:
         self.query = result
-        self.status = f"{len(result.hits)} {result.target_modality} hits for {result.label}"
+        sig = ""
+        if result.assessed:
+            sig = f", {result.n_significant} significant" if result.n_significant else ", no significant hit"
+        self.status = f"{len(result.hits)} {result.target_modality} hits{sig} for {result.label}"
         if result.hits:
             self.focus_id = result.hits[0].id
         return result
@@ -137,6 +143,13 @@ class ExplorerState(param.Parameterized):
     @property
     def error_html(self) -> str:
         return f"<b>Error:</b> {html.escape(self.error)}" if self.error else ""
+
+
+def _short_note(modality: str, length: int) -> list[str]:
+    from engine.significance import short_query_warning
+
+    w = short_query_warning(modality, length)
+    return [w] if w else []
 
 
 class _Reporting:

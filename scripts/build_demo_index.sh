@@ -17,6 +17,8 @@ print(f"{int(keep.sum())} proteins selected")
 PY
 rm -rf "$DEST.new"
 python -m engine.cli embed --checkpoint demo --data demo --ids "$ids" --out "$DEST.new"
+# significance of hits (E-value null + calibrated probability) beside the embeddings, and its check
+python -m engine.cli calibrate --index "$DEST.new" --data demo --report benchmarks/results/significance_calibration.md
 rm -rf "$DEST"
 mv "$DEST.new" "$DEST"
 rm -f "$ids"

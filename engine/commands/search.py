@@ -52,13 +52,19 @@ def run(args: argparse.Namespace) -> int:
         model = load_checkpoint(checkpoint)
     hits = run_query(eset, query, args.target, args.k, model)
     out = {"query": {"modality": query.modality, "label": query.label, "id": query.protein_id},
-           "target": args.target, "k": args.k, "hits": hits}
+           "target": args.target, "k": args.k, "significance": query.summary, "warnings": query.warnings,
+           "hits": hits}
     if args.json:
         print(json.dumps(out, indent=2))
     else:
         print(f"query: {query.label} ({query.modality}) -> {args.target}")
+        for w in query.warnings or []:
+            print(f"warning: {w}")
+        if query.summary and query.summary.get("note"):
+            print(query.summary["note"])
         for h in hits:
-            print(f"{h['rank']:>3}  {h['score']:.4f}  {h['id']:<20} {h.get('family') or '-':<14} {h.get('name') or ''}")
+            sig = f"E={h['evalue']:<8.2g}{'*' if h['significant'] else ' '}" if "evalue" in h else ""
+            print(f"{h['rank']:>3}  {h['score']:.4f}  {sig} {h['id']:<20} {h.get('family') or '-':<14} {h.get('name') or ''}")
     if not hits:
         raise OneProtError("no hits (empty target set?)", "--target")
     return 0

@@ -1,4 +1,8 @@
-"""Ranked hits of the current query as a table; picking a row opens that protein in the detail pane."""
+"""Ranked hits of the current query as a table; picking a row opens that protein in the detail pane.
+
+Rows are coloured by significance (engine.significance: E-value from an empirical null), not by raw
+cosine: green for significant hits, grey for the rest; a query with no significant hit says so.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,39 @@ import pandas as pd
 import panel as pn
 import param
 
+from explorer.backend import HIT_COLUMNS
 from explorer.state import ExplorerState
 
-EMPTY = pd.DataFrame(columns=["rank", "id", "score", "name", "family", "ec", "organism"])
+EMPTY = pd.DataFrame(columns=HIT_COLUMNS)
+SIGNIFICANT_STYLE = "background-color: #d1e7dd"  # Bootstrap's success tint
+NOT_SIGNIFICANT_STYLE = "color: #6c757d"
+
+
+def row_style(row: pd.Series) -> list[str]:
+    """CSS per cell of one hit row: significant rows green, the others greyed."""
+    style = {"yes": SIGNIFICANT_STYLE, "no": NOT_SIGNIFICANT_STYLE}.get(row.get("significant", ""), "")
+    return [style] * len(row)
+
+
+def hits_title(q) -> str:
+    """The HTML line above the table: counts, the no-significant-hit state and any warnings (escaped)."""
+    head = (f"<b>{len(q.hits)} {html.escape(q.target_modality)} hits</b> for "
+            f"<span class='query-label'>{html.escape(q.label)}</span>")
+    if q.assessed:
+        if q.n_significant:
+            head += f" · <b class='sig-count'>{q.n_significant} significant</b> (E ≤ 0.05)"
+        else:
+            head += (" · <b class='no-significant' style='color:#842029'>no significant hit</b> "
+                     "(no E-value ≤ 0.05: the closest proteins are no closer than chance)")
+    else:
+        head += " · <i>significance unavailable for these embeddings (run <code>oneprot calibrate</code>)</i>"
+    for note in q.notes:
+        head += f"<div class='query-warning' style='color:#664d03'>⚠ {html.escape(note)}</div>"
+    return head
 
 
 class HitsView(pn.viewable.Viewer):
-    """Tabulator of (rank, id, cosine score, labels); row selection sets the focused protein."""
+    """Tabulator of (rank, id, E-value, significance, cosine, labels); row selection sets the focused protein."""
 
     state = param.ClassSelector(class_=ExplorerState)
 
@@ -23,10 +53,10 @@ class HitsView(pn.viewable.Viewer):
         self.title = pn.pane.HTML("<i>No query yet: run one on the left.</i>", sizing_mode="stretch_width")
         self.table = pn.widgets.Tabulator(
             EMPTY, show_index=False, selectable=1, disabled=True, height=300, sizing_mode="stretch_width",
-            layout="fit_data_stretch", pagination=None, name="hits",
-            formatters={"score": {"type": "progress", "min": -1, "max": 1, "legend": True}},
-            widths={"rank": 70, "id": 110, "score": 90, "name": 220, "family": 200, "ec": 80, "organism": 160},
+            layout="fit_data", pagination=None, name="hits", frozen_columns=["rank", "id"],
+            formatters={"P(relative)": {"type": "progress", "min": 0, "max": 1, "legend": True}},
         )
+        self.table.style.apply(row_style, axis=1)
         self.table.param.watch(self._on_select, "selection")
         self.state.param.watch(self._on_query, "query")
 
@@ -36,10 +66,7 @@ class HitsView(pn.viewable.Viewer):
             self.title.object = "<i>No query yet: run one on the left.</i>"
             self.table.value = EMPTY
             return
-        self.title.object = (
-            f"<b>{len(q.hits)} {html.escape(q.target_modality)} hits</b> for "
-            f"<span class='query-label'>{html.escape(q.label)}</span>"
-        )
+        self.title.object = hits_title(q)
         self.table.value = q.table(self.state.store)
         self.table.selection = [0] if q.hits else []
 

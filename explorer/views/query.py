@@ -6,11 +6,16 @@ import panel as pn
 import param
 
 from engine.modality import Modality
+from engine.query import MAX_QUERY_RESIDUES, MAX_QUERY_TEXT
 from explorer.state import ExplorerState
 
 STRUCTURE_READ_AS = ["structure", "pocket", "structure_tokens"]
 PICK_AS = [m.value for m in Modality]
 MAX_PICK_OPTIONS = 20_000  # an autocomplete ships its options to the browser; beyond this, type the id
+# The browser must pass over-long input through, so the server refuses it naming the limit; Panel's
+# default (5,000 characters) cut a 10,000-residue paste silently to 5,000.
+SEQUENCE_BOX_CHARS = 4 * MAX_QUERY_RESIDUES + 10_000
+TEXT_BOX_CHARS = 2 * MAX_QUERY_TEXT
 
 
 class QueryView(pn.viewable.Viewer):
@@ -42,12 +47,14 @@ class QueryView(pn.viewable.Viewer):
         self._filling = False  # True while refresh_options sets a default pick (that must not run a query)
         self.pick.param.watch(self._on_pick, "value")
 
-        self.sequence = pn.widgets.TextAreaInput(name="Sequence (raw or FASTA)", height=110, sizing_mode="stretch_width",
+        self.sequence = pn.widgets.TextAreaInput(name=f"Sequence (raw or FASTA, up to {MAX_QUERY_RESIDUES:,} residues)",
+                                                 height=110, sizing_mode="stretch_width", max_length=SEQUENCE_BOX_CHARS,
                                                  placeholder=">my protein\nMKTAYIAKQRQISFVKSHFSRQ...")
         self.sequence_button = pn.widgets.Button(name="Search with sequence", button_type="primary")
         self.sequence_button.on_click(self._run_sequence)
 
         self.text = pn.widgets.TextAreaInput(name="Description", height=90, sizing_mode="stretch_width",
+                                             max_length=TEXT_BOX_CHARS,
                                              placeholder="e.g. L-lactate dehydrogenase, NAD binding")
         self.text_button = pn.widgets.Button(name="Search with text", button_type="primary")
         self.text_button.on_click(self._run_text)

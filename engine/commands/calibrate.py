@@ -1,0 +1,46 @@
+"""`oneprot calibrate`: the significance table of an embeddings folder (E-value null, probability) and its check."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", default="demo", help="embeddings folder or 'demo'")
+    p.add_argument("--data", default="demo", help="the store the embeddings were made from (splits, clusters, families)")
+    p.add_argument("--out", help="folder for significance.json (default: beside the embeddings)")
+    p.add_argument("--report", help="also write the calibration check here (.md table or .json)")
+    p.add_argument("-k", type=int, default=10, help="top hits per query judged when fitting the probability")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the check as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.data.store import ProteinStore
+    from engine.embed import EmbeddingSet
+    from engine.significance import build_table, report_markdown
+
+    eset = EmbeddingSet.open(args.index)
+    store = ProteinStore.open(args.data)
+
+    def progress(qm, tm, r):
+        print(f"calibrate: {qm} -> {tm}: probability {'calibrated' if r['calibrated'] else 'not calibrated'}, "
+              f"{r['unrelated_significant_share']:.3f} of unrelated queries with E <= 0.05", file=sys.stderr, flush=True)
+
+    table, report = build_table(eset, store, k=args.k, folds=args.folds, seed=args.seed, progress=progress)
+    path = table.save(args.out or eset.path)
+    if args.report:
+        out = Path(args.report)
+        text = json.dumps(report, indent=1) if out.suffix == ".json" else report_markdown(report, table.meta)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(text)
+        tmp.replace(out)
+    if args.json:
+        print(json.dumps({"table": str(path), "pairs": report}, indent=1))
+    else:
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,359 @@
+"""How much a hit means: an E-value from an empirical null of unrelated pairs, and a calibrated probability.
+
+A raw cosine says little on its own: in a small aligned space an unrelated protein can score 0.8, and
+the scale differs between modality pairs. So, per (query modality, target modality):
+  - E-value: -ln(1 - P_null(best unrelated score >= s)), with P_null the distribution of each held-out
+    query's best score among unrelated targets (different 50%-identity clusters and not the same family
+    label) and an exponential tail beyond its 90th percentile (an extreme-value null, as for BLAST's
+    maximal scores): an unrelated query's best hit gets E around 1, and E <= 0.05 happens to about 5%
+    of unrelated queries (checked out of fold, per pair);
+  - probability of a relative: P(same family | E), a logistic fit on the top hits of held-out
+    family-labelled proteins, each asked with and without its family in the store (so queries with and
+    without relatives weigh equally), checked out of fold per decile; it is reported only for pairs
+    where every decile (>= 20 hits) is within +-0.1, E alone elsewhere.
+A hit is significant when E <= E_SIGNIFICANT. `oneprot calibrate` builds the table beside the embeddings
+(significance.json); it is tied to them by model hash and counts, a stale one is ignored.
+Scores are raw cosines, not normalised per query: tried here, a per-query background (median/spread of
+the query's scores) made an identical LDH sequence (cosine 1.00) insignificant, because one family can be
+a quarter of a modality in a small store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import OneProtError
+
+TABLE_FILE = "significance.json"
+E_SIGNIFICANT = 0.05
+TAIL_QUANTILE = 0.9
+GRID = 400  # null quantiles kept in the table
+SHORT_QUERY = 20  # residues; shorter sequences get a warning beside their hits
+
+
+@dataclass
+class Assessment:
+    """What one hit's score means: E-value, probability of being a relative, significant or not."""
+
+    evalue: float
+    probability: float | None  # None where this modality pair's probability did not pass its check
+    significant: bool
+
+
+# ---- the table --------------------------------------------------------------------------------------
+@dataclass
+class PairTable:
+    """Null and probability map of one (query modality, target modality)."""
+
+    score_grid: np.ndarray  # ascending quantiles of the best unrelated score
+    sf_grid: np.ndarray  # P_null(best >= score_grid)
+    tail_score: float
+    tail_sf: float
+    tail_rate: float
+    prob_x: np.ndarray  # -log10(E), ascending
+    prob_y: np.ndarray  # P(relative) at prob_x (non-decreasing)
+    n_targets: int
+    calibrated: bool = False  # the probability passed its out-of-fold check (else only E is reported)
+
+    def survival(self, score: np.ndarray) -> np.ndarray:
+        """P(an unrelated query's best score >= score)."""
+        z = np.asarray(score, dtype=np.float64)
+        body = np.interp(z, self.score_grid, self.sf_grid, left=1.0, right=self.tail_sf)
+        tail = self.tail_sf * np.exp(-self.tail_rate * np.maximum(z - self.tail_score, 0.0))
+        return np.where(z > self.tail_score, tail, body)
+
+    def evalue(self, score: np.ndarray) -> np.ndarray:
+        """Expected chance hits scoring this or better: -ln(1 - P(best unrelated >= score)), at most N."""
+        p = np.clip(self.survival(score), 0.0, 1.0)
+        return np.minimum(-np.log1p(-np.minimum(p, 1.0 - 1e-12)), self.n_targets)
+
+    def probability(self, evalue: np.ndarray) -> np.ndarray:
+        x = -np.log10(np.maximum(np.asarray(evalue, dtype=np.float64), 1e-300))
+        return np.interp(x, self.prob_x, self.prob_y)
+
+    def to_json(self) -> dict:
+        return {"score_grid": _r(self.score_grid), "sf_grid": _r(self.sf_grid, 8), "tail_score": self.tail_score,
+                "tail_sf": self.tail_sf, "tail_rate": self.tail_rate, "prob_x": _r(self.prob_x),
+                "prob_y": _r(self.prob_y), "n_targets": self.n_targets, "calibrated": self.calibrated}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "PairTable":
+        return cls(np.asarray(d["score_grid"]), np.asarray(d["sf_grid"]), float(d["tail_score"]), float(d["tail_sf"]),
+                   float(d["tail_rate"]), np.asarray(d["prob_x"]), np.asarray(d["prob_y"]), int(d["n_targets"]),
+                   bool(d.get("calibrated", False)))
+
+
+def _r(a, nd: int = 5) -> list:
+    return [round(float(x), nd) for x in np.asarray(a).ravel()]
+
+
+def fit_null(best_unrelated_scores: np.ndarray, n_targets: int) -> PairTable:
+    """Survival grid and exponential tail of each query's best unrelated score (an extreme-value null).
+
+    The maximum, not all pairs: queries differ in how heavy their tails are, and pooling every pair lets
+    a few heavy-tailed queries set everyone's threshold; the best unrelated hit is what a user would
+    otherwise mistake for a relative. The probability map is filled in later.
+    """
+    z = np.sort(np.asarray(best_unrelated_scores, dtype=np.float64))
+    z = z[np.isfinite(z)]
+    if len(z) < 50:
+        raise OneProtError(f"only {len(z)} queries with unrelated targets: too few for a null", "significance")
+    qs = np.concatenate([np.linspace(0, TAIL_QUANTILE, GRID // 2), np.linspace(TAIL_QUANTILE, 1, GRID // 2)[1:]])
+    grid = np.quantile(z, qs)
+    sf = 1.0 - qs
+    tail_score = float(np.quantile(z, TAIL_QUANTILE))
+    excess = z[z > tail_score] - tail_score
+    rate = 1.0 / max(float(excess.mean()), 1e-3) if len(excess) else 10.0
+    keep = grid <= tail_score  # beyond TAIL_QUANTILE the fitted exponential (a Gumbel's upper tail) takes over
+    return PairTable(grid[keep], sf[keep], tail_score, 1.0 - TAIL_QUANTILE, rate, np.array([0.0, 1.0]),
+                     np.array([0.0, 0.0]), int(n_targets))
+
+
+def fit_probability(table: PairTable, evalues: np.ndarray, relative: np.ndarray) -> None:
+    """Logistic P(relative | -log10 E) from labelled hits, stored on `table` as a grid to interpolate.
+
+    Two parameters, not a free-form (isotonic) curve: fitted on a few families, a free curve learns
+    their quirks and misses on others; a monotone two-parameter curve carries over between folds.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    x = -np.log10(np.clip(np.asarray(evalues, dtype=np.float64), 1e-30, 1e6))
+    lr = LogisticRegression(C=1e4).fit(x[:, None], np.asarray(relative, dtype=int))
+    grid = np.linspace(-6.0, 30.0, 181)
+    table.prob_x, table.prob_y = grid, lr.predict_proba(grid[:, None])[:, 1]
+
+
+class SignificanceTable:
+    """Every (query modality, target modality) table of one embeddings folder."""
+
+    def __init__(self, pairs: dict[tuple[str, str], PairTable], meta: dict):
+        self.pairs, self.meta = pairs, meta
+
+    def pair(self, query_modality: str, target_modality: str) -> PairTable | None:
+        return self.pairs.get((str(query_modality), str(target_modality)))
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write significance.json into `folder` atomically."""
+        path = Path(folder) / TABLE_FILE
+        body = {**self.meta, "pairs": {f"{q}->{t}": p.to_json() for (q, t), p in self.pairs.items()}}
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(body))
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, eset=None) -> "SignificanceTable | None":
+        """The table beside an embeddings folder, or None when absent or made for other embeddings."""
+        path = Path(folder) / TABLE_FILE
+        if not path.is_file():
+            return None
+        try:
+            body = json.loads(path.read_text())
+            pairs = {tuple(k.split("->")): PairTable.from_json(v) for k, v in body.pop("pairs").items()}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise OneProtError(f"corrupted significance table: {exc}", str(path)) from None
+        if eset is not None and (body.get("model_hash") != eset.model_hash or body.get("counts") != eset.manifest["counts"]):
+            return None  # stale: built for other embeddings; hits show no significance rather than a wrong one
+        return cls(pairs, body)
+
+
+# ---- applying it -----------------------------------------------------------------------------------
+_TABLES: dict[tuple[str, str], SignificanceTable | None] = {}
+
+
+def table_for(eset) -> SignificanceTable | None:
+    """The significance table beside an embedding set (read once per folder and model), or None."""
+    key = (str(eset.path), eset.model_hash)
+    if key not in _TABLES:
+        _TABLES[key] = SignificanceTable.load(eset.path, eset)
+    return _TABLES[key]
+
+
+def annotate(eset, query_modality: str, target_modality: str, hits: list[dict]) -> dict:
+    """Add evalue / probability / significant to each hit dict (by its `score`); return a summary for output."""
+    marks = assess(table_for(eset), query_modality, target_modality, [h["score"] for h in hits])
+    if marks is None:
+        return {"available": False, "note": "no significance table for these embeddings (run `oneprot calibrate`)"}
+    for h, m in zip(hits, marks):
+        h.update(evalue=float(f"{m.evalue:.3g}"), probability=m.probability, significant=m.significant)
+    n = sum(m.significant for m in marks)
+    return {"available": True, "e_significant": E_SIGNIFICANT, "significant_hits": n,
+            "note": "" if n else f"no significant hit (none with E <= {E_SIGNIFICANT})"}
+
+
+def assess(table: SignificanceTable | None, query_modality: str, target_modality: str,
+           scores: list[float]) -> list[Assessment] | None:
+    """E-value, probability and significance of each hit score of one query; None without a table."""
+    pair = table.pair(query_modality, target_modality) if table is not None else None
+    if pair is None:
+        return None
+    e = pair.evalue(np.asarray(scores, dtype=np.float64))
+    p = pair.probability(e) if pair.calibrated else [None] * len(e)
+    return [Assessment(float(ei), None if pi is None else round(float(pi), 3), bool(ei <= E_SIGNIFICANT))
+            for ei, pi in zip(e, p)]
+
+
+def short_query_warning(modality: str, length: int | None) -> str | None:
+    """A warning for a query too short to mean much (sequence / structure of under SHORT_QUERY residues)."""
+    if length is not None and modality in ("sequence", "structure", "structure_tokens", "pocket") and length < SHORT_QUERY:
+        return (f"the query has only {length} residues (under {SHORT_QUERY}): its hits are unlikely to mean "
+                "anything; read their significance, not their score")
+    return None
+
+
+# ---- building and checking the table ----------------------------------------------------------------
+def build_table(eset, store, k: int = 10, folds: int = 5, seed: int = 0,
+                progress=None) -> tuple[SignificanceTable, dict]:
+    """Fit every (query, target) modality table on held-out proteins, and check it out of fold.
+
+    Held-out = valid and test splits (the model never trained on them). Their 50%-identity clusters are
+    dealt into `folds` folds; each fold's hits are judged by a table fitted on the other folds (null from
+    their unrelated pairs, probability from their labelled top hits), and the table kept is fitted on all.
+    Returns the table and a report: per pair, the out-of-fold observed same-family share per decile of
+    reported probability, and the share of queries whose best unrelated hit reaches E <= E_SIGNIFICANT.
+    """
+    p = store.proteins.set_index("id")
+    held = p[p["split"].isin(["valid", "test"])]
+    deal = _deal_clusters(held, folds, seed)
+    fold_of = {pid: deal[c] for pid, c in zip(held.index, held["cluster"])}
+    pairs, report = {}, {}
+    for qm in eset.modalities:
+        for tm in eset.modalities:
+            t_ids = eset.ids(tm)
+            tv = np.asarray(eset.vectors(tm), dtype=np.float32)
+            t_fam, t_clu = _labels(p, t_ids)
+            ids = [i for i in eset.ids(qm) if i in fold_of]
+            rows = np.array([eset.position(qm, i) for i in ids], dtype=np.int64)
+            s = np.asarray(eset.vectors(qm), dtype=np.float32)[rows] @ tv.T
+            fam, clu = _labels(p, ids)
+            unrelated = _unrelated(fam, clu, t_fam, t_clu)
+            fold = np.array([fold_of[i] for i in ids])
+            top = _top_hits(ids, s, fam, clu, t_ids, t_fam, t_clu, k)
+            best_unrelated = np.where(unrelated, s, -np.inf).max(axis=1)
+
+            def fitted(qmask: np.ndarray) -> PairTable:
+                table = fit_null(best_unrelated[qmask], len(t_ids))
+                hit_q, hit_t, rel = (a[qmask[top[0]]] for a in top)
+                if len(rel) < 20 or rel.min() == rel.max():
+                    # too few labelled hits, or all of one kind: the probability stays unknown, not invented
+                    table.prob_x, table.prob_y = np.array([0.0]), np.array([np.nan])
+                else:
+                    fit_probability(table, table.evalue(s[hit_q, hit_t]), rel)
+                return table
+
+            probs, rels, false_hits = [], [], 0.0
+            for f in range(folds):
+                out = fold == f
+                if not out.any() or out.all():
+                    continue
+                table = fitted(~out)
+                sel = out[top[0]]
+                probs.append(table.probability(table.evalue(s[top[0][sel], top[1][sel]])))
+                rels.append(top[2][sel])
+                false_hits += float((table.evalue(best_unrelated[out]) <= E_SIGNIFICANT).sum())
+            table = pairs[(qm, tm)] = fitted(np.ones(len(ids), dtype=bool))
+            prob, rel = (np.concatenate(probs), np.concatenate(rels)) if probs else (np.zeros(0), np.zeros(0, bool))
+            deciles = decile_check(prob, rel)
+            table.calibrated = bool(deciles) and all(d["within_0.1"] is not False for d in deciles) \
+                and not np.isnan(table.prob_y).any()
+            report[f"{qm}->{tm}"] = {
+                "calibrated": table.calibrated, "deciles": deciles, "queries": len(ids), "labelled_hits": int(len(top[2])),
+                "null_pairs": int(unrelated.sum()),
+                "unrelated_significant_share": round(false_hits / max(len(ids), 1), 4)}
+            if progress:
+                progress(qm, tm, report[f"{qm}->{tm}"])
+    meta = {"model_hash": eset.model_hash, "counts": eset.manifest["counts"], "k": k, "e_significant": E_SIGNIFICANT,
+            "folds": folds, "store": Path(store.path).name}
+    return SignificanceTable(pairs, meta), report
+
+
+def _deal_clusters(held, folds: int, seed: int) -> dict[int, int]:
+    """Cluster -> fold, dealt round-robin within each family label, so every fold holds every large family."""
+    fam = held.groupby("cluster")["family"].agg(lambda f: f.dropna().mode().iloc[0] if f.notna().any() else "")
+    order = np.random.default_rng(seed).permutation(len(fam))
+    shuffled = fam.iloc[order]
+    deal, counters = {}, {}
+    for c, f in zip(shuffled.index.tolist(), shuffled.tolist()):
+        deal[c] = counters.get(f, 0) % folds
+        counters[f] = counters.get(f, 0) + 1
+    return deal
+
+
+def _unrelated(fam, clu, t_fam, t_clu) -> np.ndarray:
+    """(Q, T) mask of pairs in different clusters and not sharing a family label."""
+    same_fam = (fam[:, None] == t_fam[None, :]) & (fam[:, None] != "")
+    return (clu[:, None] != t_clu[None, :]) & ~same_fam
+
+
+def _labels(p, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(family label or '', cluster) arrays for ids (unknown ids: '' and a cluster of their own)."""
+    fam = p["family"].reindex(ids).fillna("").astype(str).to_numpy()
+    clu = p["cluster"].reindex(ids).to_numpy()
+    clu = np.where(np.isnan(clu.astype(float)), -1 - np.arange(len(ids)), clu).astype(np.int64)
+    return fam, clu
+
+
+def _top_hits(ids, s, fam, clu, t_ids, t_fam, t_clu, k) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(query row, target row, same family) of the labelled targets among each labelled query's top-k hits.
+
+    Each query is asked twice: against every target, and against the targets outside its family and
+    cluster (as if its family were absent from the store, whose hits are all unrelated). Queries with and
+    without relatives present then weigh equally, so a probability fitted on these hits also holds for a
+    query of no known family (a random sequence), not only for members of the store's labelled families.
+    """
+    t_pos = {pid: j for j, pid in enumerate(t_ids)}
+    q_out, t_out = [], []
+    for i, pid in enumerate(ids):
+        if not fam[i]:
+            continue
+        row = s[i].copy()
+        if pid in t_pos:
+            row[t_pos[pid]] = -np.inf  # the query itself (in another modality) is not a hit to judge
+        absent = row.copy()
+        absent[(t_fam == fam[i]) | (t_clu == clu[i])] = -np.inf
+        for r in (row, absent):
+            top = np.argpartition(-r, k)[:k] if len(r) > k else np.arange(len(r))
+            top = top[(t_fam[top] != "") & np.isfinite(r[top])]
+            q_out.append(np.full(len(top), i))
+            t_out.append(top)
+    if not q_out:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool)
+    q, t = np.concatenate(q_out).astype(np.int64), np.concatenate(t_out).astype(np.int64)
+    return q, t, t_fam[t] == fam[q]
+
+
+def decile_check(prob: np.ndarray, relative: np.ndarray, min_n: int = 20) -> list[dict]:
+    """Per decile of reported probability: hits, mean reported, observed same-family share, within +-0.1."""
+    out = []
+    prob = np.asarray(prob, dtype=np.float64)
+    for lo in np.arange(0.0, 1.0, 0.1):
+        m = (prob >= lo) & ((prob < lo + 0.1) if lo < 0.85 else (prob <= 1.0))
+        n = int(m.sum())
+        if not n:
+            continue
+        rep, obs = float(prob[m].mean()), float(np.asarray(relative)[m].mean())
+        out.append({"decile": f"{lo:.1f}-{lo + 0.1:.1f}", "hits": n, "reported": round(rep, 3),
+                    "observed": round(obs, 3), "within_0.1": bool(abs(rep - obs) <= 0.1) if n >= min_n else None})
+    return out
+
+
+def report_markdown(report: dict, meta: dict) -> str:
+    """The calibration check as Markdown: per pair, the E-value check and the probability deciles."""
+    lines = [f"# Significance calibration (model {meta.get('model_hash')}, store {meta.get('store')}, "
+             f"{meta.get('folds')} folds out of fold, top {meta.get('k')} hits)", "",
+             "E check: share of held-out queries whose best unrelated hit reaches E <= "
+             f"{meta.get('e_significant')} (a calibrated E-value gives {1 - np.exp(-meta.get('e_significant', 0.05)):.3f}).",
+             "Probability: per decile of reported probability, hits / mean reported / observed same-family share;",
+             "`*` marks a decile of >= 20 hits more than 0.1 off. The app reports a probability only for pairs marked yes.",
+             "", "| query -> target | E check | probability reported | deciles (hits: reported / observed) |",
+             "|---|---|---|---|"]
+    for pair, r in report.items():
+        cells = " · ".join(f"{d['decile']} ({d['hits']}: {d['reported']:.2f} / {d['observed']:.2f}"
+                           f"{'*' if d['within_0.1'] is False else ''})" for d in r["deciles"])
+        lines.append(f"| {pair} | {r['unrelated_significant_share']:.3f} | {'yes' if r['calibrated'] else 'no'} | {cells} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,87 @@
+"""engine.significance: E-values from an empirical null of unrelated pairs, a probability checked out of fold."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.data.store import ProteinStore, write_store
+from engine.embed import EmbeddingSet
+from engine.modality import ProteinRecord
+from engine.significance import E_SIGNIFICANT, SignificanceTable, annotate, assess, build_table, table_for
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """600 proteins: 8 families of 30 (tight clusters in a 16-d space) and 360 unlabelled singletons."""
+    tmp = tmp_path_factory.mktemp("sig")
+    rng = np.random.default_rng(0)
+    dim, recs, vecs, split, cluster = 16, [], [], {}, {}
+    centres = rng.normal(size=(8, dim))
+    for i in range(600):
+        fam = i // 30 if i < 240 else None
+        v = (centres[fam] + 0.45 * rng.normal(size=dim)) if fam is not None else rng.normal(size=dim)
+        pid = f"p{i:03d}"
+        recs.append(ProteinRecord(id=pid, sequence="MKV" * 20, family=None if fam is None else f"F{fam}"))
+        vecs.append(v / np.linalg.norm(v))
+        cluster[pid] = i if fam is None else 1000 + i // 5  # families split into clusters of 5
+        split[pid] = ("train", "valid", "test")[(cluster[pid] // 1) % 3] if fam is None else ("train", "valid", "test")[(i // 5) % 3]
+    store = write_store(recs, tmp / "store", split, cluster)
+    emb = tmp / "emb"
+    emb.mkdir()
+    np.save(emb / "sequence.npy", np.asarray(vecs, dtype=np.float32))
+    (emb / "sequence.ids.txt").write_text("".join(f"{r.id}\n" for r in recs))
+    pd.DataFrame({"id": [r.id for r in recs], "family": [r.family for r in recs]}).to_parquet(emb / "labels.parquet")
+    (emb / "manifest.json").write_text(json.dumps({"format_version": 1, "model_hash": "h", "dim": dim,
+                                                   "counts": {"sequence": 600}}))
+    return {"store": ProteinStore.open(store), "eset": EmbeddingSet.open(emb), "centres": centres, "rng": rng}
+
+
+def test_evalues_are_calibrated_out_of_fold_and_probability_checked(world):
+    table, report = build_table(world["eset"], world["store"], folds=4)
+    r = report["sequence->sequence"]
+    # unrelated queries reach E <= 0.05 about 5% of the time (1 - exp(-0.05) = 0.049), out of fold
+    assert 0.0 <= r["unrelated_significant_share"] <= 0.12
+    assert r["deciles"] and all(d["within_0.1"] is not False for d in r["deciles"]) == r["calibrated"]
+    assert sum(d["hits"] for d in r["deciles"]) > 100
+    path = table.save(world["eset"].path)
+    loaded = SignificanceTable.load(path.parent, world["eset"])
+    assert loaded is not None and loaded.pair("sequence", "sequence").n_targets == 600
+
+
+def test_relatives_are_significant_and_noise_is_not(world):
+    eset = world["eset"]
+    table, _ = build_table(eset, world["store"], folds=4)
+    v = eset.vectors("sequence")
+    member = world["centres"][2] + 0.45 * world["rng"].normal(size=16)
+    member /= np.linalg.norm(member)
+    top = np.sort(v @ member)[::-1][:5]
+    assert all(a.significant for a in assess(table, "sequence", "sequence", top[:3].tolist()))
+    noise_best = []
+    for _ in range(40):
+        q = world["rng"].normal(size=16)
+        q /= np.linalg.norm(q)
+        noise_best.append(float((v @ q).max()))
+    marks = assess(table, "sequence", "sequence", noise_best)
+    assert sum(m.significant for m in marks) <= 6  # ~5% expected of 40 noise queries
+    assert all(m.evalue > 0 for m in marks)
+    assert assess(None, "sequence", "sequence", [0.9]) is None and assess(table, "text", "sequence", [0.9]) is None
+
+
+def test_a_stale_table_is_ignored_and_hits_say_so(world, tmp_path):
+    eset = world["eset"]
+    table, _ = build_table(eset, world["store"], folds=4)
+    table.meta["model_hash"] = "another-model"
+    table.save(tmp_path)
+    assert SignificanceTable.load(tmp_path, eset) is None
+    (tmp_path / "significance.json").write_text("{not json")
+    with pytest.raises(Exception, match="corrupted significance table"):
+        SignificanceTable.load(tmp_path)
+    table_for.__globals__["_TABLES"].clear()
+    hits = [{"score": 0.99}, {"score": 0.1}]
+    table.meta["model_hash"] = "h"
+    table.save(eset.path)
+    summary = annotate(eset, "sequence", "sequence", hits)
+    assert summary["available"] and hits[0]["significant"] and not hits[1]["significant"]
+    assert hits[0]["evalue"] < E_SIGNIFICANT < hits[1]["evalue"]

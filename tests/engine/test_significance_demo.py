@@ -1,0 +1,52 @@
+"""On the bundled demo: noise and unrelated folds get no significant hit, relatives do (`oneprot search --json`)."""
+
+import json
+import random
+
+import pytest
+
+from engine.cli import main
+from engine.embed import EmbeddingSet
+from engine.paths import DEMO_INDEX
+from engine.significance import table_for
+
+
+def _current_table() -> bool:
+    try:
+        return (DEMO_INDEX / "manifest.json").exists() and table_for(EmbeddingSet.open("demo")) is not None
+    except Exception:
+        return False
+
+
+pytestmark = [pytest.mark.skipif(not _current_table(), reason="demo embeddings lack a current significance table "
+                                 "(run: oneprot calibrate --index demo --data demo)"), pytest.mark.slow]
+
+
+def search(capsys, *argv) -> dict:
+    assert main(["search", "--json", *argv]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_hello_and_a_random_sequence_have_no_significant_hit(capsys):
+    hello = search(capsys, "--query-sequence", "HELLO")
+    assert hello["significance"]["significant_hits"] == 0 and "no significant hit" in hello["significance"]["note"]
+    assert any("only 5 residues" in w for w in hello["warnings"])
+    rnd = "".join(random.Random(0).choice("ACDEFGHIKLMNPQRSTVWY") for _ in range(300))
+    for target in ("sequence", "structure"):
+        out = search(capsys, "--query-sequence", rnd, "--target", target)
+        assert out["significance"]["significant_hits"] == 0, out["hits"][:2]
+        assert all(h["evalue"] > 0.05 and h["significant"] is False for h in out["hits"])
+
+
+def test_a_fold_absent_from_the_store_has_no_significant_structure_hit(capsys):
+    # Enolase (a TIM barrel) meets LDH/MDH's Rossmann folds at cosine ~0.8, as FtsZ did at 0.89: without its
+    # own chain (rank 1), nothing in the demo's structures is a relative, and no hit may be called significant.
+    out = search(capsys, "--query-id", "pdb3enl_A", "--query-modality", "structure", "--target", "structure")
+    others = [h for h in out["hits"] if h["id"] != "pdb3enl_A"]
+    assert others and others[0]["score"] > 0.75 and not any(h["significant"] for h in others)
+
+
+def test_a_relative_is_significant(capsys):
+    out = search(capsys, "--query-id", "1ldm_A", "--target", "sequence")
+    rel = [h for h in out["hits"] if h["id"] != "1ldm_A"]
+    assert rel[0]["significant"] and rel[0]["family"] == "LDH/MDH (lactate/malate dehydrogenase)"
