@@ -139,12 +139,10 @@ class SignificanceTable:
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write significance.json into `folder` atomically."""
-        path = Path(folder) / TABLE_FILE
+        from engine.files import write_text_atomic
+
         body = {**self.meta, "pairs": {f"{q}->{t}": p.to_json() for (q, t), p in self.pairs.items()}}
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(body))
-        os.replace(tmp, path)
-        return path
+        return write_text_atomic(Path(folder) / TABLE_FILE, json.dumps(body))
 
     @classmethod
     def load(cls, folder: str | os.PathLike, eset=None) -> "SignificanceTable | None":

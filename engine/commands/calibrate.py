@@ -22,6 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from engine.data.store import ProteinStore
     from engine.embed import EmbeddingSet
+    from engine.files import write_text_atomic
     from engine.significance import build_table, report_markdown
 
     eset = EmbeddingSet.open(args.index)
@@ -36,9 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         out = Path(args.report)
         text = json.dumps(report, indent=1) if out.suffix == ".json" else report_markdown(report, table.meta)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(text)
-        tmp.replace(out)
+        write_text_atomic(out, text)
     if args.json:
         print(json.dumps({"table": str(path), "pairs": report}, indent=1))
     else:
