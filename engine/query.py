@@ -95,11 +95,12 @@ def read_structure_query(
     if len(rec.sequence) > MAX_QUERY_RESIDUES:
         raise OneProtError(f"chain has {len(rec.sequence)} residues, above the limit of {MAX_QUERY_RESIDUES}", str(path))
     if m is Modality.STRUCTURE:
-        return rec.id, StructureInput(sequence=rec.sequence, coords=rec.coords)
+        return rec.id, StructureInput(sequence=rec.sequence, coords=rec.coords, side_chains=rec.extra.get("side_chains"))
     if m is Modality.POCKET:
         if not rec.pockets:
             raise OneProtError(f"chain {rec.extra.get('chain')} has no ligand pocket to query with", str(path))
-        return rec.id, pocket_input(rec.sequence, rec.coords, rec.pockets[0].residues, str(path))
+        return rec.id, pocket_input(rec.sequence, rec.coords, rec.pockets[0].residues, str(path),
+                                    side_chains=rec.extra.get("side_chains"), center=rec.pockets[0].center)
     if m is Modality.STRUCTURE_TOKENS:
         from engine.data.tokens3di import structure_tokens
 

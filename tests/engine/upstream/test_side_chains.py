@@ -39,3 +39,10 @@ def test_store_without_side_chains_says_none(tmp_path):
     rec.extra.pop("side_chains")
     store = ProteinStore.open(write_store([rec], tmp_path / "store", {rec.id: "train"}, {rec.id: 0}))
     assert store.side_chains(rec.id) is None and store.coords(rec.id) is not None
+
+
+def test_structure_file_queries_carry_side_chains():
+    from engine.query import read_structure_query
+
+    _, item = read_structure_query(FIXTURE, "structure")
+    assert item.side_chains is not None and item.side_chains.shape == (len(item.sequence), 6, 3)
