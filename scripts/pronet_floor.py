@@ -22,11 +22,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.checkpoint import load_checkpoint  # noqa: E402
+from engine.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint, read_json, read_weights  # noqa: E402
 from engine.data.items import items_for  # noqa: E402
 from engine.data.store import ProteinStore  # noqa: E402
+from engine.errors import OneProtError  # noqa: E402
 from engine.modality import StructureInput  # noqa: E402
 from engine.model import ModelConfig, OneProt  # noqa: E402
+from engine.paths import resolve_checkpoint  # noqa: E402
 from engine.presets.base import TrainConfig  # noqa: E402
 from engine.train import Trainer, recall_at  # noqa: E402
 
@@ -47,6 +49,14 @@ def scores(model: OneProt, store: ProteinStore, ids: list[str]) -> dict:
     return out
 
 
+def demo_scores(store: ProteinStore, ids: list[str]) -> dict | str:
+    """The demo checkpoint's own structure GNN under the same test (needs its bundled text model to load)."""
+    try:
+        return scores(load_checkpoint("demo"), store, ids)
+    except OneProtError as exc:
+        return f"not run: {exc}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=150)
@@ -55,31 +65,35 @@ def main() -> int:
     ap.add_argument("--blocks", type=int, default=2)
     ap.add_argument("--neighbors", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--eval-every", type=int, default=0, help="log held-out R@10 (types visible) every N steps")
     ap.add_argument("--out", default="runs/pronet_floor")
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(1 if not torch.cuda.is_available() else 8)
     t0 = time.perf_counter()
     store = ProteinStore.open("demo")
-    demo = load_checkpoint("demo")
+    # the demo checkpoint's sequence encoder and head, read from its files (its text model is not needed)
+    folder = resolve_checkpoint("demo")
+    demo_cfg, demo_state = read_json(folder / CONFIG_FILE), read_weights(folder / WEIGHTS_FILE)
     pronet = {"type": "pronet", "level": "backbone", "num_blocks": args.blocks, "hidden_channels": args.hidden,
               "out_channels": args.hidden, "mid_emb": 32, "max_neighbors": args.neighbors, "max_residues": 256,
               "dropout": 0.1, "out_dropout": 0.0}
-    cfg = ModelConfig(encoders={"sequence": dict(demo.config.encoders["sequence"]), "structure": pronet},
-                      dim=demo.config.dim, head=demo.config.head, temperature=demo.config.temperature)
+    cfg = ModelConfig(encoders={"sequence": dict(demo_cfg["encoders"]["sequence"]), "structure": pronet},
+                      dim=demo_cfg["dim"], head=demo_cfg["head"], temperature=demo_cfg["temperature"])
     torch.manual_seed(args.seed)
     model = OneProt(cfg)
-    own = {k: v for k, v in demo.state_dict().items() if k.startswith(("encoders.sequence.", "heads.sequence."))}
+    own = {k: v for k, v in demo_state.items() if k.startswith(("encoders.sequence.", "heads.sequence."))}
     model.load_state_dict(own, strict=False)
     model.encoders["sequence"].requires_grad_(False)  # the anchor stays the demo's: only structure aligns
     model.heads["sequence"].requires_grad_(False)
-    train = TrainConfig(steps=args.steps, batch_size=args.batch, lr=1e-3, eval_every=0, eval_size=64,
-                        checkpoint_every=0, seed=args.seed)
+    train = TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, eval_every=args.eval_every,
+                        eval_size=146, checkpoint_every=0, seed=args.seed, bf16=False)
     out = Path(args.out)
     Trainer(model, store, train, out, progress=False).fit(final_save=False)
     model.eval()
     ids = store.ids(split="valid", modality="structure")
     result = {"valid_structures": len(ids), "chance_R@10": 10 / len(ids), "steps": args.steps,
-              "pronet": scores(model, store, ids), "demo GNN (checkpoint demo)": scores(demo, store, ids),
+              "pronet": scores(model, store, ids), "demo GNN (checkpoint demo)": demo_scores(store, ids),
               "seconds": round(time.perf_counter() - t0, 1), "args": vars(args)}
     result["pronet masked R@10 / chance"] = result["pronet"]["types masked"]["R@10"] / result["chance_R@10"]
     out.mkdir(parents=True, exist_ok=True)
