@@ -117,7 +117,7 @@ def query_latency(data: str, checkpoint: str, index: str, repeats: int = 7) -> d
         app_times.append(time.perf_counter() - t)
         assert not s.error, s.error
         t = time.perf_counter()
-        vec = res.model.embed("structure", [item_for(store, pid, "structure")], batch_size=1)
+        vec = res.model.embed("structure", [item_for(store, pid, "structure")])
         res.embeddings.index("sequence").search(vec, 10)
         bare_times.append(time.perf_counter() - t)
     return {"model_load": load, "app": statistics.median(app_times), "bare": statistics.median(bare_times),

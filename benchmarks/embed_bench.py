@@ -1,4 +1,4 @@
-"""Embedding benchmark on CPU: our path (engine.embed.embed_items) vs fair-esm's own batch loop.
+"""Embedding benchmark on CPU: our path (OneProt.embed) vs fair-esm's own batch loop.
 
 Same network in both (an ESM-2 t6-320 architecture, random weights, mean pooling), same inputs
 (log-normal lengths). The baseline is what fair-esm's extract.py does: FastaBatchedDataset
@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from _common import write_result
-from engine.embed import embed_items
 from engine.evaluate.baselines import pooled_features
 from engine.model import ModelConfig, OneProt
 
@@ -66,14 +65,14 @@ def main() -> None:
     esm_model = model.encoders["sequence"].esm.eval()
 
     fair_esm_loop(esm_model, seqs[:4], a.tokens)  # warm-up: first-call allocations
-    embed_items(model, "sequence", seqs[:4], a.tokens)
+    model.embed("sequence", seqs[:4], a.tokens)
     base_runs, ours_runs = [], []
     for _ in range(a.repeats):  # interleaved, so both see the same (shared) machine load; keep the best
         t = time.perf_counter()
         ref = fair_esm_loop(esm_model, seqs, a.tokens)
         base_runs.append(time.perf_counter() - t)
         t = time.perf_counter()
-        embed_items(model, "sequence", seqs, a.tokens)
+        model.embed("sequence", seqs, a.tokens)
         ours_runs.append(time.perf_counter() - t)
     base_s, ours_s = min(base_runs), min(ours_runs)
     ours_pooled = pooled_features(model, "sequence", seqs, a.tokens)
@@ -81,7 +80,7 @@ def main() -> None:
     table = (
         "| path | seconds | tokens/s |\n|---|---|---|\n"
         f"| fair-esm extract.py loop (FastaBatchedDataset, {a.tokens} tokens/batch) | {base_s:.1f} | {n_tokens / base_s:,.0f} |\n"
-        f"| engine.embed.embed_items (packed token budget {a.tokens}, + head) | {ours_s:.1f} | {n_tokens / ours_s:,.0f} |\n"
+        f"| OneProt.embed (packed token budget {a.tokens}, + head) | {ours_s:.1f} | {n_tokens / ours_s:,.0f} |\n"
     )
     body = (
         f"`python benchmarks/embed_bench.py --n {a.n} --mean-length {a.mean_length} --threads {a.threads}`\n\n"

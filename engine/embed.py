@@ -7,9 +7,9 @@ Folder layout (the contract in ARCHITECTURE.md):
     labels.parquet       id, name + the store's label columns
     <modality>.faiss     (+ .json) an approximate index, only for large modalities (engine.index)
 
-How it is fast: items are cut into length-sorted batches under a token budget (little padding),
-the next batch is collated on the host while the current one runs, and on a GPU the forward pass
-runs under bf16 autocast. How it survives being killed: each modality is embedded in fixed
+How it is fast: vectors come from the model's one embedding path (OneProt.embed: length-sorted
+token-budget batches, padding-free for the ESM encoders, the next batch collated on the host while
+the current one runs, bf16 autocast on a GPU). How it survives being killed: each modality is embedded in fixed
 chunks of ids, each chunk saved atomically to chunks/; a rerun with the same plan skips the chunks
 already on disk. How it scales out: under torchrun each rank embeds ids[rank::world] into its own
 shard folder; `merge_shards` (oneprot embed --merge) joins them.
@@ -17,13 +17,12 @@ shard folder; `merge_shards` (oneprot embed --merge) joins them.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +41,7 @@ MANIFEST = "manifest.json"
 LABELS = "labels.parquet"
 CHUNKS = "chunks"
 DEFAULT_CHUNK = 2048
-DEFAULT_BATCH_TOKENS = 16_384
+DEFAULT_BATCH_TOKENS = 16_384  # = engine.token_batching's; not imported from there, which loads torch
 FORMAT_VERSION = 1
 
 
@@ -178,76 +177,6 @@ class EmbeddingSet:
 
 
 # ---- embedding ---------------------------------------------------------------------------------
-def item_cost(item: Any, modality: str) -> int:
-    """Tokens an item costs in a batch (residues; text: ~4 characters per word piece)."""
-    if hasattr(item, "sequence"):
-        return len(item.sequence) + 2
-    if modality == Modality.TEXT.value:
-        return len(item) // 4 + 2
-    return len(item) + 2
-
-
-def autocast_for(device: "torch.device"):
-    """bf16 autocast on CUDA (what the anchors were measured with); plain fp32 elsewhere."""
-    import torch
-
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-
-
-def _esm_encoder(model, modality: str):
-    """The modality's encoder if it is an ESM-2-architecture one (sequence, 3Di), else None."""
-    encoders = getattr(model, "encoders", None)
-    enc = encoders[modality] if encoders is not None and modality in encoders else None
-    return enc if enc is not None and all(hasattr(enc, a) for a in ("esm", "alphabet", "tokenize", "pool")) else None
-
-
-def pooled_batches(model, modality: str | Modality, items: list[Any], batch_tokens: int = DEFAULT_BATCH_TOKENS,
-                   packed: bool = True):
-    """Yield (positions, (B, H) pooled encoder outputs) over length-sorted token-budget batches.
-
-    ESM-2-architecture encoders run through the packed, padding-free forward pass
-    (engine.encoders.packed_esm, same maths as fair-esm) with the encoder's own tokens and pooling;
-    other encoders take their collate + forward on padded batches, collated one batch ahead in a
-    background thread. Call under torch.no_grad(); the model should be in eval mode.
-    """
-    from engine.model import move_batch
-    from engine.token_batching import background_map, token_budget_batches
-
-    m = parse_modality(modality).value
-    costs = [item_cost(x, m) for x in items]
-    enc = _esm_encoder(model, m) if packed else None
-    if enc is not None:
-        from engine.encoders.packed_esm import ESMTokenizer, padded_residue_states
-
-        tokenizer = ESMTokenizer(enc.alphabet, residue_ids=enc.tokenize)
-        for idx in token_budget_batches(costs, batch_tokens):  # packed: a batch costs the sum of its lengths
-            states, mask = padded_residue_states(enc.esm, tokenizer, [items[i] for i in idx])  # (B, L, H)
-            yield idx, enc.pool(states, mask)
-        return
-    encoder = model.encoders[m]
-    device = model.device
-    batches = token_budget_batches(costs, batch_tokens, padded=True)
-    for idx, batch in background_map(lambda idx: (idx, model.collate(m, [items[i] for i in idx])), batches):
-        yield idx, encoder(move_batch(batch, device)).pooled
-
-
-def embed_items(model, modality: str | Modality, items: list[Any], batch_tokens: int = DEFAULT_BATCH_TOKENS,
-                packed: bool = True) -> np.ndarray:
-    """Raw items -> (N, D) float32 unit vectors in input order, batched by token budget."""
-    import torch  # here, not at module level: reading embeddings (EmbeddingSet) must not pay for torch
-
-    m = parse_modality(modality).value
-    out = np.zeros((len(items), model.config.dim), dtype=np.float32)
-    if not items:
-        return out
-    model.eval()
-    with torch.no_grad(), autocast_for(model.device):
-        for idx, pooled in pooled_batches(model, m, items, batch_tokens, packed):
-            z = model.heads[m](pooled)  # (B, D)
-            out[idx] = torch.nn.functional.normalize(z.float(), dim=-1).cpu().numpy()
-    return out
-
-
 def model_identity(model) -> str:
     """The model hash recorded in its checkpoint, or computed from the weights."""
     meta = getattr(model, "checkpoint_meta", None) or {}
@@ -322,7 +251,7 @@ def embed_store(
             part = ids[k * chunk_size : (k + 1) * chunk_size]
             if _chunk_ok(f, len(part), model.config.dim):
                 continue
-            vecs = embed_items(model, m, _items(store, part, m), batch_tokens)
+            vecs = model.embed(m, _items(store, part, m), batch_tokens)
             _save_npy(f, vecs)
             if on_chunk is not None:
                 on_chunk(m, k, n_chunks)
@@ -393,28 +322,35 @@ def merge_shards(out: str | os.PathLike, build_indexes: bool = True) -> Path:
 
 
 # ---- export --------------------------------------------------------------------------------------
-def export_h5(eset: EmbeddingSet, path: str | os.PathLike, modality: str = "sequence") -> Path:
-    """One modality as HDF5 with one dataset per protein id ({id: vector}), the layout ProtSpace reads."""
+def export_h5(eset: EmbeddingSet, path: str | os.PathLike, modality: str = "sequence",
+              ids: Iterable[str] | None = None) -> Path:
+    """One modality as HDF5 with one dataset per protein id ({id: vector}), the layout ProtSpace reads;
+    `ids` keeps only those proteins (None: all)."""
     import h5py
 
     m = eset.require(modality)
     path = Path(path)
     vecs = eset.vectors(m)
+    keep = None if ids is None else set(ids)
     with atomic_file(path) as tmp, h5py.File(tmp, "w") as h:
         for i, pid in enumerate(eset.ids(m)):
-            h.create_dataset(pid.replace("/", "_"), data=np.asarray(vecs[i], dtype=np.float32))
+            if keep is None or pid in keep:
+                h.create_dataset(pid.replace("/", "_"), data=np.asarray(vecs[i], dtype=np.float32))
         h.attrs["modality"] = m
         h.attrs["model_hash"] = eset.model_hash
     return path
 
 
-def export_parquet(eset: EmbeddingSet, path: str | os.PathLike, modalities: list[str] | None = None) -> Path:
-    """Long table: id, modality, embedding (list of float32) + label columns."""
+def export_parquet(eset: EmbeddingSet, path: str | os.PathLike, modalities: list[str] | None = None,
+                   ids: Iterable[str] | None = None) -> Path:
+    """Long table: id, modality, embedding (list of float32) + label columns; `ids` keeps only those proteins."""
     frames = []
+    keep = None if ids is None else set(ids)
     for m in modalities or eset.modalities:
         m = eset.require(m)
         v = np.asarray(eset.vectors(m), dtype=np.float32)
-        frames.append(pd.DataFrame({"id": eset.ids(m), "modality": m, "embedding": list(v)}))
+        frame = pd.DataFrame({"id": eset.ids(m), "modality": m, "embedding": list(v)})
+        frames.append(frame if keep is None else frame[frame["id"].isin(keep)])
     table = pd.concat(frames, ignore_index=True)
     if len(eset.labels):
         table = table.merge(eset.labels, on="id", how="left")

@@ -159,15 +159,8 @@ def build_index(
         params = {"M": hnsw_m, "efConstruction": int(index.hnsw.efConstruction)}
         sweep_key, sweep = "efSearch", [16, 32, 64, 128, 256, 512, 1024]
     elif kind == "ivf":
-        # ~sqrt(n) lists keeps both training and the per-query scan small; train on a sample
-        nlist = nlist or int(min(65536, max(16, 2 ** round(np.log2(np.sqrt(n))))))
-        quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        rng = np.random.default_rng(seed)
-        sample = x[rng.choice(n, size=min(n, nlist * 64), replace=False)]
-        index.cp.seed = seed
-        index.train(sample)
-        index.add(x)
+        index = ivf_index(x, inner_product=True, seed=seed, nlist=nlist)
+        nlist = int(index.nlist)
         params = {"nlist": nlist}
         sweep_key, sweep = "nprobe", [p for p in (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 128, 256, 512) if p <= nlist]
     else:
@@ -177,6 +170,29 @@ def build_index(
     _calibrate(result, x, sweep_key, sweep, target_recall, seed, None if queries is None else normalise(queries))
     info.build_seconds = time.perf_counter() - t0
     return result
+
+
+def ivf_lists(n: int) -> int:
+    """The number of IVF lists for n vectors: ~sqrt(n) as a power of two in [16, 65536], which keeps both
+    the k-means training and the per-query scan small."""
+    return int(min(65536, max(16, 2 ** round(np.log2(np.sqrt(max(n, 1)))))))
+
+
+def ivf_index(x: np.ndarray, inner_product: bool, seed: int = 0, nlist: int | None = None) -> faiss.IndexIVFFlat:
+    """The one IVF rule: ivf_lists(n) lists, k-means seeded and trained on a sample of 64 points per list,
+    every vector of `x` added. Inner product for unit vectors (search), L2 otherwise (the UMAP graph)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    n, dim = x.shape
+    nlist = nlist or ivf_lists(n)
+    if inner_product:
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    else:
+        index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), dim, nlist)
+    sample = x[np.random.default_rng(seed).choice(n, size=min(n, nlist * 64), replace=False)]
+    index.cp.seed = seed
+    index.train(sample)
+    index.add(x)
+    return index
 
 
 def _calibrate(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from torch import nn
 from engine.config import dataclass_from_dict
 from engine.errors import OneProtError
 from engine.modality import ANCHOR, Modality, parse_modality
+from engine.token_batching import DEFAULT_BATCH_TOKENS, background_map, item_cost, token_budget_batches
 
 
 @dataclass
@@ -194,12 +196,15 @@ class OneProt(nn.Module):
             raise OneProtError(f"this model has no {m} encoder; it has: {', '.join(self.modalities)}", "modality")
         return m, self.encoders[m]
 
+    def project(self, modality: str | Modality, pooled: torch.Tensor) -> torch.Tensor:
+        """(B, H) pooled encoder outputs -> (B, D) L2-normalised embeddings (float32) through the head."""
+        m, _ = self._encoder(modality)
+        return F.normalize(self.heads[m](pooled).float(), dim=-1)
+
     def encode(self, modality: str | Modality, batch: dict[str, Any]) -> torch.Tensor:
         """One collated batch -> (B, D) L2-normalised embeddings (float32)."""
         m, encoder = self._encoder(modality)
-        out = encoder(move_batch(batch, self.device))
-        z = self.heads[m](out.pooled)  # (B, D)
-        return F.normalize(z.float(), dim=-1)
+        return self.project(m, encoder(move_batch(batch, self.device)).pooled)
 
     def forward(self, batches: dict[str, dict[str, Any]]) -> dict[str, torch.Tensor]:
         """{modality: collated batch} -> {modality: (B, D) normalised embeddings}."""
@@ -209,31 +214,55 @@ class OneProt(nn.Module):
         """Raw items -> a batch for `forward` (the encoder's own collate)."""
         return self._encoder(modality)[1].collate(items)
 
+    # ---- embedding: the one path from raw items to vectors ---------------------------------------------
+    def pooled_batches(self, modality: str | Modality, items: list[Any], batch_tokens: int = DEFAULT_BATCH_TOKENS,
+                       packed: bool = True) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        """Yield (positions, (B, H) pooled encoder outputs) over length-sorted token-budget batches.
+
+        An encoder that packs (`packs = True`, the ESM encoders) takes raw items padding-free and a batch
+        costs the sum of its lengths; any other encoder gets its own collate (one batch ahead, in a
+        background thread) + forward, and a batch costs its padded size. Call under torch.no_grad().
+        """
+        m, encoder = self._encoder(modality)
+        costs = [item_cost(x, m) for x in items]
+        if packed and encoder.packs:
+            for idx in token_budget_batches(costs, batch_tokens):
+                yield idx, encoder.pooled_packed([items[i] for i in idx])
+            return
+        batches = token_budget_batches(costs, batch_tokens, padded=True)
+        for idx, batch in background_map(lambda idx: (idx, encoder.collate([items[i] for i in idx])), batches):
+            yield idx, encoder(move_batch(batch, self.device)).pooled
+
     @torch.no_grad()
-    def embed(self, modality: str | Modality, items: list[Any], batch_size: int = 32) -> np.ndarray:
-        """Raw items -> (N, D) float32 normalised embeddings, in input order (eval mode, no grad)."""
-        m, _ = self._encoder(modality)
+    def embed(self, modality: str | Modality, items: list[Any], batch_tokens: int = DEFAULT_BATCH_TOKENS,
+              packed: bool = True) -> np.ndarray:
+        """Raw items -> (N, D) float32 normalised embeddings, in input order (eval mode, bf16 autocast on CUDA)."""
+        return self._run(modality, items, batch_tokens, packed, project=True)
+
+    @torch.no_grad()
+    def pooled(self, modality: str | Modality, items: list[Any], batch_tokens: int = DEFAULT_BATCH_TOKENS) -> np.ndarray:
+        """Raw items -> (N, H) float32 encoder outputs before the head, in input order."""
+        return self._run(modality, items, batch_tokens, True, project=False)
+
+    def _run(self, modality: str | Modality, items: list[Any], batch_tokens: int, packed: bool,
+             project: bool) -> np.ndarray:
+        m, encoder = self._encoder(modality)
         items = list(items)
-        out = np.zeros((len(items), self.config.dim), dtype=np.float32)
+        out = np.zeros((len(items), self.config.dim if project else encoder.output_dim), dtype=np.float32)
         if not items:
             return out
         was_training = self.training
         self.eval()
-        # Length-sorted batches waste less compute on padding; results go back to input order.
-        order = sorted(range(len(items)), key=lambda i: _item_length(items[i]))
-        autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else contextlib.nullcontext()
-        )
         try:
-            with autocast:
-                for s in range(0, len(order), batch_size):
-                    idx = order[s : s + batch_size]
-                    z = self.encode(m, self.collate(m, [items[i] for i in idx]))
+            with autocast_for(self.device):
+                for idx, pooled in self.pooled_batches(m, items, batch_tokens, packed):
+                    z = self.project(m, pooled) if project else pooled
                     out[idx] = z.float().cpu().numpy()
         finally:
             self.train(was_training)
         return out
 
 
-def _item_length(item: Any) -> int:
-    return len(item.sequence) if hasattr(item, "sequence") else len(item)
+def autocast_for(device: torch.device):
+    """bf16 autocast on CUDA (what the anchors were measured with); plain fp32 elsewhere."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()

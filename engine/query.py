@@ -7,7 +7,7 @@ or the id of a protein already embedded. Every failure is a OneProtError naming 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -162,22 +162,74 @@ def _check_available(modality: str, available: list[str] | None) -> None:
         )
 
 
-def run_query(eset, query: Query, target: str, k: int = 10, model=None) -> list[dict]:
-    """Top-k hits of `target` modality for a parsed query: rank, id, score, E-value, labels.
+LABEL_FIELDS = ("name", "family", "ec", "organism")
 
-    Each hit also carries `evalue`, `probability` and `significant` (engine.significance) when the
-    embeddings have a significance table; `query.summary` gets that summary and any warnings.
 
-    `model` embeds the query item; it must be the model that made `eset` (checked by hash and
-    dimension). An id query reuses the stored vector and needs no model.
-    """
+@dataclass
+class Hit:
+    """One search result: rank (1 = nearest, counted after exclusion), stored protein, cosine score."""
+
+    rank: int
+    id: str
+    score: float
+    modality: str
+    labels: dict = field(default_factory=dict)  # LABEL_FIELDS from the embeddings' labels; None where missing
+    evalue: float | None = None  # engine.significance: expected chance hits this good (None: no table)
+    probability: float | None = None  # of being a relative, where calibrated for this modality pair
+    significant: bool | None = None
+
+    def to_dict(self) -> dict:
+        """The JSON form `oneprot search --json` prints (significance keys only where there is a table)."""
+        out = {"rank": self.rank, "id": self.id, "score": round(self.score, 6), "modality": self.modality,
+               **self.labels}
+        if self.evalue is not None:
+            out.update(evalue=float(f"{self.evalue:.3g}"), probability=self.probability, significant=self.significant)
+        return out
+
+
+def search(eset, vector, target: str, k: int = 10, exclude: str | None = None, labels: bool = True,
+           query_modality: str | None = None) -> list[Hit]:
+    """The top-k stored proteins of `target` modality nearest (cosine) to one (D,) vector, without `exclude`
+    (a query protein itself); with `labels`, each hit carries LABEL_FIELDS (store.missing_to_none rule);
+    with `query_modality`, each hit's significance (engine.significance) where the embeddings have a table."""
     import numpy as np
 
-    from engine.embed import model_identity
+    from engine.data.store import missing_to_none
 
     tgt = parse_modality(target).value
     if k < 1:
         raise OneProtError(f"k must be >= 1, got {k}", "k")
+    ids = eset.ids(tgt)
+    extra = 1 if exclude else 0
+    scores, pos = eset.index(tgt).search(np.asarray(vector, dtype=np.float32)[None, :], int(k) + extra)
+    table = eset.labels.set_index("id") if labels and len(eset.labels) else None
+    hits: list[Hit] = []
+    for s, p in zip(scores[0], pos[0]):
+        if p < 0 or ids[int(p)] == exclude:
+            continue
+        pid = ids[int(p)]
+        fields = {}
+        if labels:
+            for col in LABEL_FIELDS:
+                fields[col] = missing_to_none(table[col].get(pid)) if table is not None and col in table.columns else None
+        hits.append(Hit(rank=len(hits) + 1, id=pid, score=float(s), modality=tgt, labels=fields))
+    hits = hits[: int(k)]
+    if query_modality is not None:
+        from engine.significance import annotate
+
+        annotate(eset, parse_modality(query_modality).value, tgt, hits)
+    return hits
+
+
+def run_query(eset, query: Query, target: str, k: int = 10, model=None, exclude: str | None = None) -> list[Hit]:
+    """Top-k hits of `target` modality for a parsed query (engine.query.search), with their significance;
+    `query.summary` gets the significance summary and `query.warnings` any warnings.
+
+    `model` embeds the query item; it must be the model that made `eset` (checked by hash and
+    dimension). An id query reuses the stored vector and needs no model.
+    """
+    from engine.embed import model_identity
+
     if query.protein_id is not None:
         vec = eset.vector(query.modality, query.protein_id)
     else:
@@ -185,23 +237,10 @@ def run_query(eset, query: Query, target: str, k: int = 10, model=None) -> list[
             raise OneProtError("a checkpoint is needed to embed this query", "checkpoint")
         eset.check_model(model_identity(model), model.config.dim)
         vec = model.embed(query.modality, [query.item])[0]
-    index = eset.index(tgt)
-    scores, pos = index.search(np.asarray(vec, dtype=np.float32)[None, :], k)
-    ids = eset.ids(tgt)
-    labels = eset.labels.set_index("id") if len(eset.labels) else None
-    hits = []
-    for rank, (s, p) in enumerate(zip(scores[0], pos[0]), 1):
-        if p < 0:
-            continue
-        pid = ids[int(p)]
-        hit = {"rank": rank, "id": pid, "score": round(float(s), 6), "modality": tgt}
-        for col in ("name", "family", "ec", "organism"):
-            v = labels[col].get(pid) if labels is not None and col in labels.columns else None
-            hit[col] = None if v is None or (isinstance(v, float) and v != v) else v
-        hits.append(hit)
+    hits = search(eset, vec, target, k, exclude)
     from engine.significance import annotate, short_query_warning
 
-    query.summary = annotate(eset, query.modality, tgt, hits)
+    query.summary = annotate(eset, query.modality, parse_modality(target).value, hits)
     warning = short_query_warning(query.modality, query_length(query))
     query.warnings = [warning] if warning else []
     return hits

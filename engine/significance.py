@@ -172,13 +172,13 @@ def table_for(eset) -> SignificanceTable | None:
     return _TABLES[key]
 
 
-def annotate(eset, query_modality: str, target_modality: str, hits: list[dict]) -> dict:
-    """Add evalue / probability / significant to each hit dict (by its `score`); return a summary for output."""
-    marks = assess(table_for(eset), query_modality, target_modality, [h["score"] for h in hits])
+def annotate(eset, query_modality: str, target_modality: str, hits: list) -> dict:
+    """Set evalue / probability / significant on each hit (engine.query.Hit, by its `score`); return a summary."""
+    marks = assess(table_for(eset), query_modality, target_modality, [h.score for h in hits])
     if marks is None:
         return {"available": False, "note": "no significance table for these embeddings (run `oneprot calibrate`)"}
     for h, m in zip(hits, marks):
-        h.update(evalue=float(f"{m.evalue:.3g}"), probability=m.probability, significant=m.significant)
+        h.evalue, h.probability, h.significant = m.evalue, m.probability, m.significant
     n = sum(m.significant for m in marks)
     return {"available": True, "e_significant": E_SIGNIFICANT, "significant_hits": n,
             "note": "" if n else f"no significant hit (none with E <= {E_SIGNIFICANT})"}

@@ -15,7 +15,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -24,6 +24,18 @@ from engine.errors import OneProtError
 
 T = TypeVar("T")
 U = TypeVar("U")
+
+
+DEFAULT_BATCH_TOKENS = 16_384  # tokens per embedding batch (residues + BOS/EOS; text: word pieces)
+
+
+def item_cost(item: Any, modality: str) -> int:
+    """Tokens an item costs in a batch (residues + BOS/EOS; text: ~4 characters per word piece)."""
+    if hasattr(item, "sequence"):
+        return len(item.sequence) + 2
+    if modality == "text":
+        return len(item) // 4 + 2
+    return len(item) + 2
 
 
 def token_budget_batches(

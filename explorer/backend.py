@@ -17,23 +17,11 @@ import pandas as pd
 
 from engine.errors import OneProtError
 from engine.modality import Modality, StructureInput, parse_modality
+from engine.query import Hit, search
 
 LABEL_CHOICES = ("family", "ec", "organism", "ligand", "source", "split", "modality")
 _RESOURCES: dict[tuple[str, str, str], "Resources"] = {}
 _RESOURCES_LOCK = threading.Lock()
-
-
-@dataclass
-class Hit:
-    """One search result."""
-
-    rank: int
-    id: str
-    score: float
-    modality: str
-    evalue: float | None = None  # engine.significance: expected chance hits this good (None: no table)
-    probability: float | None = None  # of being a relative, where calibrated for this modality pair
-    significant: bool | None = None
 
 
 @dataclass
@@ -220,32 +208,15 @@ class Resources:
         model = self.model
         self.check_compatible()
         with self._model_lock:
-            vec = model.embed(str(parse_modality(modality)), [item], batch_size=1)
+            vec = model.embed(str(parse_modality(modality)), [item])
         return np.asarray(vec, dtype=np.float32)[0]
 
     def search(self, vector: np.ndarray, target: str, k: int, exclude: str | None = None,
                query_modality: str | None = None) -> list[Hit]:
         """Top-k stored proteins of the target modality nearest to `vector` (cosine), with their significance
-        (engine.significance) when the query's modality is given and the embeddings have a table."""
-        m = str(parse_modality(target))
-        index = self.index_for(m)
-        ids = self.embeddings.ids(m)
-        extra = 1 if exclude else 0
-        scores, pos = index.search(np.asarray(vector, dtype=np.float32)[None, :], int(k) + extra)
-        hits = []
-        for s, p in zip(scores[0], pos[0]):
-            if p < 0 or ids[p] == exclude:
-                continue
-            hits.append(Hit(rank=len(hits) + 1, id=ids[p], score=float(s), modality=m))
-        hits = hits[: int(k)]
-        if query_modality is not None:
-            from engine.significance import assess, table_for
-
-            with self._lock:
-                table = table_for(self.embeddings)
-            for h, a in zip(hits, assess(table, str(parse_modality(query_modality)), m, [h.score for h in hits]) or []):
-                h.evalue, h.probability, h.significant = a.evalue, a.probability, a.significant
-        return hits
+        when the query's modality is given and the embeddings have a table: engine.query.search."""
+        self.index_for(target)  # built once, under the lock, before the engine reads it
+        return search(self.embeddings, vector, target, int(k), exclude, labels=False, query_modality=query_modality)
 
 
 def get_resources(data: str, checkpoint: str, index: str) -> Resources:

@@ -150,7 +150,7 @@ class LiveRun:
         rng = np.random.default_rng(self.seed)
         ids = [ids[i] for i in sorted(rng.permutation(len(ids))[:MAP_PROTEINS])]
         mods = ["sequence"] + ([self.map_modality] if self.map_modality in model.modalities and self.map_modality != "sequence" else [])
-        vecs = {m: model.embed(m, items_for(store, ids, m), batch_size=32) for m in mods}
+        vecs = {m: model.embed(m, items_for(store, ids, m)) for m in mods}
         proj = project(vecs, {m: ids for m in mods}, n_epochs=150, cache_dir=None)
         import pandas as pd
 

@@ -48,7 +48,7 @@ from engine.data.build import parse_file, split_method
 from engine.data.dedupe import dedupe_structures
 from engine.data.fasta import parse_uniprot_header, read_fasta
 from engine.data.hygiene import RULE_TEXT, exclusion_reason, structure_name
-from engine.data.pockets import predict_pockets_cached
+from engine.data.pocket_prediction import predict_pockets_cached
 from engine.data.sequence import clean_sequence
 from engine.data.splits import DEFAULT_FRACTIONS, assign_splits, cluster_sequences
 from engine.data.stockholm import read_stockholm

@@ -24,7 +24,6 @@ import torch
 from engine.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_state_into, read_json, read_weights
 from engine.data.items import items_for
 from engine.data.store import ProteinStore
-from engine.embed import embed_items
 from engine.evaluate.retrieval import evaluate_pair
 from engine.model import ModelConfig, OneProt
 from engine.paths import resolve_checkpoint, resolve_store
@@ -51,7 +50,7 @@ def timed_embed(model: OneProt, modality: str, items: list, device: str) -> tupl
     if device == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    out = embed_items(model, modality, items)
+    out = model.embed(modality, items)
     if device == "cuda":
         torch.cuda.synchronize()
     return out, time.perf_counter() - t0
@@ -79,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     for m in MODALITIES:
         ids = store.ids(modality=m)
         items = items_for(store, ids, m)
-        embed_items(gpu_model, m, items[:64])  # warm-up (kernels, autocast caches)
+        gpu_model.embed(m, items[:64])  # warm-up (kernels, autocast caches)
         cpu, t_cpu = timed_embed(cpu_model, m, items, "cpu")
         gpu, t_gpu = timed_embed(gpu_model, m, items, "cuda")
         cos = (cpu * gpu).sum(1) / (np.linalg.norm(cpu, axis=1) * np.linalg.norm(gpu, axis=1))

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         from engine.checkpoint import load_checkpoint
 
         model = load_checkpoint(checkpoint)
-    hits = run_query(eset, query, args.target, args.k, model)
+    hits = [h.to_dict() for h in run_query(eset, query, args.target, args.k, model)]
     out = {"query": {"modality": query.modality, "label": query.label, "id": query.protein_id},
            "target": args.target, "k": args.k, "significance": query.summary, "warnings": query.warnings,
            "hits": hits}

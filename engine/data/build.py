@@ -24,7 +24,8 @@ from pathlib import Path
 
 from engine.data import parse_cache
 from engine.data.fasta import is_fasta_path, parse_uniprot_header, read_fasta
-from engine.data.pockets import import_fpocket, import_p2rank, predict_pockets_cached
+from engine.data.pocket_prediction import predict_pockets_cached
+from engine.data.pockets import import_fpocket, import_p2rank
 from engine.data.sequence import DEFAULT_MAX_LENGTH, clean_sequence, is_protein_like
 from engine.data.splits import DEFAULT_FRACTIONS, DEFAULT_IDENTITY, assign_splits, cluster_sequences
 from engine.data.stockholm import is_stockholm_path, read_stockholm

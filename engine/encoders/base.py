@@ -35,12 +35,19 @@ class ModalityEncoder(nn.Module):
     modality: Modality
     output_dim: int
     config_class: type  # the dataclass its config dict is read into (engine.recipe checks overrides with it)
+    # True: pooled_packed(items) embeds raw items without padding, so OneProt.embed batches them by the sum of
+    # their lengths and skips collate; False: OneProt.embed collates padded batches and calls forward
+    packs: bool = False
 
     def collate(self, items: list[Any]) -> dict[str, Any]:
         raise NotImplementedError
 
     def forward(self, batch: dict[str, Any]) -> EncoderOutput:  # noqa: D401
         raise NotImplementedError
+
+    def pooled_packed(self, items: list[Any]) -> torch.Tensor:
+        """Raw items -> (B, H) pooled states without padding; only encoders with `packs = True` have it."""
+        raise NotImplementedError(f"{type(self).__name__} has no packed forward (packs = False)")
 
     def ensure_loaded(self) -> "ModalityEncoder":
         """Read any part deferred to first use (the text backbone does this); a no-op by default."""

@@ -53,6 +53,7 @@ class EsmTokenEncoder(ModalityEncoder):
     """
 
     config_class = EsmEncoderConfig
+    packs = True
 
     alphabet_kind = "protein"
 
@@ -82,6 +83,7 @@ class EsmTokenEncoder(ModalityEncoder):
         self._special = torch.tensor([self.alphabet.cls_idx, self.alphabet.eos_idx, self.alphabet.padding_idx])
         self.pool = make_pooling(cfg.pooling, arch.dim)
         self.output_dim = arch.dim
+        self._packed_tokenizer = None  # built on first pooled_packed call
         if cfg.freeze:
             self.esm.requires_grad_(False)
 
@@ -141,6 +143,16 @@ class EsmTokenEncoder(ModalityEncoder):
         packed = pack_padded(tokens, self.alphabet.padding_idx)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze):
             return packed_to_padded(packed_forward(self.esm, packed).last, packed)
+
+    def pooled_packed(self, items: list[str]) -> torch.Tensor:
+        """(B, H) pooled states straight from strings through the padding-free forward pass (same tokens)."""
+        from engine.encoders.packed_esm import ESMTokenizer, padded_residue_states
+
+        if self._packed_tokenizer is None:
+            self._packed_tokenizer = ESMTokenizer(self.alphabet, residue_ids=self.tokenize)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze):
+            states, mask = padded_residue_states(self.esm, self._packed_tokenizer, items)  # (B, L, H)
+        return self.pool(states, mask)
 
     def crop_for_training(self, tokens: torch.Tensor) -> torch.Tensor:
         """Augmentation: each row keeps a random contiguous window of its residues, at least `train_crop` of

@@ -31,20 +31,9 @@ AMINO = "ACDEFGHIKLMNPQRSTVWY"
 THREEDI = "ACDEFGHIKLMNPQRSTVWY"  # Foldseek's 3Di alphabet uses the same 20 letters
 
 
-@torch.no_grad()
 def pooled_features(model, modality: str, items: list[Any], batch_tokens: int = 16_384) -> np.ndarray:
-    """(N, H) encoder outputs before the projection head, in input order."""
-    from engine.embed import autocast_for, pooled_batches
-
-    out = None
-    model.eval()
-    with autocast_for(model.device):
-        for idx, pooled in pooled_batches(model, modality, items, batch_tokens):
-            pooled = pooled.float().cpu().numpy()
-            if out is None:
-                out = np.zeros((len(items), pooled.shape[1]), dtype=np.float32)
-            out[idx] = pooled
-    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+    """(N, H) encoder outputs before the projection head, in input order (OneProt.pooled)."""
+    return model.pooled(modality, items, batch_tokens)
 
 
 @torch.no_grad()

@@ -6,7 +6,6 @@ import io
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import panel as pn
 import param
@@ -43,34 +42,22 @@ def embeddings_parquet(state: ExplorerState, modalities: list[str]) -> io.BytesI
     """Long table id, modality, embedding + labels (engine.embed.export_parquet), cut to the selection."""
     from engine.embed import export_parquet
 
-    emb = state.resources.embeddings
-    with tempfile.TemporaryDirectory(prefix="oneprot-export-") as tmp:
-        path = export_parquet(emb, Path(tmp) / "embeddings.parquet", modalities or None)
-        table = pd.read_parquet(path)
-    if state.selected_ids:
-        table = table[table["id"].isin(set(state.selected_ids))]
-    buf = io.BytesIO()
-    table.to_parquet(buf, index=False)
-    buf.seek(0)
-    return buf
+    return _exported(lambda path: export_parquet(state.resources.embeddings, path, modalities or None,
+                                                 state.selected_ids or None), "embeddings.parquet")
 
 
 def embeddings_h5(state: ExplorerState, modality: str) -> io.BytesIO:
-    """One modality as HDF5, one dataset per protein id (engine.embed.export_h5 layout), cut to the selection."""
-    import h5py
+    """One modality as HDF5, one dataset per protein id (engine.embed.export_h5), cut to the selection."""
+    from engine.embed import export_h5
 
-    emb = state.resources.embeddings
-    ids, vecs = emb.ids(modality), emb.vectors(modality)
-    keep = set(state.selected_ids) if state.selected_ids else None
+    return _exported(lambda path: export_h5(state.resources.embeddings, path, modality, state.selected_ids or None),
+                     "embeddings.h5")
+
+
+def _exported(write, name: str) -> io.BytesIO:
+    """The bytes of a file the engine's exporter writes (into a temporary folder, removed after)."""
     with tempfile.TemporaryDirectory(prefix="oneprot-export-") as tmp:
-        path = Path(tmp) / "embeddings.h5"
-        with h5py.File(path, "w") as h:
-            for i, pid in enumerate(ids):
-                if keep is None or pid in keep:
-                    h.create_dataset(pid.replace("/", "_"), data=np.asarray(vecs[i], dtype=np.float32))
-            h.attrs["modality"] = modality
-            h.attrs["model_hash"] = emb.model_hash
-        return io.BytesIO(path.read_bytes())
+        return io.BytesIO(Path(write(Path(tmp) / name)).read_bytes())
 
 
 def map_png(table: pd.DataFrame, color_by: str, selected: list[str] | None = None, title: str = "") -> io.BytesIO:

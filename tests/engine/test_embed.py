@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from engine.data.store import ProteinStore
-from engine.embed import EmbeddingSet, embed_items, embed_store, export_h5, export_parquet, merge_shards, model_identity
+from engine.embed import EmbeddingSet, embed_store, export_h5, export_parquet, merge_shards, model_identity
 from engine.errors import OneProtError
 from synthetic_store import make_store
 
@@ -54,8 +54,8 @@ def test_folder_follows_the_contract(full, store, model):
 
 def test_batched_embedding_matches_one_by_one(model, store):
     items = [store.row(i)["sequence"] for i in store.ids()[:9]]
-    batched = embed_items(model, "sequence", items, batch_tokens=120)
-    single = np.concatenate([embed_items(model, "sequence", [x]) for x in items])
+    batched = model.embed("sequence", items, batch_tokens=120)
+    single = np.concatenate([model.embed("sequence", [x]) for x in items])
     np.testing.assert_allclose(batched, single, atol=1e-5)
 
 
@@ -136,6 +136,10 @@ def test_exports_round_trip(full, tmp_path):
     assert {"id", "modality", "embedding", "family"} <= set(table.columns)
     with pytest.raises(OneProtError, match="no text embeddings"):
         export_h5(full, tmp_path / "t.h5", "text")
+    few = full.ids("sequence")[:2]  # the id filter: only those proteins, in every format
+    with h5py.File(export_h5(full, tmp_path / "few.h5", "sequence", ids=few)) as h:
+        assert set(h.keys()) == set(few)
+    assert set(pd.read_parquet(export_parquet(full, tmp_path / "few.parquet", ids=few))["id"]) == set(few)
 
 
 def test_float16_storage_reads_back_as_float32(model, store, full, tmp_path):
@@ -149,14 +153,19 @@ def test_float16_storage_reads_back_as_float32(model, store, full, tmp_path):
 
 
 @pytest.mark.parametrize("modality", ["sequence", "structure_tokens", "structure"])
-def test_fast_path_matches_the_models_own_embed(model, store, modality):
-    # ESM encoders go through the packed forward pass; it must agree with the padded reference
+def test_fast_path_matches_collate_and_forward(model, store, modality):
+    # ESM encoders go through the packed forward pass; it must agree with collate + forward on one padded batch
+    import torch
+
     from engine.data.items import items_for
 
     items = items_for(store, store.ids(modality=modality)[:12], modality)
-    ours = embed_items(model, modality, items, batch_tokens=200)
-    np.testing.assert_allclose(ours, model.embed(modality, items, batch_size=4), atol=1e-4)
-    np.testing.assert_allclose(ours, embed_items(model, modality, items, packed=False), atol=1e-4)
+    ours = model.embed(modality, items, batch_tokens=200)
+    model.eval()
+    with torch.no_grad():
+        reference = model.encode(modality, model.collate(modality, items)).numpy()
+    np.testing.assert_allclose(ours, reference, atol=1e-4)
+    np.testing.assert_allclose(ours, model.embed(modality, items, packed=False), atol=1e-4)
 
 
 def test_ids_restrict_the_run(model, store, tmp_path):

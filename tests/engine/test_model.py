@@ -41,8 +41,8 @@ def test_embed_keeps_input_order_and_mode(model, store):
     ids = store.ids(modality="structure")[:7]
     items = items_for(store, ids, "structure")
     model.train()
-    a = model.embed("structure", items, batch_size=3)
-    b = model.embed("structure", items[::-1], batch_size=2)
+    a = model.embed("structure", items, batch_tokens=100)
+    b = model.embed("structure", items[::-1], batch_tokens=60)
     assert model.training
     assert a.dtype == np.float32 and a.shape == (7, 32)
     assert np.allclose(a, b[::-1], atol=1e-5)

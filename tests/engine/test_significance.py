@@ -9,6 +9,7 @@ import pytest
 from engine.data.store import ProteinStore, write_store
 from engine.embed import EmbeddingSet
 from engine.modality import ProteinRecord
+from engine.query import Hit
 from engine.significance import E_SIGNIFICANT, SignificanceTable, annotate, assess, build_table, table_for
 
 
@@ -79,9 +80,10 @@ def test_a_stale_table_is_ignored_and_hits_say_so(world, tmp_path):
     with pytest.raises(Exception, match="corrupted significance table"):
         SignificanceTable.load(tmp_path)
     table_for.__globals__["_TABLES"].clear()
-    hits = [{"score": 0.99}, {"score": 0.1}]
+    hits = [Hit(1, "a", 0.99, "sequence"), Hit(2, "b", 0.1, "sequence")]
     table.meta["model_hash"] = "h"
     table.save(eset.path)
     summary = annotate(eset, "sequence", "sequence", hits)
-    assert summary["available"] and hits[0]["significant"] and not hits[1]["significant"]
-    assert hits[0]["evalue"] < E_SIGNIFICANT < hits[1]["evalue"]
+    assert summary["available"] and hits[0].significant and not hits[1].significant
+    assert hits[0].evalue < E_SIGNIFICANT < hits[1].evalue
+    assert hits[0].to_dict()["significant"] and "evalue" not in Hit(3, "c", 0.5, "sequence").to_dict()

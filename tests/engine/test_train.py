@@ -173,7 +173,6 @@ def test_two_process_ddp_equals_one_process(store, tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_bf16_training_on_cuda_learns_and_saves(store, tmp_path):
     from engine.data.items import items_for
-    from engine.embed import embed_items
 
     cuda = torch.device("cuda")
     trainer = Trainer(_model(dropout=False), store, TrainConfig(lr=3e-3), tmp_path, progress=False, device=cuda)
@@ -187,8 +186,8 @@ def test_bf16_training_on_cuda_learns_and_saves(store, tmp_path):
     # the saved checkpoint, loaded on the CPU in fp32, embeds like the bf16 model on the GPU
     cpu_model = load_checkpoint(save_checkpoint(trainer.model, tmp_path / "ck"))
     items = items_for(store, ids, "structure_tokens")
-    a = torch.from_numpy(embed_items(trainer.model.eval(), "structure_tokens", items))
-    b = torch.from_numpy(embed_items(cpu_model, "structure_tokens", items))
+    a = torch.from_numpy(trainer.model.eval().embed("structure_tokens", items))
+    b = torch.from_numpy(cpu_model.embed("structure_tokens", items))
     assert torch.nn.functional.cosine_similarity(a, b).min() >= 0.99
 
 

@@ -69,7 +69,7 @@ def test_import_fpocket(tmp_path):
 def test_predicted_pocket_on_ligand_free_chain(tmp_path):
     # cytochrome c without its haem: fpocket-rs must return a pocket of >= 3 real residues
     r = read_structure(FIX / "d1cih__.pdb.gz").records[0]
-    from engine.data.pockets import predict_pockets_cached
+    from engine.data.pocket_prediction import predict_pockets_cached
 
     first = predict_pockets_cached(FIX / "d1cih__.pdb.gz", r, top=1, cache_dir=tmp_path)
     assert len(first) == 1
@@ -91,7 +91,7 @@ def _hang(pdb_text):
 def test_hanging_predictor_is_stopped():
     import pytest
 
-    from engine.data.pockets import _detect_with_timeout
+    from engine.data.pocket_prediction import _detect_with_timeout
     from engine.errors import OneProtError
 
     with pytest.raises(OneProtError, match="no answer within 0.5 s"):
