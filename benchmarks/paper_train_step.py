@@ -29,10 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks._common import RESULTS, machine  # noqa: E402
-from engine.files import write_text_atomic  # noqa: E402
+from _common import RESULTS, machine
+from engine.files import write_text_atomic
 
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 THREEDI = "acdefghiklmnpqrstvwy"
