@@ -53,7 +53,6 @@ class EsmTokenEncoder(ModalityEncoder):
     """
 
     config_class = EsmEncoderConfig
-    packs = True
 
     alphabet_kind = "protein"
 
@@ -84,6 +83,13 @@ class EsmTokenEncoder(ModalityEncoder):
         self.pool = make_pooling(cfg.pooling, arch.dim)
         self.output_dim = arch.dim
         self._packed_tokenizer = None  # built on first pooled_packed call
+        # upstream's poolings weigh every non-padding token, BOS and EOS included (engine.encoders.pooling)
+        self._pool_includes_special = bool(getattr(self.pool, "includes_special", False))
+
+    @property
+    def packs(self) -> bool:
+        """Padding-free embedding (pooled_packed) unless the pooling needs the BOS/EOS states it drops."""
+        return not self._pool_includes_special
         if cfg.freeze:
             self.esm.requires_grad_(False)
 
@@ -182,8 +188,7 @@ class EsmTokenEncoder(ModalityEncoder):
             tokens = self.crop_for_training(tokens)
         if self.training and self.config.train_mask > 0 and not self.config.freeze:
             tokens = self.mask_for_training(tokens)
-        if getattr(self.pool, "includes_special", False):
-            # upstream's poolings weigh every non-padding token, BOS and EOS included
+        if self._pool_includes_special:
             with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze):
                 full = self.esm(tokens, repr_layers=[self.esm.num_layers])["representations"][self.esm.num_layers]
             pooled = self.pool(full, tokens != self.alphabet.padding_idx)
