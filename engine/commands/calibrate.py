@@ -33,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
               f"{r['unrelated_significant_share']:.3f} of unrelated queries with E <= 0.05", file=sys.stderr, flush=True)
 
     table, report = build_table(eset, store, k=args.k, folds=args.folds, seed=args.seed, progress=progress)
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
     path = table.save(args.out or eset.path)
     if args.report:
         out = Path(args.report)
