@@ -2,10 +2,11 @@
 
 The rule: a path typed into the page must resolve (symlinks followed) inside one of
   1. the repository's assets folder (engine.paths.ASSETS: the bundled demo store/checkpoint/index),
-  2. the server's working directory when it started,
-  3. a folder named on the server's command line (--data/--checkpoint/--index/--allow).
+  2. a folder named on the server's command line (--data/--checkpoint/--index/--allow).
+Not the working directory: a server started in a home folder would otherwise open all of it.
 The name `demo` is always allowed. Whoever starts the server decides the roots; a page visitor cannot
-widen them, so `../../etc` or an absolute path elsewhere is refused with a clear message.
+widen them, so `../../etc` or an absolute path elsewhere is refused with a clear message. A checkpoint's
+config may name a local text-model folder: that folder must be inside the roots too (check_checkpoint).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from engine.paths import ASSETS
 class AllowedRoots:
     """The set of folders page-supplied paths must stay inside."""
 
-    def __init__(self, extra: list[str | os.PathLike] | None = None, cwd: str | os.PathLike | None = None):
-        roots = [Path(ASSETS), Path(cwd or os.getcwd())]
+    def __init__(self, extra: list[str | os.PathLike] | None = None):
+        roots = [Path(ASSETS)]
         for p in extra or []:
             if p and str(p) != "demo":
                 roots.append(Path(p).expanduser())
@@ -47,6 +48,26 @@ class AllowedRoots:
     def describe(self) -> str:
         """One line for the page: where paths may point."""
         return "Paths must be `demo` or inside: " + ", ".join(str(r) for r in self.roots)
+
+
+def check_checkpoint(roots: AllowedRoots, checkpoint: str, field: str = "checkpoint") -> None:
+    """Refuse a checkpoint whose config names a local model folder (a text encoder's) outside the roots."""
+    import json
+
+    from engine.encoders.text import BUNDLED
+    from engine.paths import resolve_checkpoint
+
+    config = resolve_checkpoint(checkpoint) / "config.json"
+    try:
+        encoders = json.loads(config.read_text()).get("encoders", {})
+    except (OSError, ValueError) as exc:
+        raise OneProtError(f"unreadable checkpoint config: {exc}", str(config)) from None
+    for name, enc in encoders.items():
+        model = enc.get("model") if isinstance(enc, dict) else None
+        if not isinstance(model, str) or model in BUNDLED:
+            continue
+        if Path(model).expanduser().exists() or model.startswith((".", "/", "~")):
+            roots.check(model, f"{field}: the {name} model folder its config names")
 
 
 def _real(p: Path) -> Path:

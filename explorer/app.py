@@ -186,6 +186,11 @@ def create_app(options: AppOptions | None = None) -> pn.viewable.Viewable:
         return pn.pane.HTML(f"<h3>{TITLE}</h3><p>This server only serves pages to its own machine; "
                             f"request from {html.escape(remote)} refused. Restart it with "
                             "<code>--args --allow-remote</code> to serve other machines.</p>")
+    if _unauthenticated_remote(options):
+        return pn.pane.HTML(f"<h3>{TITLE}</h3><p>Remote clients must log in, and this server has no password. "
+                            "Serve it with <code>python -m explorer --address ADDRESS</code> (it sets one) or "
+                            "<code>panel serve --basic-auth PASSWORD --cookie-secret SECRET</code>; "
+                            "<code>--args --no-auth</code> serves without one.</p>")
     app = ExplorerApp(options)
     template = pn.template.BootstrapTemplate(
         title=TITLE, header_background=ACCENT, sidebar_width=360, main_max_width="",
@@ -223,12 +228,21 @@ def _run_url_query(app: ExplorerApp) -> None:
 
 def _remote_client(options: AppOptions) -> str | None:
     """The client's address when it is not this machine and remote clients were not allowed."""
+    return None if options.allow_remote else _client_ip_if_remote()
+
+
+def _unauthenticated_remote(options: AppOptions) -> bool:
+    """A non-loopback client on a server with neither a login (Panel basic auth / OAuth) nor --no-auth."""
+    return bool(_client_ip_if_remote()) and not options.no_auth and not pn.state.user
+
+
+def _client_ip_if_remote() -> str | None:
     import ipaddress
 
     ctx = pn.state.curdoc.session_context if pn.state.curdoc is not None else None
     request = getattr(ctx, "request", None) if ctx is not None else None
     ip = getattr(request, "remote_ip", None) if request is not None else None
-    if options.allow_remote or not ip:
+    if not ip:
         return None
     try:
         return None if ipaddress.ip_address(ip.split("%")[0]).is_loopback else ip

@@ -234,8 +234,13 @@ def _resolve_index(name: str) -> Path:
     return resolve_index(name)
 
 
-def structure_from_upload(content: bytes, filename: str, max_bytes: int, modality: str = "structure") -> tuple[object, StructureInput, str]:
-    """An uploaded PDB/mmCIF -> (query item for `modality`, its backbone for display, chain id); size-limited."""
+def structure_from_upload(content: bytes, filename: str, max_bytes: int, modality: str = "structure",
+                          max_decompressed: int = 50_000_000) -> tuple[object, StructureInput, str]:
+    """An uploaded PDB/mmCIF -> (query item for `modality`, its backbone for display, chain id).
+
+    Size-limited twice: the upload itself (max_bytes) and, for .gz, what it expands to (max_decompressed),
+    read in chunks so a small gzip bomb stops at the limit instead of filling memory or disk.
+    """
     import tempfile
 
     from engine.data.structure import is_structure_path
@@ -248,6 +253,9 @@ def structure_from_upload(content: bytes, filename: str, max_bytes: int, modalit
         raise OneProtError(f"file is {len(content) / 1e6:.1f} MB, above the {max_bytes / 1e6:g} MB upload limit", name)
     if not is_structure_path(Path(name)):
         raise OneProtError("expected a .pdb, .ent, .cif or .mmcif file (optionally .gz)", name)
+    if name.lower().endswith(".gz"):
+        content = _gunzip_limited(content, max_decompressed, name)
+        name = name[:-3]
     with tempfile.TemporaryDirectory(prefix="oneprot-upload-") as tmp:
         path = Path(tmp) / name
         path.write_bytes(content)
@@ -257,3 +265,22 @@ def structure_from_upload(content: bytes, filename: str, max_bytes: int, modalit
         except OneProtError as exc:  # name the upload, not the temporary path
             raise OneProtError(exc.message, name) from None
     return item, shown, chain_id
+
+
+def _gunzip_limited(content: bytes, limit: int, name: str) -> bytes:
+    """Decompress gzip bytes, refusing (OneProtError) once the output passes `limit` bytes."""
+    import gzip
+    import io
+    import zlib
+
+    out = bytearray()
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(content)) as fh:
+            while chunk := fh.read(1 << 20):
+                out += chunk
+                if len(out) > limit:
+                    raise OneProtError(f"decompresses to more than {limit / 1e6:g} MB (the limit for an "
+                                       "uploaded .gz); upload a smaller file", name)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise OneProtError(f"not a readable gzip file: {exc}", name) from None
+    return bytes(out)

@@ -18,6 +18,8 @@ class AppOptions:
     max_upload_mb: float = 5.0
     datashade_above: int = 50_000  # points; beyond this the map is rasterized server-side
     allow_remote: bool = False  # serve pages to clients other than this machine (loopback)
+    no_auth: bool = False  # serve remote clients without a password (only when explicitly asked)
+    max_decompressed_mb: float = 50.0  # an uploaded .gz may expand to at most this
 
     @property
     def named_paths(self) -> list[str]:
@@ -34,7 +36,10 @@ def parse_options(argv: list[str] | None = None) -> AppOptions:
     p.add_argument("--allow", action="append", default=[], help="extra folder page users may open")
     p.add_argument("--max-upload-mb", type=float, default=5.0)
     p.add_argument("--datashade-above", type=int, default=50_000)
-    p.add_argument("--allow-remote", action="store_true", help="serve clients other than localhost")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="serve clients other than localhost (they must log in unless --no-auth)")
+    p.add_argument("--no-auth", action="store_true", help="serve remote clients without a password (not advised)")
+    p.add_argument("--max-decompressed-mb", type=float, default=50.0, help="size an uploaded .gz may expand to")
     ns, _ = p.parse_known_args(argv)
     return AppOptions(ns.data, ns.checkpoint, ns.index, ns.allow, ns.max_upload_mb, ns.datashade_above,
-                      ns.allow_remote)
+                      ns.allow_remote, ns.no_auth, ns.max_decompressed_mb)

@@ -9,7 +9,7 @@ import param
 
 from engine.errors import OneProtError
 from engine.modality import Modality, ProteinRecord, StructureInput
-from explorer.access import AllowedRoots
+from explorer.access import AllowedRoots, check_checkpoint
 from explorer.backend import LABEL_CHOICES, QueryResult, Resources, get_resources, structure_from_upload
 from explorer.options import AppOptions
 
@@ -58,6 +58,7 @@ class ExplorerState(param.Parameterized):
         with self.reporting("open"):
             d = self.roots.check(data, "data")
             c = self.roots.check(checkpoint, "checkpoint")
+            check_checkpoint(self.roots, c)
             e = self.roots.check(index, "index")
             res = get_resources(d, c, e)
             _ = res.store, res.embeddings  # fail here, in the page, not later in a view
@@ -76,7 +77,8 @@ class ExplorerState(param.Parameterized):
         """Embed an uploaded PDB/mmCIF (as structure, pocket or 3Di tokens) and search the target modality."""
         with self.reporting("structure query"):
             max_bytes = int(self.options.max_upload_mb * 1e6)
-            item, shown, chain_id = structure_from_upload(content, filename, max_bytes, read_as)
+            item, shown, chain_id = structure_from_upload(content, filename, max_bytes, read_as,
+                                                          max_decompressed=int(self.options.max_decompressed_mb * 1e6))
             hits = self.resources.search(self.resources.embed(read_as, item), target, k, query_modality=read_as)
             label = f"{chain_id} as {read_as} ({len(shown.sequence)} res)"
             return self._set_query(QueryResult(label, read_as, target, hits, structure=shown,

@@ -253,3 +253,42 @@ def test_first_page_imports_no_holoviews_matplotlib_or_markdown(world, tmp_path)
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_remote_clients_must_log_in_unless_no_auth(options, monkeypatch):
+    from types import SimpleNamespace
+
+    import explorer.app as A
+
+    fake_doc = SimpleNamespace(session_context=SimpleNamespace(request=SimpleNamespace(remote_ip="203.0.113.7")))
+    monkeypatch.setattr(type(pn.state), "curdoc", property(lambda self: fake_doc))
+    user = {"name": None}
+    monkeypatch.setattr(type(pn.state), "user", property(lambda self: user["name"]))
+    options.allow_remote = True
+    assert A._unauthenticated_remote(options)
+    user["name"] = "alice"  # logged in through Panel's basic auth
+    assert not A._unauthenticated_remote(options)
+    user["name"] = None
+    options.no_auth = True
+    assert not A._unauthenticated_remote(options)
+    fake_doc.session_context.request.remote_ip = "127.0.0.1"
+    options.no_auth = False
+    assert not A._unauthenticated_remote(options)
+
+
+def test_launcher_sets_a_password_beyond_loopback(monkeypatch, capsys):
+    import explorer.__main__ as M
+    import explorer.app as A
+
+    seen = {}
+    monkeypatch.setattr(pn, "serve", lambda *a, **kw: seen.update(kw))
+    monkeypatch.setattr(A, "warm_up", lambda options: None)
+    monkeypatch.delenv("ONEPROT_EXPLORER_PASSWORD", raising=False)
+    assert M.main(["--address", "127.0.0.1"]) == 0 and "basic_auth" not in seen
+    seen.clear()
+    assert M.main(["--address", "0.0.0.0"]) == 0
+    assert seen["basic_auth"] and seen["cookie_secret"] and seen["basic_auth"] in capsys.readouterr().out
+    seen.clear()
+    assert M.main(["--address", "0.0.0.0", "--password", "s3cret"]) == 0 and seen["basic_auth"] == "s3cret"
+    seen.clear()
+    assert M.main(["--address", "0.0.0.0", "--no-auth"]) == 0 and "basic_auth" not in seen

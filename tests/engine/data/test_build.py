@@ -39,8 +39,9 @@ def test_bad_corpus_builds_from_good_files(corpus, tmp_path):
     assert "ligands/waters only" in skipped["ligand_only.pdb"]
     assert "too large" in skipped["huge.fasta"]
     assert "unrecognised" in skipped["notes.txt"]
+    assert "gzip_bomb.pdb.gz" in skipped  # 62 kB that expands to 64 MB
     assert set(skipped) == {"truncated.pdb.gz", "binary.pdb", "blob.dat", "empty.fasta", "dna.fasta",
-                            "ligand_only.pdb", "huge.fasta", "notes.txt"}
+                            "ligand_only.pdb", "huge.fasta", "notes.txt", "gzip_bomb.pdb.gz"}
     notes = " | ".join(f"{Path(f).name}: {n}" for f, n in report.notes)
     assert "ca_only.pdb: chain A: CA-only" in notes and "bad_record: invalid character '1'" in notes
     store = ProteinStore.open(path)
