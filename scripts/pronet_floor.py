@@ -20,17 +20,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint, read_json, read_weights  # noqa: E402
-from engine.data.items import items_for  # noqa: E402
-from engine.data.store import ProteinStore  # noqa: E402
-from engine.errors import OneProtError  # noqa: E402
-from engine.modality import StructureInput  # noqa: E402
-from engine.model import ModelConfig, OneProt  # noqa: E402
-from engine.paths import resolve_checkpoint  # noqa: E402
-from engine.presets.base import TrainConfig  # noqa: E402
-from engine.train import Trainer, recall_at  # noqa: E402
+from engine.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint, read_json, read_weights
+from engine.data.items import items_for
+from engine.data.store import ProteinStore
+from engine.errors import OneProtError
+from engine.files import write_text_atomic
+from engine.modality import StructureInput
+from engine.model import ModelConfig, OneProt
+from engine.paths import resolve_checkpoint
+from engine.presets.base import TrainConfig
+from engine.train import Trainer, recall_at
 
 
 def masked(items: list[StructureInput]) -> list[StructureInput]:
@@ -97,7 +96,7 @@ def main() -> int:
               "seconds": round(time.perf_counter() - t0, 1), "args": vars(args)}
     result["pronet masked R@10 / chance"] = result["pronet"]["types masked"]["R@10"] / result["chance_R@10"]
     out.mkdir(parents=True, exist_ok=True)
-    (out / "result.json").write_text(json.dumps(result, indent=2))
+    write_text_atomic(out / "result.json", json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
     return 0
 
