@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from engine.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint, read_json, read_weights
