@@ -1,6 +1,6 @@
 """Cold start of the explorer vs an empty Panel app served the same way, and structure-query latency.
 
-    python benchmarks/app_startup.py [--data demo --checkpoint demo --index demo] [--runs 3]
+    python benchmarks/app_startup.py [--data demo --checkpoint demo --embeddings demo] [--runs 3]
 
 For each app, with headless Debian chromium already open: launch `panel serve` (fresh process,
 localhost), request the page as soon as the server listens, and time from launch to the page's HTML
@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from _common import machine
+from engine.cli import add_embeddings_option
 from explorer.serving import CHROMIUM, CHROMIUM_ARGS, free_port, stop
 
 REPO = Path(__file__).resolve().parent.parent
@@ -93,7 +94,7 @@ def measure(script: Path, app_args: list[str], ready_text: str | None, model_tex
     return out
 
 
-def query_latency(data: str, checkpoint: str, index: str, repeats: int = 7) -> dict:
+def query_latency(data: str, checkpoint: str, embeddings: str, repeats: int = 7) -> dict:
     """Median seconds of an app structure query vs the bare engine path, model already loaded."""
     import numpy as np
 
@@ -101,7 +102,7 @@ def query_latency(data: str, checkpoint: str, index: str, repeats: int = 7) -> d
     from explorer.options import AppOptions
     from explorer.state import ExplorerState
 
-    s = ExplorerState(AppOptions(data, checkpoint, index))
+    s = ExplorerState(AppOptions(data, checkpoint, embeddings))
     store, res = s.store, s.resources
     ids = store.ids(modality="structure")
     rng = np.random.default_rng(0)
@@ -128,13 +129,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="demo")
     ap.add_argument("--checkpoint", default="demo")
-    ap.add_argument("--index", default="demo")
+    add_embeddings_option(ap)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "app_startup.md"))
     args = ap.parse_args()
     if not os.path.exists(CHROMIUM):
         sys.exit(f"{CHROMIUM} is missing: install Debian chromium (scripts/setup.sh --dev does)")
-    app_args = ["--data", args.data, "--checkpoint", args.checkpoint, "--index", args.index]
+    app_args = ["--data", args.data, "--checkpoint", args.checkpoint, "--embeddings", args.embeddings]
     rows = []
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="oneprot-bench-") as tmp:
@@ -160,7 +161,7 @@ def main() -> int:
     lines += ["", "Per run (s): " + "; ".join(
         f"run {i + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in r[1].items()) for i, r in enumerate(rows))]
     try:
-        q = query_latency(args.data, args.checkpoint, args.index)
+        q = query_latency(args.data, args.checkpoint, args.embeddings)
     except AssertionError as exc:  # e.g. embeddings made by another checkpoint: report, keep the start-up table
         q = None
         lines += ["", f"Structure query not measured: {exc}"]
@@ -172,7 +173,7 @@ def main() -> int:
     header = [f"# Explorer start-up and query latency", "",
               f"Machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
               f"load average {load_before:.1f} before the runs, {os.getloadavg()[0]:.1f} after; data `{args.data}`, checkpoint `{args.checkpoint}`, "
-              f"index `{args.index}`; {args.runs} interleaved runs, medians. Command: `python benchmarks/app_startup.py`.", ""]
+              f"embeddings `{args.embeddings}`; {args.runs} interleaved runs, medians. Command: `python benchmarks/app_startup.py`.", ""]
     text = "\n".join(header + lines) + "\n"
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

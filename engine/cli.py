@@ -26,6 +26,25 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _DeprecatedAlias(argparse.Action):
+    """An old option name that still works: stores into the new one's dest and says so on stderr."""
+
+    def __init__(self, *args, new: str = "", **kwargs):
+        self.new = new
+        super().__init__(*args, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"note: {option_string} is the old name of {self.new}; it still works", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_embeddings_option(parser: argparse.ArgumentParser, default: str | None = "demo",
+                          help: str = "embeddings folder from `oneprot embed`, or 'demo'") -> None:
+    """--embeddings FOLDER (dest `embeddings`), with --index kept as a deprecated alias (older commands)."""
+    parser.add_argument("--embeddings", default=default, metavar="FOLDER", help=help)
+    parser.add_argument("--index", dest="embeddings", action=_DeprecatedAlias, new="--embeddings", help=argparse.SUPPRESS)
+
+
 def _load(module: str):
     return importlib.import_module(f"engine.commands.{module}")
 

@@ -32,7 +32,7 @@ import pandas as pd
 from engine.errors import OneProtError
 from engine.files import atomic_file, write_text_atomic
 from engine.modality import Modality, parse_modality
-from engine.paths import resolve_index
+from engine.paths import resolve_embeddings
 
 if TYPE_CHECKING:  # engine.index imports faiss (~0.2 s): only searching and index building need it
     from engine.index import VectorIndex
@@ -60,7 +60,7 @@ class EmbeddingSet:
 
     @classmethod
     def open(cls, name_or_path: str | os.PathLike) -> "EmbeddingSet":
-        path = resolve_index(name_or_path)
+        path = resolve_embeddings(name_or_path)
         f = path / MANIFEST
         if not f.is_file():
             if any(path.glob("shard-*")):
@@ -164,7 +164,7 @@ class EmbeddingSet:
             self._index[m] = idx
         return self._index[m]
 
-    def check_model(self, model_hash: str, dim: int, where: str = "index") -> None:
+    def check_model(self, model_hash: str, dim: int, where: str = "embeddings") -> None:
         """Refuse to mix a model with embeddings another model made (different hash or dimension)."""
         if int(dim) != self.dim:
             raise OneProtError(

@@ -11,7 +11,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ASSETS = Path(os.environ.get("ONEPROT_ASSETS", REPO_ROOT / "assets"))
 DEMO_STORE = ASSETS / "demo"
 DEMO_CHECKPOINT = ASSETS / "checkpoints" / "demo"
-DEMO_INDEX = ASSETS / "embeddings" / "demo"
+DEMO_EMBEDDINGS = ASSETS / "embeddings" / "demo"
 CACHE_DIR = Path(os.environ.get("ONEPROT_CACHE", Path.home() / ".cache" / "oneprot"))
 
 
@@ -25,9 +25,9 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
     return _resolve(name_or_path, DEMO_CHECKPOINT, "checkpoint")
 
 
-def resolve_index(name_or_path: str | os.PathLike) -> Path:
-    """`demo` -> the bundled (or cached) demo embeddings; anything else is a path."""
-    return _resolve(name_or_path, DEMO_INDEX, "index")
+def resolve_embeddings(name_or_path: str | os.PathLike) -> Path:
+    """`demo` -> the bundled (or cached) demo embeddings folder; anything else is a path."""
+    return _resolve(name_or_path, DEMO_EMBEDDINGS, "embeddings")
 
 
 def _resolve(name_or_path: str | os.PathLike, demo: Path, what: str) -> Path:

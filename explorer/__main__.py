@@ -1,4 +1,4 @@
-"""`python -m explorer [--port 5006] [--data S --checkpoint C --index E ...]`: serve on localhost only.
+"""`python -m explorer [--port 5006] [--data S --checkpoint C --embeddings E ...]`: serve on localhost only.
 
 `panel serve` listens on every interface unless given `--address`; this launcher binds to 127.0.0.1
 and accepts websocket connections from localhost only, which is the safe default on shared machines.

@@ -1,4 +1,4 @@
-"""The OneProt explorer. Serve with `panel serve explorer/app.py [--args --data S --checkpoint C --index E]`.
+"""The OneProt explorer. Serve with `panel serve explorer/app.py [--args --data S --checkpoint C --embeddings E]`.
 
 Panel binds to localhost unless `--address` is given; keep it that way on shared machines.
 """

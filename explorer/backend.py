@@ -103,7 +103,7 @@ class Resources:
             if self._embeddings is None:
                 from engine.embed import EmbeddingSet
 
-                self._embeddings = EmbeddingSet.open(_resolve_index(self.index_path))
+                self._embeddings = EmbeddingSet.open(_resolve_embeddings(self.index_path))
             return self._embeddings
 
     @property
@@ -228,10 +228,10 @@ def get_resources(data: str, checkpoint: str, index: str) -> Resources:
         return _RESOURCES[key]
 
 
-def _resolve_index(name: str) -> Path:
-    from engine.paths import resolve_index
+def _resolve_embeddings(name: str) -> Path:
+    from engine.paths import resolve_embeddings
 
-    return resolve_index(name)
+    return resolve_embeddings(name)
 
 
 def structure_from_upload(content: bytes, filename: str, max_bytes: int, modality: str = "structure",

@@ -6,6 +6,8 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 
+from engine.cli import add_embeddings_option
+
 
 @dataclass
 class AppOptions:
@@ -32,7 +34,7 @@ def parse_options(argv: list[str] | None = None) -> AppOptions:
     p = argparse.ArgumentParser(prog="explorer", add_help=False)
     p.add_argument("--data", default="demo", help="store folder or `demo`")
     p.add_argument("--checkpoint", default="demo", help="checkpoint folder or `demo`")
-    p.add_argument("--index", default="demo", help="embeddings folder or `demo`")
+    add_embeddings_option(p, help="embeddings folder or `demo`")
     p.add_argument("--allow", action="append", default=[], help="extra folder page users may open")
     p.add_argument("--max-upload-mb", type=float, default=5.0)
     p.add_argument("--datashade-above", type=int, default=50_000)
@@ -41,5 +43,5 @@ def parse_options(argv: list[str] | None = None) -> AppOptions:
     p.add_argument("--no-auth", action="store_true", help="serve remote clients without a password (not advised)")
     p.add_argument("--max-decompressed-mb", type=float, default=50.0, help="size an uploaded .gz may expand to")
     ns, _ = p.parse_known_args(argv)
-    return AppOptions(ns.data, ns.checkpoint, ns.index, ns.allow, ns.max_upload_mb, ns.datashade_above,
+    return AppOptions(ns.data, ns.checkpoint, ns.embeddings, ns.allow, ns.max_upload_mb, ns.datashade_above,
                       ns.allow_remote, ns.no_auth, ns.max_decompressed_mb)

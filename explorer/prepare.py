@@ -1,4 +1,4 @@
-"""`python -m explorer.prepare [--index demo] [--modalities sequence,structure]`: precompute maps.
+"""`python -m explorer.prepare [--embeddings demo] [--modalities sequence,structure]`: precompute maps.
 
 Writes the UMAP of each listed modality (and all of them jointly) into `<index>/projections/`, where
 the app looks first, so a bundled embeddings folder opens with its map already drawn (fast cold start).
@@ -10,11 +10,13 @@ import argparse
 import sys
 import time
 
+from engine.cli import add_embeddings_option
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m explorer.prepare", description=__doc__.splitlines()[0])
     p.add_argument("--data", default="demo")
-    p.add_argument("--index", default="demo")
+    add_embeddings_option(p)
     p.add_argument("--modalities", default="", help="comma-separated; default: every modality, one at a time")
     p.add_argument("--joint", action="store_true", help="also project the listed modalities together")
     args = p.parse_args(argv)
@@ -24,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     from explorer.mapdata import point_table
 
     try:
-        res = get_resources(args.data, "demo", args.index)
+        res = get_resources(args.data, "demo", args.embeddings)
         (res.embeddings.path / "projections").mkdir(exist_ok=True)
         mods = [m for m in args.modalities.split(",") if m] or res.modalities()
         jobs = [[m] for m in mods] + ([mods] if args.joint and len(mods) > 1 else [])

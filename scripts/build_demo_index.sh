@@ -18,7 +18,7 @@ PY
 rm -rf "$DEST.new"
 python -m engine.cli embed --checkpoint demo --data demo --ids "$ids" --out "$DEST.new"
 # significance of hits (E-value null + calibrated probability) beside the embeddings, and its check
-python -m engine.cli calibrate --index "$DEST.new" --data demo --report benchmarks/results/significance_calibration.md
+python -m engine.cli calibrate --embeddings "$DEST.new" --data demo --report benchmarks/results/significance_calibration.md
 rm -rf "$DEST"
 mv "$DEST.new" "$DEST"
 rm -f "$ids"

@@ -9,7 +9,9 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--index", default="demo", help="embeddings folder or 'demo'")
+    from engine.cli import add_embeddings_option
+
+    add_embeddings_option(p)
     p.add_argument("--data", default="demo", help="the store the embeddings were made from (splits, clusters, families)")
     p.add_argument("--out", help="folder for significance.json (default: beside the embeddings)")
     p.add_argument("--report", help="also write the calibration check here (.md table or .json)")
@@ -25,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.files import write_text_atomic
     from engine.significance import build_table, report_markdown
 
-    eset = EmbeddingSet.open(args.index)
+    eset = EmbeddingSet.open(args.embeddings)
     store = ProteinStore.open(args.data)
 
     def progress(qm, tm, r):

@@ -7,7 +7,9 @@ import json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--index", default="demo", help="embeddings folder or 'demo'")
+    from engine.cli import add_embeddings_option
+
+    add_embeddings_option(p)
     p.add_argument("--modalities", help="comma-separated (default: all, projected jointly)")
     p.add_argument("--out", required=True, help="output table: .parquet or .csv (id, modality, x, y + labels)")
     p.add_argument("--seed", type=int, default=0)
@@ -25,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.paths import CACHE_DIR
     from engine.projection import project
 
-    eset = EmbeddingSet.open(args.index)
+    eset = EmbeddingSet.open(args.embeddings)
     mods = [m.strip() for m in args.modalities.split(",")] if args.modalities else eset.modalities
     vectors = {m: eset.vectors(m) for m in mods}
     ids = {m: eset.ids(m) for m in mods}

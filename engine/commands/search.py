@@ -9,15 +9,17 @@ from engine.errors import OneProtError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", help="checkpoint folder or 'demo' (must be the one that made --index; "
-                   "default: 'demo' with the demo index; not needed for --query-id)")
-    p.add_argument("--index", default="demo", help="embeddings folder from `oneprot embed`, or 'demo'")
+    from engine.cli import add_embeddings_option
+
+    p.add_argument("--checkpoint", help="checkpoint folder or 'demo' (must be the one that made --embeddings; "
+                   "default: 'demo' with the demo embeddings; not needed for --query-id)")
+    add_embeddings_option(p)
     q = p.add_mutually_exclusive_group(required=True)
     q.add_argument("--query-sequence", metavar="SEQ", help="amino-acid sequence")
     q.add_argument("--query-fasta", metavar="FILE", help="FASTA file (first record)")
     q.add_argument("--query-structure", metavar="FILE", help="PDB/mmCIF file (first protein chain or --chain)")
     q.add_argument("--query-text", metavar="TEXT", help="free text")
-    q.add_argument("--query-id", metavar="ID", help="a protein already in --index")
+    q.add_argument("--query-id", metavar="ID", help="a protein already in --embeddings")
     p.add_argument("--query-modality", help="read --query-structure as structure|pocket|structure_tokens; "
                    "which stored vector --query-id uses (default sequence)")
     p.add_argument("--chain", help="chain of --query-structure")
@@ -31,17 +33,17 @@ def run(args: argparse.Namespace) -> int:
     from engine.embed import EmbeddingSet
     from engine.query import parse_query, run_query
 
-    eset = EmbeddingSet.open(args.index)
+    eset = EmbeddingSet.open(args.embeddings)
     eset.require(args.target)
-    checkpoint = args.checkpoint or ("demo" if args.index == "demo" else None)
+    checkpoint = args.checkpoint or ("demo" if args.embeddings == "demo" else None)
     available = None
     if checkpoint is not None:
         # refuse a mismatched pair before paying for loading the weights
         meta = read_meta(checkpoint)
-        eset.check_model(meta.get("model_hash", "?"), meta.get("dim", -1), where="--index / --checkpoint")
+        eset.check_model(meta.get("model_hash", "?"), meta.get("dim", -1), where="--embeddings / --checkpoint")
         available = list(meta.get("modalities", [])) or None
     elif args.query_id is None:
-        raise OneProtError("give --checkpoint (the one that made --index) to embed this query", "--checkpoint")
+        raise OneProtError("give --checkpoint (the one that made --embeddings) to embed this query", "--checkpoint")
     query = parse_query(sequence=args.query_sequence, fasta=args.query_fasta, structure=args.query_structure,
                         text=args.query_text, protein_id=args.query_id, as_modality=args.query_modality,
                         chain=args.chain, available=available if args.query_id is None else None)

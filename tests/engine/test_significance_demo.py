@@ -7,13 +7,13 @@ import pytest
 
 from engine.cli import main
 from engine.embed import EmbeddingSet
-from engine.paths import DEMO_INDEX
+from engine.paths import DEMO_EMBEDDINGS
 from engine.significance import table_for
 
 
 def _current_table() -> bool:
     try:
-        return (DEMO_INDEX / "manifest.json").exists() and table_for(EmbeddingSet.open("demo")) is not None
+        return (DEMO_EMBEDDINGS / "manifest.json").exists() and table_for(EmbeddingSet.open("demo")) is not None
     except Exception:
         return False
 

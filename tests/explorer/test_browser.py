@@ -25,7 +25,7 @@ def test_query_by_structure_in_a_browser(world, tmp_path):
     from matplotlib.image import imread
     from playwright.sync_api import sync_playwright
 
-    args = ["--data", str(world["store"]), "--checkpoint", str(world["checkpoint"]), "--index", str(world["embeddings"])]
+    args = ["--data", str(world["store"]), "--checkpoint", str(world["checkpoint"]), "--embeddings", str(world["embeddings"])]
     shot = tmp_path / "page.png"
     with served_app(args, tmp_path / "server.log", env={"ONEPROT_CACHE": str(tmp_path / "cache")}) as url:
         with sync_playwright() as p:

@@ -21,7 +21,7 @@ N_SESSIONS = 20
 
 
 def _app_args(world) -> list[str]:
-    return ["--data", str(world["store"]), "--checkpoint", str(world["checkpoint"]), "--index", str(world["embeddings"])]
+    return ["--data", str(world["store"]), "--checkpoint", str(world["checkpoint"]), "--embeddings", str(world["embeddings"])]
 
 
 def _hits_in(doc) -> list[str]:

@@ -47,7 +47,7 @@ def test_search_every_query_kind(world, capsys, tmp_path):
     from test_query import write_pdb  # a hand-made PDB with a ligand
 
     root, _, ckpt = world
-    base = ["search", "--checkpoint", str(ckpt), "--index", str(root / "emb"), "-k", "3", "--json"]
+    base = ["search", "--checkpoint", str(ckpt), "--embeddings", str(root / "emb"), "-k", "3", "--json"]
     out = run_json(capsys, base + ["--query-sequence", "MKVLAAGLLGKEV", "--target", "text"])
     assert len(out["hits"]) == 3 and out["hits"][0]["rank"] == 1
     assert {"id", "score", "modality", "name", "family", "ec", "organism"} <= set(out["hits"][0])
@@ -63,30 +63,31 @@ def test_search_every_query_kind(world, capsys, tmp_path):
     fasta.write_text(">q\nMKVLAAGLLG\n")
     assert run_json(capsys, base + ["--query-fasta", str(fasta), "--target", "structure_tokens"])["hits"]
     # an id query finds its own structure first: the stored vector is the same one
-    out = run_json(capsys, ["search", "--index", str(root / "emb"), "--query-id", "fam1_p0",
+    out = run_json(capsys, ["search", "--embeddings", str(root / "emb"), "--query-id", "fam1_p0",
                             "--query-modality", "structure", "--target", "structure", "-k", "2", "--json"])
     assert out["hits"][0]["id"] == "fam1_p0" and out["hits"][0]["score"] == pytest.approx(1.0, abs=1e-4)
 
 
 def test_bad_queries_and_mismatches_are_refused(world, capsys, tmp_path):
     root, _, ckpt = world
-    base = ["search", "--checkpoint", str(ckpt), "--index", str(root / "emb"), "--target", "sequence"]
+    base = ["search", "--checkpoint", str(ckpt), "--embeddings", str(root / "emb"), "--target", "sequence"]
     for query, message in ((["--query-sequence", ""], "empty sequence"), (["--query-sequence", "MKV#L"], "invalid character"),
                            (["--query-sequence", "A" * 6000], "above the limit"), (["--query-text", "  "], "empty text"),
                            (["--query-id", "nobody"], "no sequence embedding for protein 'nobody'")):
         assert cli.main(base + query) == 1
         assert message in capsys.readouterr().err
     other = tiny_checkpoint(tmp_path / "other", seed=1, text=False)  # same shape, other weights
+    # the old flag name --index still works
     assert cli.main(["search", "--checkpoint", str(other), "--index", str(root / "emb"), "--query-sequence", "MKV"]) == 1
     assert "model hash" in capsys.readouterr().err
     narrow = tiny_checkpoint(tmp_path / "narrow", dim=8, text=False)
-    assert cli.main(["search", "--checkpoint", str(narrow), "--index", str(root / "emb"), "--query-sequence", "MKV"]) == 1
+    assert cli.main(["search", "--checkpoint", str(narrow), "--embeddings", str(root / "emb"), "--query-sequence", "MKV"]) == 1
     assert "8 dimensions" in capsys.readouterr().err
     # a checkpoint without a text encoder cannot embed a text query (its own index, so the hash matches)
     assert cli.main(["embed", "--checkpoint", str(other), "--data", str(root / "store"), "--out", str(tmp_path / "e2"),
                      "--modalities", "sequence"]) == 0
     capsys.readouterr()
-    assert cli.main(["search", "--checkpoint", str(other), "--index", str(tmp_path / "e2"), "--query-text", "kinase"]) == 1
+    assert cli.main(["search", "--checkpoint", str(other), "--embeddings", str(tmp_path / "e2"), "--query-text", "kinase"]) == 1
     assert "no text encoder" in capsys.readouterr().err
 
 
@@ -116,7 +117,7 @@ def test_project_and_exports(world, capsys, tmp_path):
     import pandas as pd
 
     root, _, _ = world
-    out = run_json(capsys, ["project", "--index", str(root / "emb"), "--modalities", "sequence,structure",
+    out = run_json(capsys, ["project", "--embeddings", str(root / "emb"), "--modalities", "sequence,structure",
                             "--out", str(tmp_path / "map.parquet"), "--json", "--no-cache"])
     table = pd.read_parquet(tmp_path / "map.parquet")
     assert out["points"] == len(table) and set(table["modality"]) == {"sequence", "structure"}
