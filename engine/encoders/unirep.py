@@ -262,6 +262,13 @@ class UniRepEncoder(ModalityEncoder):
         """Last cell's h at every residue (B, L, H) (zeros at padding) and the residue mask (B, L)."""
         if tokens.shape[0] == 0:
             return tokens.new_zeros((0, 0, self.output_dim), dtype=torch.float32), tokens.new_zeros((0, 0), dtype=torch.bool)
+        # fp32 even under a caller's bf16 autocast: rounding compounds along the recurrence (on an H200, bf16 moved
+        # centred pooled vectors of the 256 model to cosine 0.9956 of fp32), and a frozen anchor should give the
+        # same features on every device
+        with torch.autocast(tokens.device.type, enabled=False):
+            return self._residue_states(tokens, lengths)
+
+    def _residue_states(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.embedding[tokens]  # (B, 1 + L, E)
         packed = pack_padded_sequence(x, (lengths + 1).cpu(), batch_first=True, enforce_sorted=False)
         sizes = packed.batch_sizes.tolist()

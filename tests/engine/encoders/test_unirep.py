@@ -217,3 +217,12 @@ def test_corrupted_truncated_and_misshapen_files(tmp_path, tiny_npz):
         UniRepEncoder({"weights": str(pickled)})
     with pytest.raises(OneProtError, match="not found"):
         UniRepEncoder({"weights": str(tmp_path / "absent.npz")})
+
+
+def test_recurrence_stays_fp32_under_autocast(tiny_npz):
+    enc = UniRepEncoder({"weights": str(tiny_npz)})
+    batch = enc.collate(["MKTAYIAKQRQISFVKSHFSRQ", "GSHM"])
+    want = enc(batch).states
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = enc(batch).states
+    assert got.dtype == torch.float32 and torch.equal(got, want)
