@@ -101,7 +101,8 @@ class Trainer:
         self.loss_fn = PairwiseInfoNCE(l1_weight=config.l1_weight)
         pairs = [m for m in self.model.modalities if m != ANCHOR.value]
         self.ids_by_modality = {m: store.ids(split="train", modality=m) for m in pairs}
-        self.sampler = PairSampler(self.ids_by_modality, config.batch_size, config.seed, config.modality_weights)
+        self.sampler = PairSampler(self.ids_by_modality, config.batch_size, config.seed, config.modality_weights,
+                                   config.modality_batch_sizes)
         self.skipped = sorted(set(pairs) - set(self.sampler.modalities))  # no training pairs in this store
         self.noisy_3di = (NoisyTokens3Di(store, config.structure_tokens_noise, config.structure_tokens_noise_prob)
                           if config.structure_tokens_noise > 0 else None)

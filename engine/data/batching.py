@@ -31,12 +31,14 @@ class PairSampler:
         batch_size: global batch (over all ranks); a modality with fewer proteins uses them all.
         seed: shuffling seed; each (modality, epoch) gets its own permutation.
         weights: modality -> sampling weight; None means strict round-robin.
+        batch_sizes: modality -> its own global batch, overriding batch_size (upstream halves 3Di's).
     """
 
     ids_by_modality: dict[str, list[str]]
     batch_size: int
     seed: int = 0
     weights: dict[str, float] | None = None
+    batch_sizes: dict[str, int] | None = None
     step: int = 0
     cursors: dict[str, _Cursor] = field(default_factory=dict)
 
@@ -75,7 +77,7 @@ class PairSampler:
         """Advance one step: (modality, global batch ids)."""
         m = self.choose_modality(self.step)
         ids = self.ids_by_modality[m]
-        size = min(self.batch_size, len(ids))
+        size = min((self.batch_sizes or {}).get(m, self.batch_size), len(ids))
         cur = self.cursors[m]
         if cur.position + size > len(ids):  # drop the ragged tail so every batch is full-size
             cur.epoch, cur.position = cur.epoch + 1, 0

@@ -39,6 +39,9 @@ def build() -> Preset:
             temperature=0.07,
             learn_temperature=False,
         ),
-        train=TrainConfig(steps=100_000, batch_size=64, lr=1e-3, grad_clip=1.0, eval_every=1000,
-                          eval_size=512, checkpoint_every=1000, bf16=False, l1_weight=0.01),
+        # global batches of the published run: 32 pairs per GPU (16 for 3Di) on 64 GPUs; scale batch_size and
+        # modality_batch_sizes to the GPUs at hand
+        train=TrainConfig(steps=100_000, batch_size=2048, modality_batch_sizes={"structure_tokens": 1024}, lr=1e-3,
+                          grad_clip=1.0, eval_every=1000, eval_size=1000, checkpoint_every=1000, bf16=False,
+                          l1_weight=0.01),
     )

@@ -62,6 +62,7 @@ def test_paper_preset_is_the_published_configuration():
     assert enc["structure_tokens"]["alphabet"] == "3di_upstream" and enc["structure_tokens"]["pooling"] == "mean_bos_eos"
     assert p.model.head == "ln_linear" and p.model.heads == {"text": "ln_mlp"}
     assert p.train.l1_weight == 0.01 and not p.train.bf16
+    assert p.train.batch_size == 2048 and p.train.modality_batch_sizes == {"structure_tokens": 1024}
     assert enc["structure"]["type"] == "pronet" and enc["structure"]["level"] == "allatom"
     assert enc["structure"]["num_blocks"] == 4 and enc["structure"]["hidden_channels"] == 128
     assert enc["structure"]["cutoff"] == 10.0 and enc["structure"]["max_neighbors"] == 32
@@ -89,6 +90,7 @@ def _shrink_paper(preset, bert_folder):
     enc["text"]["model"] = bert_folder
     preset.model.dim = 16
     preset.train.batch_size = 4
+    preset.train.modality_batch_sizes = {"structure_tokens": 2}
     preset.train.eval_size = 4
     return preset
 

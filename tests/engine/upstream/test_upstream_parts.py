@@ -109,3 +109,15 @@ def test_upstream_3di_encoder_starts_from_amino_acid_weights_keeping_all_33_rows
     assert rows.shape[0] == 54
     assert torch.equal(rows[:33], src.embed_tokens.weight)  # as transformers' resize_token_embeddings keeps them
     assert not torch.equal(rows[33:], torch.zeros_like(rows[33:]))
+
+
+def test_per_modality_batch_sizes():
+    from engine.data.batching import PairSampler
+
+    ids = {"structure": [f"s{i}" for i in range(40)], "structure_tokens": [f"t{i}" for i in range(40)]}
+    sampler = PairSampler(ids, 8, 0, None, {"structure_tokens": 4})
+    sizes = {}
+    for _ in range(4):
+        m, batch = sampler.next()
+        sizes[m] = len(batch)
+    assert sizes == {"structure": 8, "structure_tokens": 4}
