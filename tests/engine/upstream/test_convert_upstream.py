@@ -215,3 +215,43 @@ def test_convert_and_embed_round_trip_through_the_cli(converted, tmp_path):
     assert emb.model_hash == read_meta(converted)["model_hash"]
     v = emb.vectors("structure")
     assert v.shape[1] == D and np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_hugging_face_repository_name_is_downloaded_then_converted(upstream, converted, tmp_path, monkeypatch):
+    """The hub is unreachable here: hf_hub_download is replaced by a copy from the synthetic release."""
+    import shutil
+
+    import huggingface_hub
+
+    import engine.paths
+
+    calls = []
+
+    def fake_download(repo_id, filename, **kwargs):
+        calls.append((repo_id, filename))
+        dst = tmp_path / "hub" / filename
+        dst.parent.mkdir(exist_ok=True)
+        shutil.copyfile(upstream["src"] / filename, dst)
+        return str(dst)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.setattr(engine.paths, "CACHE_DIR", tmp_path / "cache")
+    model = load_checkpoint("SomeOrg/oneprot")
+    assert calls == [("SomeOrg/oneprot", "config.yaml"), ("SomeOrg/oneprot", "pytorch_model.bin")]
+    assert model_hash(model) == read_meta(converted)["model_hash"]
+    load_checkpoint("SomeOrg/oneprot")  # the second time comes from the converted cache
+    assert len(calls) == 2
+
+
+def test_unreachable_repository_name_fails_clearly(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    import engine.paths
+
+    def offline(repo_id, filename, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
+    monkeypatch.setattr(engine.paths, "CACHE_DIR", tmp_path / "cache")
+    with pytest.raises(OneProtError, match="needs internet"):
+        load_checkpoint("NoSuch/repo")
