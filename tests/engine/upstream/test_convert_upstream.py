@@ -17,6 +17,7 @@ from engine.errors import OneProtError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/engine helpers (alignment_store)
 torch.set_num_threads(1)
+pytestmark = pytest.mark.slow  # the module's fixture builds and converts five tiny models (~10 s on 2 cores)
 H, D = 16, 12  # ESM / BERT width, shared space
 
 
