@@ -12,7 +12,18 @@ ASSETS = Path(os.environ.get("ONEPROT_ASSETS", REPO_ROOT / "assets"))
 DEMO_STORE = ASSETS / "demo"
 DEMO_CHECKPOINT = ASSETS / "checkpoints" / "demo"
 DEMO_EMBEDDINGS = ASSETS / "embeddings" / "demo"
-CACHE_DIR = Path(os.environ.get("ONEPROT_CACHE", Path.home() / ".cache" / "oneprot"))
+
+
+def _user_dir(kind: str) -> Path:
+    import platformdirs
+
+    return Path(getattr(platformdirs, f"user_{kind}_dir")("oneprot"))
+
+
+# Per-user folders (platformdirs), never the checkout or a package folder: caches (parses, maps) and data
+# the explorer makes (live-training runs). ONEPROT_CACHE / ONEPROT_DATA move them.
+CACHE_DIR = Path(os.environ.get("ONEPROT_CACHE") or _user_dir("cache"))
+DATA_DIR = Path(os.environ.get("ONEPROT_DATA") or _user_dir("data"))
 
 
 def resolve_store(name_or_path: str | os.PathLike) -> Path:

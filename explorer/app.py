@@ -26,6 +26,9 @@ ACCENT = "#2b5d8a"
 MODEL_POLL_MS = 500
 ERROR_STYLE = {"background": "#f8d7da", "color": "#842029", "border": "1px solid #f5c2c7", "border-radius": "6px",
                "padding": "6px 14px"}  # Bootstrap's danger alert, without the Markdown that pn.pane.Alert renders
+READY = "Ready. Pick a protein or upload a structure on the left, or lasso points on the map."
+READY_MODEL_LOADING = ("Map ready; the model is still loading: a search started now waits for it "
+                       "(stored-protein searches of the map work at once).")
 _WARMED: set[tuple[str, str, str]] = set()
 _WARM_LOCK = threading.Lock()
 
@@ -85,6 +88,9 @@ class ExplorerApp(pn.viewable.Viewer):
         self.data = DataView(state=s)
         self.alert = pn.pane.HTML("", visible=False, sizing_mode="stretch_width", styles=ERROR_STYLE)
         self.status = pn.pane.HTML("", sizing_mode="stretch_width", styles={"color": "#555", "font-size": "13px"})
+        # the selection count on every tab (it used to show on Export only)
+        self.selection = pn.pane.HTML("", sizing_mode="stretch_width", styles={"color": "#2b5d8a", "font-size": "13px"})
+        s.param.watch(self._show_selection, "selected_ids")
         self.model_note = pn.pane.HTML("", sizing_mode="stretch_width", styles={"color": "#555"})
         s.param.watch(self._show_error, "error")
         s.param.watch(self._show_status, "status")
@@ -100,7 +106,7 @@ class ExplorerApp(pn.viewable.Viewer):
             self.map.load()
             self._watch_model()
             if not self.state.error:
-                self.state.status = "Ready. Pick a protein or upload a structure on the left, or lasso points on the map."
+                self.state.status = READY if self.state.resources.model_ready else READY_MODEL_LOADING
 
     def _watch_model(self) -> None:
         """Load the model once the browser has drawn this page, and say when it is ready.
@@ -118,6 +124,8 @@ class ExplorerApp(pn.viewable.Viewer):
             res.load_model_in_background()
             if res.model_ready or res.model_error:
                 self.model_note.object = _model_note(res)
+                if self.state.status == READY_MODEL_LOADING:
+                    self.state.status = READY
                 poller.stop()
 
         if pn.state.curdoc is None or pn.state.curdoc.session_context is None:  # not served (notebook, tests)
@@ -138,8 +146,15 @@ class ExplorerApp(pn.viewable.Viewer):
         if "Evolution" in self._shown_tabs:
             self.evolution.refresh()
 
+    def _show_selection(self, event) -> None:
+        n = len(event.new)
+        self.selection.object = (f"<span class='selection-count'>{n:,} protein{'s' if n != 1 else ''} selected</span>"
+                                 if n else "")
+
     def _tab_shown(self, name: str) -> None:
         """Fill a tab the first time it is opened (nothing of it is computed while the page starts)."""
+        if name == "Align live":
+            self.training.refresh()  # another session may have started (or ended) a run meanwhile
         if name in self._shown_tabs:
             return
         self._shown_tabs.add(name)
@@ -164,7 +179,8 @@ class ExplorerApp(pn.viewable.Viewer):
                  ("Export", self.export)]
         tabs = pn.Tabs(*pages, dynamic=True, sizing_mode="stretch_width")
         tabs.param.watch(lambda event: self._tab_shown(pages[event.new][0]), "active")
-        return pn.Column(self.alert, self.status, tabs, sizing_mode="stretch_width")
+        return pn.Column(self.alert, pn.Row(self.status, self.selection, sizing_mode="stretch_width"), tabs,
+                         sizing_mode="stretch_width")
 
     def sidebar(self) -> list:
         return [pn.pane.HTML("<h3>Query</h3>"), self.model_note, self.query,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
@@ -50,10 +49,12 @@ def _ligands(store, p: pd.DataFrame) -> list[str]:
     return [first.get(pid, "none") for pid in p["id"].tolist()]
 
 
-def point_table(resources, modalities: list[str], version: int = 0, compute: bool = True) -> pd.DataFrame | None:
+def point_table(resources, modalities: list[str], version: int = 0, compute: bool = True,
+                write_to: Path | None = None) -> pd.DataFrame | None:
     """x, y, modality, labels for each (protein, modality) point; cached per resources/modalities/version.
 
     With compute=False, returns None instead of running UMAP when the projection is not cached yet.
+    `write_to` stores a computed map there instead of the user cache (explorer.prepare, at build time).
     """
     mods = [m for m in modalities if m in resources.modalities()]
     if not mods:
@@ -68,19 +69,24 @@ def point_table(resources, modalities: list[str], version: int = 0, compute: boo
         with _TABLES_LOCK:
             if key in _TABLES:
                 return _TABLES[key]
-        table = _build_point_table(resources, mods, compute)
+        table = _build_point_table(resources, mods, compute, write_to)
         if table is not None:
             with _TABLES_LOCK:
                 _TABLES[key] = table
         return table
 
 
-def _build_point_table(resources, mods: list[str], compute: bool = True) -> pd.DataFrame | None:
+def _build_point_table(resources, mods: list[str], compute: bool = True, write_to: Path | None = None) -> pd.DataFrame | None:
     from engine.projection import cached_projection, project
 
     emb = resources.embeddings
-    how = project if compute else cached_projection
-    proj = how({m: emb.vectors(m) for m in mods}, {m: list(emb.ids(m)) for m in mods}, cache_dir=projection_cache(emb.path))
+    vectors, ids = {m: emb.vectors(m) for m in mods}, {m: list(emb.ids(m)) for m in mods}
+    # maps shipped with the embeddings (explorer.prepare, at build time) are read; new ones go to the user cache
+    shipped = shipped_projections(emb.path)
+    proj = cached_projection(vectors, ids, cache_dir=shipped) if shipped is not None else None
+    if proj is None:
+        how = project if compute else cached_projection
+        proj = how(vectors, ids, cache_dir=write_to or projection_cache(emb.path))
     if proj is None:
         return None
     pts = pd.DataFrame({"x": proj.coords[:, 0], "y": proj.coords[:, 1], "id": proj.ids, "modality": proj.modalities})
@@ -93,13 +99,16 @@ def _build_point_table(resources, mods: list[str], compute: bool = True) -> pd.D
     return table
 
 
-def projection_cache(embeddings_path: Path):
-    """Where maps are cached: inside the embeddings folder when it ships a writable `projections/`
-    (so a bundled set can carry its maps and start instantly), else the user cache (engine default)."""
+def shipped_projections(embeddings_path: Path) -> Path | None:
+    """The embeddings folder when it ships maps (`projections/`, made by explorer.prepare), else None."""
+    return Path(embeddings_path) if (Path(embeddings_path) / "projections").is_dir() else None
+
+
+def projection_cache(embeddings_path: Path) -> Path:
+    """Where the app writes maps it computes: the per-user cache, never the embeddings (checkout) folder."""
     from engine.paths import CACHE_DIR
 
-    shipped = Path(embeddings_path) / "projections"
-    return Path(embeddings_path) if shipped.is_dir() and os.access(shipped, os.W_OK) else CACHE_DIR
+    return CACHE_DIR
 
 
 def colour_column(table: pd.DataFrame, color_by: str) -> pd.Series:

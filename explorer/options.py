@@ -22,10 +22,17 @@ class AppOptions:
     allow_remote: bool = False  # serve pages to clients other than this machine (loopback)
     no_auth: bool = False  # serve remote clients without a password (only when explicitly asked)
     max_decompressed_mb: float = 50.0  # an uploaded .gz may expand to at most this
+    runs_dir: str = ""  # where Align live writes runs ("" = the per-user data folder, engine.paths.DATA_DIR/runs)
+
+    @property
+    def runs_folder(self) -> str:
+        from engine.paths import DATA_DIR
+
+        return self.runs_dir or str(DATA_DIR / "runs")
 
     @property
     def named_paths(self) -> list[str]:
-        return [self.data, self.checkpoint, self.index, *self.allow]
+        return [self.data, self.checkpoint, self.index, *self.allow, self.runs_folder]
 
 
 def parse_options(argv: list[str] | None = None) -> AppOptions:
@@ -42,6 +49,7 @@ def parse_options(argv: list[str] | None = None) -> AppOptions:
                    help="serve clients other than localhost (they must log in unless --no-auth)")
     p.add_argument("--no-auth", action="store_true", help="serve remote clients without a password (not advised)")
     p.add_argument("--max-decompressed-mb", type=float, default=50.0, help="size an uploaded .gz may expand to")
+    p.add_argument("--runs-dir", default="", help="where Align live writes its runs (default: the per-user data folder)")
     ns, _ = p.parse_known_args(argv)
     return AppOptions(ns.data, ns.checkpoint, ns.embeddings, ns.allow, ns.max_upload_mb, ns.datashade_above,
-                      ns.allow_remote, ns.no_auth, ns.max_decompressed_mb)
+                      ns.allow_remote, ns.no_auth, ns.max_decompressed_mb, ns.runs_dir)

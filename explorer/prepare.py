@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [[m] for m in mods] + ([mods] if args.joint and len(mods) > 1 else [])
         for job in jobs:
             t = time.perf_counter()
-            table = point_table(res, job)
+            table = point_table(res, job, write_to=res.embeddings.path)
             print(f"{'+'.join(job)}: {len(table):,} points in {time.perf_counter() - t:.1f} s")
     except OneProtError as exc:
         print(f"explorer.prepare: error: {exc}", file=sys.stderr)

@@ -159,15 +159,21 @@ class _Reporting:
         self.state, self.what = state, what
 
     def __enter__(self):
-        self.state.param.update(error="", busy=True)
+        # the status says what runs now, so an older line ("Ready.", a previous result) never stands beside it
+        self.state.param.update(error="", busy=True, status=f"{self.what}: running…")
         return self
 
     def __exit__(self, exc_type, exc, tb):
         self.state.busy = False
         if exc is None:
+            if self.state.status == f"{self.what}: running…":
+                self.state.status = ""  # nothing newer to say: do not leave "running…" behind
             return False
+        self.state.status = ""  # the error says what happened; an older status line would contradict it
         if isinstance(exc, OneProtError):
-            self.state.error = f"{self.what}: {exc}"
+            text = str(exc)
+            # "training: training: ..." when the error's own field names the same thing
+            self.state.error = text if text.startswith(f"{self.what}:") else f"{self.what}: {text}"
         elif isinstance(exc, Exception):
             # An unexpected bug: say so in the page and keep the session alive; log the traceback.
             traceback.print_exception(exc_type, exc, tb)

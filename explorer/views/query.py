@@ -84,16 +84,32 @@ class QueryView(pn.viewable.Viewer):
 
     # ---- actions ---------------------------------------------------------------------------
     def _busy(self, button: pn.widgets.Button, fn, *args) -> None:
+        """Show that the search runs (and whether it waits for the model) before running it.
+
+        Served, the work runs on the next tick, so the browser receives this status first: set and run in
+        one callback, the page kept saying "Ready." until the results came (6 s while the model loaded).
+        """
         button.loading = True
-        try:
-            fn(*args)
-        finally:
-            button.loading = False
+        wait = "" if self.state.resources.model_ready else " (waiting for the model to finish loading)"
+        self.state.param.update(error="", status=f"searching{wait}…")
+
+        def work() -> None:
+            try:
+                fn(*args)
+            finally:
+                button.loading = False
+
+        doc = pn.state.curdoc
+        if doc is not None and doc.session_context is not None:
+            pn.state.execute(work, schedule=True)
+        else:  # not served (tests, notebooks): nothing to flush first
+            work()
 
     def _on_pick(self, event) -> None:
-        # Picking (or typing + Enter) a stored protein searches at once; the button re-runs it.
+        # Picking (or typing + Enter) a stored protein searches at once, with the id of this event: reading
+        # the widget again could see an older value (three quick searches once ran on the previous id).
         if not self._filling and event.new and event.new != event.old:
-            self._run_pick()
+            self._run_pick(protein_id=event.new)
 
     def _run_upload(self, _=None) -> None:
         if self.upload.value is None:
@@ -102,8 +118,9 @@ class QueryView(pn.viewable.Viewer):
         self._busy(self.upload_button, self.state.query_structure_upload, self.upload.value, self.upload.filename,
                    self.target.value, self.k.value, self.read_as.value)
 
-    def _run_pick(self, _=None) -> None:
-        pid = (self.pick.value or "").strip()
+    def _run_pick(self, _=None, protein_id: str | None = None) -> None:
+        # the button: what is typed in the box now (value_input), else the last picked value
+        pid = (protein_id or self.pick.value_input or self.pick.value or "").strip()
         if not pid:
             self.state.error = "query: type or pick a protein id"
             return

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +10,7 @@ import panel as pn
 import param
 
 from explorer.state import ExplorerState
-from explorer.training_run import LiveRun, default_run_folder
+from explorer.training_run import LiveRun, active_run, default_run_folder
 from explorer.views import LazyHoloViews, holoviews
 from explorer.views.map_figure import colour_map
 
@@ -78,7 +77,7 @@ class TrainingView(pn.viewable.Viewer):
         self.save_path = pn.widgets.TextInput(name="Save checkpoint to (allowed folders only)", sizing_mode="stretch_width")
         self.save = pn.widgets.Button(name="Save checkpoint", disabled=True)
         self.progress = pn.indicators.Progress(value=0, max=100, bar_color="success", sizing_mode="stretch_width", height=18)
-        self.message = pn.pane.HTML("Idle.", sizing_mode="stretch_width")
+        self.message = pn.pane.HTML(self._idle_message(), sizing_mode="stretch_width")
         # the plots are drawn by the first poll of a run: HoloViews is imported then, not while the page starts
         self.loss_pane = LazyHoloViews()
         self.recall_pane = LazyHoloViews()
@@ -91,11 +90,26 @@ class TrainingView(pn.viewable.Viewer):
         self._poller = None
         self._shown = (-1, -1, -2)
 
+    @staticmethod
+    def _idle_message() -> str:
+        """'Idle.' only when no session of this server trains; else that run's progress (one run per server)."""
+        other = active_run()
+        if other is None:
+            return "Idle."
+        snap = other.snapshot()
+        return (f"<b>Another session is training on this server</b> (step {snap.step}/{snap.total}, "
+                f"{html.escape(snap.status)}); a new run can start when it ends.")
+
+    def refresh(self) -> None:
+        """Re-read whether another session trains (called when the Align tab is shown)."""
+        if self.run is None or not self.run.running:
+            self.message.object = self._idle_message()
+
     # ---- actions ---------------------------------------------------------------------------
     def _start(self, _=None) -> None:
         s = self.state
         with s.reporting("training"):
-            out = default_run_folder(Path(os.getcwd()))
+            out = default_run_folder(s.options.runs_folder)
             s.roots.check(out.parent, "run folder")
             init = s.checkpoint if self.start_from.value == "current checkpoint" else None
             self.run = LiveRun(s.store, out, self.preset.value, self.steps.value, self.batch.value, self.lr.value,

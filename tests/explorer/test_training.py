@@ -14,7 +14,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_live_run_trains_reembeds_and_is_usable(options, fast_projection, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # runs/ goes under the working directory, an allowed root
+    monkeypatch.chdir(tmp_path)
+    before = {p for p in Path.cwd().iterdir() if p.name != "runs"}
+    options.runs_dir = str(tmp_path / "runs")  # a folder named on the command line (default: per-user data)
     state = ExplorerState(options)
     view = TrainingView(state=state)
     assert view.loss_pane.object is None and view.map_pane.object is None  # no plots (nor HoloViews) before a run
@@ -25,6 +27,11 @@ def test_live_run_trains_reembeds_and_is_usable(options, fast_projection, tmp_pa
     view.poll()
     snap = view.run.snapshot()
     assert snap.status == "finished", snap.message
+    # the real wall-clock total and its phases, not the trainer's own seconds
+    assert "in all: training" in snap.message and "re-embedding" in snap.message
+    assert set(snap.phases) == {"training", "re-embedding"} and all(v >= 0 for v in snap.phases.values())
+    assert Path(snap.model_dir).is_relative_to(tmp_path / "runs")
+    assert {p for p in Path.cwd().iterdir() if p.name != "runs"} == before  # only the named runs folder
     assert [s for s, _, _ in snap.losses] == [1, 2, 3, 4, 5, 6]
     assert {m for _, m, _, _ in snap.recalls} >= {"structure"} and snap.map_points is not None
     assert view.progress.value == 100 and not view.use.disabled and not view.start.disabled
@@ -33,9 +40,12 @@ def test_live_run_trains_reembeds_and_is_usable(options, fast_projection, tmp_pa
     view._use()
     assert state.error == "" and state.checkpoint == str(Path(snap.model_dir).resolve())
     assert state.query_protein("kin00_A", "structure", "sequence", 3) is not None and state.error == ""
-    view.save_path.value = str(tmp_path / "saved")
+    view.save_path.value = str(tmp_path / "runs" / "saved")
     view._save()
-    assert state.error == "" and (tmp_path / "saved" / "model.safetensors").is_file()
+    assert state.error == "" and (tmp_path / "runs" / "saved" / "model.safetensors").is_file()
+    view.save_path.value = str(tmp_path / "saved")  # the working directory is no longer an allowed root
+    view._save()
+    assert "outside the folders" in state.error
     view.save_path.value = "/etc/oneprot-should-not-write"
     view._save()
     assert "outside the folders" in state.error
@@ -49,3 +59,22 @@ def test_cancel_stops_a_run(options, tmp_path, fast_projection):
     run.join(timeout=300)
     snap = run.snapshot()
     assert snap.status == "cancelled" and snap.step < 5000
+
+
+def test_another_sessions_run_shows_in_every_align_tab(options, tmp_path, fast_projection):
+    import explorer.training_run as T
+
+    mine, other = ExplorerState(options), TrainingView(state=ExplorerState(options))
+    assert other.message.object == "Idle."
+    run = LiveRun(mine.store, tmp_path / "run", "tiny", 5000, 8, 1e-3, 1000, None)
+    run.start()
+    try:
+        assert T.active_run() is run
+        other.refresh()
+        assert "Another session is training" in other.message.object
+        assert "Another session is training" in TrainingView(state=ExplorerState(options)).message.object
+    finally:
+        run.cancel()
+        run.join(timeout=300)
+    other.refresh()
+    assert T.active_run() is None and other.message.object == "Idle."

@@ -292,3 +292,30 @@ def test_launcher_sets_a_password_beyond_loopback(monkeypatch, capsys):
     assert M.main(["--address", "0.0.0.0", "--password", "s3cret"]) == 0 and seen["basic_auth"] == "s3cret"
     seen.clear()
     assert M.main(["--address", "0.0.0.0", "--no-auth"]) == 0 and "basic_auth" not in seen
+
+
+def test_status_errors_selection_and_picks_tell_the_truth(options, fast_projection):
+    from types import SimpleNamespace
+
+    from engine.errors import OneProtError
+    from explorer.app import READY, READY_MODEL_LOADING
+
+    app = ExplorerApp(options)
+    app.load()
+    s = app.state
+    # not "Ready." while the model is still loading (queries would wait for it)
+    assert s.status == (READY if s.resources.model_ready else READY_MODEL_LOADING)
+    # an error clears the older status line, and its prefix is not repeated ("training: training: ...")
+    s.status = "10 sequence hits for something earlier"
+    with s.reporting("training"):
+        raise OneProtError("another session is training on this server", "training")
+    assert s.error == "training: another session is training on this server" and s.status == ""
+    # the selection count shows on every tab (the line above the tabs)
+    s.selected_ids = ["kin00_A", "kin01_A"]
+    assert "2 proteins selected" in app.selection.object
+    s.selected_ids = []
+    assert app.selection.object == ""
+    # a pick runs on the id of its own event, even if the box already holds another value
+    app.query.pick.value = "kin01_A"
+    app.query._on_pick(SimpleNamespace(new="kin02_A", old="kin01_A"))
+    assert s.query is not None and s.query.query_id == "kin02_A" and s.error == ""
