@@ -38,6 +38,12 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   fi
 fi
 
+# MMseqs2 makes the data builder's splits (`oneprot data build/resplit`); without it the own clustering is used.
+if ! command -v mmseqs >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "setup: installing Debian mmseqs2 for sequence-identity splits"
+  (apt-get update -q && apt-get install -y -q mmseqs2) >/dev/null 2>&1 || echo "setup: mmseqs2 install failed; splits fall back to the own clustering"
+fi
+
 if [ "$DEV" = 1 ]; then
   "${PIP[@]}" install -e ".[dev]"
   if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -1,4 +1,5 @@
-"""`oneprot data build INPUTS... --out STORE` and `oneprot data stats STORE [--json]`."""
+"""`oneprot data build INPUTS... --out STORE`, `data stats STORE [--json]`, `data resplit STORE`,
+`data check-leakage STORE`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 
 from engine.data.build import DEFAULT_MAX_FILE_MB, build_store
 from engine.data.sequence import DEFAULT_MAX_LENGTH
-from engine.data.splits import DEFAULT_IDENTITY
+from engine.data.splits import DEFAULT_COVERAGE, DEFAULT_IDENTITY, SPLIT_METHODS
 from engine.data.store import ProteinStore
 from engine.errors import OneProtError
 
@@ -21,14 +22,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--out", required=True, help="store folder to write (replaced atomically)")
     b.add_argument("--max-file-mb", type=float, default=DEFAULT_MAX_FILE_MB, help="skip files above this size")
     b.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH, help="reject longer sequences")
-    b.add_argument("--identity", type=float, default=DEFAULT_IDENTITY, help="clustering identity for splits")
-    b.add_argument("--seed", type=int, default=0, help="seed for dealing clusters to splits")
+    _split_args(b)
+    b.add_argument("--ligands", metavar="DIR", default=None,
+                   help="folder of <stem>_ligand.sdf|.mol2 files for structures without one beside them")
     b.add_argument("--predict-pockets", action="store_true",
                    help="give ligand-free structures fpocket-rs's best predicted pocket")
     b.add_argument("--quiet", action="store_true", help="print only the summary")
     s = sub.add_parser("stats", help="print a store's statistics")
     s.add_argument("store", help="store folder, or `demo` for the bundled store")
     s.add_argument("--json", action="store_true", help="machine-readable JSON")
+    r = sub.add_parser("resplit", help="re-cluster an existing store and re-assign its splits (atomically)")
+    r.add_argument("store", help="store folder (rewritten in place)")
+    _split_args(r)
+    c = sub.add_parser("check-leakage", help="count test proteins >= the split identity to any train protein")
+    c.add_argument("store", help="store folder, or `demo`")
+    c.add_argument("--identity", type=float, default=None, help="default: the store's split identity")
+    c.add_argument("--coverage", type=float, default=None, help="default: the store's split coverage (0 if none)")
+    c.add_argument("--definition", choices=("alignment", "shorter"), default=None,
+                   help="identical positions / alignment length or / shorter length (default: the store's)")
+    c.add_argument("--against", choices=("train", "valid"), default="train", help="split to compare test with")
+    c.add_argument("--threads", type=int, default=None, help="mmseqs threads (default: all cores)")
+    c.add_argument("--json", action="store_true", help="machine-readable JSON")
+
+
+def _split_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--identity", type=float, default=DEFAULT_IDENTITY, help="clustering identity for splits")
+    p.add_argument("--coverage", type=float, default=DEFAULT_COVERAGE,
+                   help="MMseqs2 path: minimum aligned fraction of both sequences")
+    p.add_argument("--split-method", choices=SPLIT_METHODS, default="auto",
+                   help="auto: MMseqs2 when the mmseqs binary is present, else the own clustering")
+    p.add_argument("--seed", type=int, default=0, help="seed for dealing clusters to splits")
+    p.add_argument("--threads", type=int, default=None, help="mmseqs threads (default: all cores)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,17 +66,45 @@ def run(args: argparse.Namespace) -> int:
             for k, v in stats.items():
                 print(f"{k}: {v}")
         return 0
-    raise OneProtError("choose an action: build or stats", "data")
+    if args.action == "resplit":
+        from engine.data.resplit import resplit_store
+
+        t0 = time.time()
+        out = resplit_store(args.store, identity=args.identity, coverage=args.coverage, method=args.split_method,
+                            seed=args.seed, threads=args.threads, log=lambda s: print(s, file=sys.stderr))
+        print(f"re-split {out['path']}: {out['clusters']} clusters, splits {out['splits']} "
+              f"({out['split_method']['method']}) in {time.time() - t0:.1f} s")
+        return 0
+    if args.action == "check-leakage":
+        from engine.data.resplit import check_leakage
+
+        res = check_leakage(args.store, identity=args.identity, coverage=args.coverage,
+                            definition=args.definition, against=args.against, threads=args.threads)
+        if args.json:
+            print(json.dumps(res, indent=2))
+        else:
+            print(f"{res['store']}: all {res['test_proteins']} test proteins vs {res[args.against + '_proteins']} "
+                  f"{args.against} proteins ({res['tool']}); {res['leaking']} ({res['leaking_fraction']:.1%}) "
+                  f"at >= {res['identity']:.0%} identity ({res['definition']} definition), "
+                  f">= {res['coverage']:.0%} coverage; {res['seconds']} s")
+            for e in res["examples"]:
+                print(f"  {e['test']} ~ {e[args.against]}: {e['identity']:.2f}")
+        return 0
+    raise OneProtError("choose an action: build, stats, resplit or check-leakage", "data")
 
 
 def _build(args: argparse.Namespace) -> int:
+    # checked before parsing, so a typo does not cost a long build
     if not 0 < args.identity <= 1:
         raise OneProtError(f"must be in (0, 1], got {args.identity}", "--identity")
+    if not 0 <= args.coverage <= 1:
+        raise OneProtError(f"must be in [0, 1], got {args.coverage}", "--coverage")
     t0 = time.time()
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
     path, report = build_store(args.inputs, args.out, max_file_mb=args.max_file_mb, max_length=args.max_length,
                                identity=args.identity, seed=args.seed, log=log,
-                               predict_pockets=args.predict_pockets)
+                               predict_pockets=args.predict_pockets, coverage=args.coverage,
+                               split_method=args.split_method, threads=args.threads, ligand_dir=args.ligands)
     for line in report.lines():
         print(line)
     stats = ProteinStore.open(path).stats()

@@ -24,10 +24,11 @@ from pathlib import Path
 
 from engine.data import parse_cache
 from engine.data.fasta import is_fasta_path, parse_uniprot_header, read_fasta
+from engine.data.ligands import attach_ligand_files, find_ligand_files, is_ligand_path
 from engine.data.pocket_prediction import predict_pockets_cached
 from engine.data.pockets import import_fpocket, import_p2rank
 from engine.data.sequence import DEFAULT_MAX_LENGTH, clean_sequence, is_protein_like
-from engine.data.splits import DEFAULT_FRACTIONS, DEFAULT_IDENTITY, assign_splits, cluster_sequences
+from engine.data.splits import DEFAULT_COVERAGE, DEFAULT_FRACTIONS, DEFAULT_IDENTITY, assign_splits, cluster_for_splits
 from engine.data.stockholm import is_stockholm_path, read_stockholm
 from engine.data.store import write_store
 from engine.data.structure import file_stem, is_structure_path, read_structure
@@ -48,9 +49,12 @@ class BuildReport:
     used: dict[str, int] = field(default_factory=dict)  # file -> proteins it gave
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     notes: list[tuple[str, str]] = field(default_factory=list)  # (file, note) for kept-but-degraded input
+    ligands: dict[str, int] = field(default_factory=dict)  # ligand file -> pockets it gave
 
     def lines(self) -> list[str]:
         out = [f"used {len(self.used)} files ({sum(self.used.values())} proteins); skipped {len(self.skipped)}"]
+        if self.ligands:
+            out.append(f"paired {len(self.ligands)} ligand files ({sum(self.ligands.values())} ligand pockets)")
         out += [f"  skipped {f}: {why}" for f, why in self.skipped]
         out += [f"  note {f}: {n}" for f, n in self.notes]
         return out
@@ -211,14 +215,27 @@ def build_store(
     extra_records: list[ProteinRecord] | None = None,
     manifest_extra: dict | None = None,
     predict_pockets: bool = False,
+    coverage: float = DEFAULT_COVERAGE,
+    split_method: str = "auto",
+    threads: int | None = None,
+    ligand_dir: str | Path | None = None,
 ) -> tuple[Path, BuildReport]:
-    """Parse every input, cluster, split and write the store atomically. Returns (path, report)."""
+    """Parse every input, cluster, split and write the store atomically. Returns (path, report).
+
+    split_method: "auto" (MMseqs2 when the binary is present, else the own clustering), "mmseqs", "own".
+    ligand_dir: a folder of `<stem>_ligand.sdf|.mol2` files for structures whose folder has none.
+    """
     inputs = list(inputs)
     report = BuildReport()
     records: list[ProteinRecord] = list(extra_records or [])
     families: list[tuple[str, dict]] = []
     predicted: list[tuple[str, Path]] = []
     files = collect_files(inputs)
+    ligand_dir = Path(ligand_dir) if ligand_dir is not None else None
+    if ligand_dir is not None and not ligand_dir.is_dir():
+        raise OneProtError("no such folder", "--ligands")
+    ligand_inputs = [str(f) for f, _ in collect_files([ligand_dir]) if is_ligand_path(f)] if ligand_dir else []
+    paired: set[str] = set()
     for i, (path, source) in enumerate(files):
         where = str(path)
         if path.is_file():
@@ -229,6 +246,9 @@ def build_store(
             if size > max_file_mb * 1e6:
                 report.skipped.append((where, f"too large ({size / 1e6:.1f} MB > --max-file-mb {max_file_mb:g})"))
                 continue
+        if path.is_file() and is_ligand_path(path):
+            ligand_inputs.append(where)  # read with the structure it pairs with
+            continue
         try:
             fmt = detect_format(path)
         except OSError as exc:
@@ -243,6 +263,9 @@ def build_store(
             predicted.append((fmt, path))
             continue
         opts = {"fmt": fmt, "max_length": max_length}
+        ligs = find_ligand_files(path, file_stem(path), ligand_dir) if fmt == "structure" else []
+        if ligs:  # the cache entry holds their pockets, so it must change when they do
+            opts["ligands"] = [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in ligs]
         key_path = parse_cache.cache_path(parse_cache.cache_key(path, opts), cache_dir)
         cached = parse_cache.load(key_path)
         if cached is not None:
@@ -250,6 +273,8 @@ def build_store(
         else:
             try:
                 recs, result = parse_file(path, fmt, max_length)
+                if ligs:
+                    result.update(attach_ligand_files(path, recs, ligs))
             except OneProtError as exc:
                 report.skipped.append((where, exc.message))
                 continue
@@ -257,6 +282,12 @@ def build_store(
                 report.skipped.append((where, f"unexpected {exc.__class__.__name__} while reading: {exc}"))
                 continue
             parse_cache.save(key_path, recs, result)
+        for f, n in result.get("ligand_used", {}).items():
+            report.ligands[f] = n
+            paired.add(f)
+        for f, why in result.get("ligand_skipped", []):
+            report.skipped.append((f, why))
+            paired.add(f)
         if "families" in result:
             families += [(where, {**f, "source": source}) for f in result["families"]]
             report.used[where] = sum(len(f["members"]) for f in result["families"])
@@ -275,6 +306,10 @@ def build_store(
             report.notes.append((where, n))
         if (i + 1) % 100 == 0:
             log(f"parsed {i + 1}/{len(files)} files, {len(records)} proteins")
+    for f in dict.fromkeys(ligand_inputs):
+        if f not in paired:
+            report.skipped.append((f, "ligand file with no structure beside it (expected <stem>_protein.pdb or "
+                                      "<stem>.pdb/.cif for <stem>_ligand.sdf|.mol2)"))
     records += _label_families(records, families, max_length, report)
     _attach_predicted(records, predicted, report)
     if predict_pockets:
@@ -286,11 +321,10 @@ def build_store(
             "inputs",
         )
     _unique_ids(records)
-    log(f"clustering {len(records)} sequences at {identity:.0%} identity")
-    clusters = cluster_sequences([r.sequence for r in records], threshold=identity)
+    clusters, how = cluster_for_splits([r.sequence for r in records], identity, coverage, split_method, threads, log)
     splits = assign_splits(clusters, fractions=fractions, seed=seed)
     manifest = {
-        "split_method": split_method(identity, fractions, seed),
+        "split_method": {**how, "fractions": list(fractions), "seed": seed, "unit": "whole clusters"},
         "built_from": [str(Path(p)) for p in inputs],
         "skipped_files": len(report.skipped),
         **(manifest_extra or {}),

@@ -19,6 +19,13 @@ FIX = Path(__file__).resolve().parents[2] / "fixtures" / "data"
 REPO = Path(__file__).resolve().parents[3]
 
 
+@pytest.fixture(autouse=True)
+def _own_clustering(monkeypatch):
+    # these tests are about parsing and writing; the MMseqs2 split path (seconds of index set-up per call)
+    # is covered in test_mmseqs_splits.py
+    monkeypatch.setenv("ONEPROT_MMSEQS", "off")
+
+
 @pytest.fixture()
 def corpus(tmp_path, monkeypatch):
     """The committed bad corpus plus a file over the size limit used by the tests (0.05 MB)."""
