@@ -122,7 +122,7 @@ def ligand_file_pockets(structure_path: str | Path, records: list[ProteinRecord]
     """Pockets per record id from a ligand file, and per-molecule problems (e.g. far from every chain)."""
     from scipy.spatial import cKDTree
 
-    from engine.data.structure import load_gemmi_structure
+    from engine.data.gemmi_io import load_gemmi_structure
 
     ligands = read_ligands(ligand_path)
     st = load_gemmi_structure(Path(structure_path))
