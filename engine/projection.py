@@ -228,3 +228,37 @@ def _umap(x: np.ndarray, params: dict) -> np.ndarray:
         warnings.simplefilter("ignore")  # "n_jobs overridden by random_state", "no search index" are expected
         coords = umap.UMAP(**kwargs).fit_transform(x)
     return np.asarray(coords, dtype=np.float32)
+
+
+def centre_modalities(vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each modality's vectors minus that modality's mean, re-normalised: closes the modality gap.
+
+    Contrastive training leaves every modality in its own narrow cone (the "modality gap"), so a joint
+    UMAP shows one island per modality joined by lines. Centring each modality keeps the directions
+    within it (and the cross-modal pairing the training taught) while putting the cones on one centre.
+    """
+    out = {}
+    for m, v in vectors.items():
+        x = np.asarray(v, dtype=np.float32)
+        x = x - x.mean(axis=0, keepdims=True)
+        out[m] = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-8)
+    return out
+
+
+def modality_gap(vectors: dict[str, np.ndarray], anchor: str = "sequence") -> dict[str, dict[str, float]]:
+    """Per modality: distance between its mean vector and the anchor's, and the cosine of the two means.
+
+    The teaching number for the gap: 0 would mean the modalities share one centre; unit vectors whose
+    means are ~1 apart sit in clearly separate regions of the space, whatever their pairing quality.
+    """
+    means = {m: np.asarray(v, dtype=np.float64).mean(axis=0) for m, v in vectors.items() if len(v)}
+    if anchor not in means:
+        return {}
+    a = means[anchor]
+    out = {}
+    for m, c in means.items():
+        if m == anchor:
+            continue
+        cos = float(a @ c / max(np.linalg.norm(a) * np.linalg.norm(c), 1e-12))
+        out[m] = {"centre_distance": float(np.linalg.norm(a - c)), "centre_cosine": cos}
+    return out

@@ -15,6 +15,7 @@ MAX_CATEGORIES = 20  # beyond this, rare labels are pooled into "other" so colou
 _TABLES: dict[tuple, pd.DataFrame] = {}
 _TABLES_LOCK = threading.Lock()
 _KEY_LOCKS: dict[tuple, threading.Lock] = {}
+_CATEGORIES: dict[tuple, list[str]] = {}
 
 
 def label_table(store) -> pd.DataFrame:
@@ -50,17 +51,19 @@ def _ligands(store, p: pd.DataFrame) -> list[str]:
 
 
 def point_table(resources, modalities: list[str], version: int = 0, compute: bool = True,
-                write_to: Path | None = None) -> pd.DataFrame | None:
+                write_to: Path | None = None, close_gap: bool = True) -> pd.DataFrame | None:
     """x, y, modality, labels for each (protein, modality) point; cached per resources/modalities/version.
 
     With compute=False, returns None instead of running UMAP when the projection is not cached yet.
     `write_to` stores a computed map there instead of the user cache (explorer.prepare, at build time).
+    `close_gap` centres each modality before a joint projection (engine.projection.centre_modalities).
     """
     mods = [m for m in modalities if m in resources.modalities()]
     if not mods:
         raise OneProtError(f"the embeddings hold none of {modalities}; have: {', '.join(resources.modalities())}",
                            "map modalities")
-    key = (id(resources), tuple(mods), version)
+    close_gap = bool(close_gap) and len(mods) > 1  # one modality has no gap to close
+    key = (id(resources), tuple(mods), version, close_gap)
     with _TABLES_LOCK:
         if key in _TABLES:
             return _TABLES[key]
@@ -69,18 +72,21 @@ def point_table(resources, modalities: list[str], version: int = 0, compute: boo
         with _TABLES_LOCK:
             if key in _TABLES:
                 return _TABLES[key]
-        table = _build_point_table(resources, mods, compute, write_to)
+        table = _build_point_table(resources, mods, compute, write_to, close_gap)
         if table is not None:
             with _TABLES_LOCK:
                 _TABLES[key] = table
         return table
 
 
-def _build_point_table(resources, mods: list[str], compute: bool = True, write_to: Path | None = None) -> pd.DataFrame | None:
-    from engine.projection import cached_projection, project
+def _build_point_table(resources, mods: list[str], compute: bool = True, write_to: Path | None = None,
+                       close_gap: bool = False) -> pd.DataFrame | None:
+    from engine.projection import cached_projection, centre_modalities, project
 
     emb = resources.embeddings
     vectors, ids = {m: emb.vectors(m) for m in mods}, {m: list(emb.ids(m)) for m in mods}
+    if close_gap:
+        vectors = centre_modalities(vectors)
     # maps shipped with the embeddings (explorer.prepare, at build time) are read; new ones go to the user cache
     shipped = shipped_projections(emb.path)
     proj = cached_projection(vectors, ids, cache_dir=shipped) if shipped is not None else None
@@ -111,10 +117,32 @@ def projection_cache(embeddings_path: Path) -> Path:
     return CACHE_DIR
 
 
-def colour_column(table: pd.DataFrame, color_by: str) -> pd.Series:
-    """The label to colour by, with rare values pooled into 'other' (at most MAX_CATEGORIES colours)."""
+def store_categories(store, color_by: str) -> list[str]:
+    """The colour categories of a label over the WHOLE store, most frequent first (at most MAX_CATEGORIES - 1).
+
+    Every view colours by this one list, so a label value has one colour everywhere (a map of sequences,
+    one of structures, the live map, the exported PNG), not a colour that depends on what the view shows.
+    """
+    key = (str(store.path), len(store), color_by)
+    with _TABLES_LOCK:
+        if key in _CATEGORIES:
+            return _CATEGORIES[key]
+    if color_by == "modality":
+        from engine.modality import Modality
+
+        cats = [m.value for m in Modality]
+    else:
+        col = label_table(store)[color_by]
+        cats = col[col != "unlabelled"].value_counts().index[: MAX_CATEGORIES - 1].tolist()
+    with _TABLES_LOCK:
+        _CATEGORIES[key] = cats
+    return cats
+
+
+def colour_column(table: pd.DataFrame, color_by: str, categories: list[str] | None = None) -> pd.Series:
+    """The label to colour by, values outside `categories` (default: this table's most frequent) pooled as 'other'."""
     col = table[color_by].astype(str)
-    top = col[col != "unlabelled"].value_counts().index[: MAX_CATEGORIES - 1]
+    top = categories if categories is not None else col[col != "unlabelled"].value_counts().index[: MAX_CATEGORIES - 1]
     return col.where(col.isin(top) | (col == "unlabelled"), "other")
 
 

@@ -24,7 +24,9 @@ class ExplorerState(param.Parameterized):
     map_modalities = param.ListSelector(default=["sequence"], objects=[m.value for m in Modality],
                                         doc="modalities projected together on the map")
     color_by = param.Selector(default="family", objects=list(LABEL_CHOICES))
-    link_same_protein = param.Boolean(default=True, doc="draw a line between the points of one protein")
+    link_same_protein = param.Boolean(default=False, doc="draw a line between the points of every protein "
+                                      "(off: only the focused protein's points are joined, a readable highlight)")
+    close_gap = param.Boolean(default=True, doc="centre each modality before a joint projection (modality gap)")
 
     selected_ids = param.List(default=[], doc="proteins picked on the map (box/lasso/tap)")
     focus_id = param.String(default="", doc="protein shown in the detail pane")

@@ -60,7 +60,8 @@ def _exported(write, name: str) -> io.BytesIO:
         return io.BytesIO(Path(write(Path(tmp) / name)).read_bytes())
 
 
-def map_png(table: pd.DataFrame, color_by: str, selected: list[str] | None = None, title: str = "") -> io.BytesIO:
+def map_png(table: pd.DataFrame, color_by: str, selected: list[str] | None = None, title: str = "",
+            categories: list[str] | None = None) -> io.BytesIO:
     """The current map drawn with matplotlib, same colours as the page; selection outlined."""
     import matplotlib
 
@@ -70,9 +71,9 @@ def map_png(table: pd.DataFrame, color_by: str, selected: list[str] | None = Non
     from explorer.mapdata import colour_column
     from explorer.views.map_figure import colour_map
 
-    colours = colour_column(table, color_by)
+    colours = colour_column(table, color_by, categories)
     order = colours.value_counts().index.tolist()
-    cmap = colour_map(order)
+    cmap = colour_map(list(categories) + ["other", "unlabelled"]) if categories is not None else colour_map(order)
     fig, ax = plt.subplots(figsize=(9, 7), dpi=120)
     size = 6 if len(table) > 20_000 else 14
     for cat in reversed(order):  # frequent categories drawn first, rare ones on top
@@ -124,7 +125,10 @@ class ExportView(pn.viewable.Viewer):
         if t is None:
             return io.BytesIO(b"")
         s = self.state
-        return map_png(t, s.color_by, s.selected_ids, f"{', '.join(s.map_modalities)} embeddings, coloured by {s.color_by}")
+        from explorer.mapdata import store_categories
+
+        return map_png(t, s.color_by, s.selected_ids, f"{', '.join(s.map_modalities)} embeddings, coloured by {s.color_by}",
+                       categories=store_categories(s.store, s.color_by))
 
     def _update_summary(self, *_) -> None:
         n = len(self.state.selected_ids)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import panel as pn
@@ -13,6 +15,32 @@ from explorer.views import holoviews
 from explorer.views.map_figure import HEIGHT, MapFigure, highlight_frames, map_figure
 
 RASTER_PANE_HEIGHT = HEIGHT + 10
+
+
+DEMO_SELECTION = ("the demo embeds its test split and every protein with a structure, pocket, family or EC label "
+                  "(scripts/build_demo_index.sh), so the map stays meaningful and the folder small")
+
+
+def coverage_note(table: pd.DataFrame, resources, mods: list[str], close_gap: bool) -> str:
+    """What the map shows and what it leaves out, and why (HTML)."""
+    import html
+
+    from engine.paths import DEMO_EMBEDDINGS
+
+    shown = table["id"].nunique()
+    store_n = len(resources.store)
+    embedded = len(set().union(*(resources.embeddings.ids(m) for m in resources.modalities())))
+    out = f"{len(table):,} points · {shown:,} proteins"
+    if shown < store_n:
+        why = DEMO_SELECTION if Path(resources.embeddings.path).resolve() == DEMO_EMBEDDINGS.resolve() else \
+            "the embeddings were made for a subset of the store"
+        lacking = f"; {embedded - shown:,} of them lack a {' or '.join(mods)} embedding" if embedded > shown else ""
+        out += (f" <span class='map-coverage' style='color:#666'>(of the store's {store_n:,}: the embeddings hold "
+                f"{embedded:,}, as {html.escape(why)}{html.escape(lacking)})</span>")
+    if len(mods) > 1:
+        out += (" · modalities centred: the modality gap closed" if close_gap else
+                " · each modality on its own island: the contrastive modality gap (see Evolution)")
+    return out
 
 
 class MapView(pn.viewable.Viewer):
@@ -34,6 +62,7 @@ class MapView(pn.viewable.Viewer):
         self.color = pn.widgets.Select.from_param(s.param.color_by, name="Colour by", width=140)
         self.find = pn.widgets.TextInput(name="Find id or name", placeholder="e.g. 1ldm_A or lactate", width=220)
         self.find.param.watch(self._on_find, "value")
+        self.close_gap = pn.widgets.Checkbox.from_param(s.param.close_gap, name="Close the modality gap (joint maps)")
         self.info = pn.pane.HTML("", margin=(0, 10))
         self.plot: pn.pane.PaneBase = pn.pane.Bokeh(None, sizing_mode="stretch_width", height=HEIGHT)
         self._holder = pn.Column(self.plot, sizing_mode="stretch_width")
@@ -42,7 +71,7 @@ class MapView(pn.viewable.Viewer):
         self._selection = None  # HoloViews BoundsXY stream of the rasterized map
         self._highlights = None  # HoloViews DynamicMap of hits and focus over the rasterized map
         self._syncing = False  # True while a selection travels between the figure and the state
-        s.param.watch(self._refresh, ["map_modalities", "color_by", "embeddings_version", "data", "index"])
+        s.param.watch(self._refresh, ["map_modalities", "color_by", "embeddings_version", "data", "index", "close_gap"])
         s.param.watch(self._update_highlights, ["query", "focus_id"])
         s.param.watch(self._show_selection, "selected_ids")
 
@@ -57,7 +86,7 @@ class MapView(pn.viewable.Viewer):
         try:
             res = s.resources
             return point_table(res, self._shown_modalities(res.modalities()), s.embeddings_version,
-                               compute=False) is not None
+                               compute=False, close_gap=s.close_gap) is not None
         except Exception:  # load() reports the problem in the page
             return False
 
@@ -87,9 +116,10 @@ class MapView(pn.viewable.Viewer):
                 if mods != list(s.map_modalities):
                     s.map_modalities = mods  # triggers another refresh with the fixed list
                     return
-                self._table = point_table(res, mods, s.embeddings_version)
+                self._table = point_table(res, mods, s.embeddings_version, close_gap=s.close_gap)
                 self._draw(self._table)
-                self.info.object = f"{len(self._table):,} points · {self._table['id'].nunique():,} proteins"
+                self.close_gap.visible = len(mods) > 1
+                self.info.object = coverage_note(self._table, res, mods, s.close_gap)
             finally:
                 self._holder.loading = False
 
@@ -100,8 +130,10 @@ class MapView(pn.viewable.Viewer):
             self._show(pn.pane.HoloViews, self._rasterized(table), height=RASTER_PANE_HEIGHT, linked_axes=False)
             return
         self._selection = None
-        fig = map_figure(table, s.color_by, links=s.link_same_protein)
-        fig.set_highlights(*highlight_frames(table, s.query, s.focus_id))
+        from explorer.mapdata import store_categories
+
+        fig = map_figure(table, s.color_by, links=s.link_same_protein, categories=store_categories(s.store, s.color_by))
+        fig.set_highlights(*highlight_frames(table, s.query, s.focus_id), self._focus_links(table))
         fig.points.selected.on_change("indices", self._on_indices)
         self._figure = fig
         self._show_selection()  # not on a page yet: applied at once
@@ -163,7 +195,17 @@ class MapView(pn.viewable.Viewer):
             return
         s = self.state
         hits, focus = highlight_frames(self._table, s.query, s.focus_id)
-        self._change_figure(lambda: fig.set_highlights(hits, focus))
+        links = self._focus_links(self._table)
+        self._change_figure(lambda: fig.set_highlights(hits, focus, links))
+
+    def _focus_links(self, table: pd.DataFrame | None) -> dict | None:
+        """Lines joining the focused protein's points across modalities (when all proteins' lines are off)."""
+        from explorer.views.map_figure import link_data
+
+        s = self.state
+        if table is None or s.link_same_protein:
+            return None
+        return link_data(table[table["id"] == s.focus_id] if s.focus_id else table.iloc[:0])
 
     def _show_selection(self, *_) -> None:
         """Show a selection made elsewhere (find, a family in Evolution) as the figure's selection."""
@@ -220,5 +262,5 @@ class MapView(pn.viewable.Viewer):
         self.state.param.update(selected_ids=ids, focus_id=ids[0], status=f"{len(ids)} matches for {event.new!r}")
 
     def __panel__(self):
-        controls = pn.Row(self.modalities, self.color, self.find, sizing_mode="stretch_width")
+        controls = pn.Row(self.modalities, self.color, self.find, self.close_gap, sizing_mode="stretch_width")
         return pn.Column(controls, self.info, self._holder, sizing_mode="stretch_width")

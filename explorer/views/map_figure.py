@@ -34,7 +34,10 @@ LINK_COLUMNS = ["x0", "y0", "x1", "y1"]
 
 
 def colour_map(categories: list[str]) -> dict[str, str]:
-    """Category -> colour: greys for 'unlabelled'/'other', the palette for the rest (by frequency order)."""
+    """Category -> colour: greys for 'unlabelled'/'other', the palette for the rest in the given order.
+
+    Give it the store-wide order (explorer.mapdata.store_categories) and a value keeps its colour in
+    every view; given a view's own frequency order, colours would shift between views."""
     out, k = {}, 0
     for c in categories:
         if c in GREY:
@@ -53,10 +56,10 @@ def _short(label: str, width: int = 28) -> str:
     return label if len(label) <= width else label[: width - 1] + "…"
 
 
-def point_frame(table: pd.DataFrame, color_by: str) -> pd.DataFrame:
+def point_frame(table: pd.DataFrame, color_by: str, categories: list[str] | None = None) -> pd.DataFrame:
     """The columns the scatter and its hover read; `colour` is the shortened label (long names squeeze the plot)."""
     data = table[["x", "y", "id", "name", "modality", "text"]].copy()
-    data["colour"] = colour_column(table, color_by).map(_short).to_numpy()
+    data["colour"] = colour_column(table, color_by, categories).map(_short).to_numpy()
     return data[POINT_COLUMNS].reset_index(drop=True)
 
 
@@ -110,11 +113,13 @@ class MapFigure:
     focus: ColumnDataSource
     categories: list[str]
 
-    def set_highlights(self, hits: pd.DataFrame, focus: pd.DataFrame) -> None:
+    def set_highlights(self, hits: pd.DataFrame, focus: pd.DataFrame, focus_links: dict | None = None) -> None:
         """Replace the hit rings and focus star (their sources' `.data`; the figure stays). Frames as
-        `highlight_frames` returns them."""
+        `highlight_frames` returns them; `focus_links` (link_data of the focused protein) joins its points."""
         self.hits.data = _columns(hits)
         self.focus.data = _columns(focus)
+        if focus_links is not None:
+            self.links.data = focus_links
 
 
 def _tools(hover_label: str) -> tuple[list, list, WheelZoomTool, PanTool]:
@@ -127,11 +132,13 @@ def _tools(hover_label: str) -> tuple[list, list, WheelZoomTool, PanTool]:
     return [*on_points[:1], pan, *on_points[1:], wheel, BoxZoomTool(), ResetTool(), SaveTool()], on_points, wheel, pan
 
 
-def map_figure(table: pd.DataFrame, color_by: str, links: bool = True) -> MapFigure:
-    """Scatter coloured by `color_by` (legend on the right), optional links, empty highlight layers on top."""
-    frame = point_frame(table, color_by)
+def map_figure(table: pd.DataFrame, color_by: str, links: bool = True, categories: list[str] | None = None) -> MapFigure:
+    """Scatter coloured by `color_by` (legend on the right), optional links, empty highlight layers on top.
+
+    `categories` (the store-wide order of the label's values) fixes each value's colour across views."""
+    frame = point_frame(table, color_by, categories)
     order = category_order(frame)
-    cmap = colour_map(order)
+    cmap = colour_map([_short(c) for c in categories] + ["other", "unlabelled"]) if categories is not None else colour_map(order)
     tools, on_points, wheel, pan = _tools(color_by)
     fig = figure(sizing_mode="stretch_width", height=HEIGHT, tools=tools, toolbar_location="right",
                  active_scroll=wheel, active_drag=pan, title="", min_border=10,

@@ -43,12 +43,15 @@ def recall_element(recalls: list[tuple[int, str, float, float]]):
                                                title="held-out R@1, sequence → modality (dashed: chance)")
 
 
-def live_map_element(table: pd.DataFrame | None, step: int):
-    """The live UMAP of a fixed protein sample coloured by family; markers by modality (HoloViews Points)."""
+def live_map_element(table: pd.DataFrame | None, step: int, families: list[str] | None = None):
+    """The live UMAP of a fixed protein sample coloured by family (the store-wide colours of the main map when
+    `families` is given); markers by modality (HoloViews Points)."""
     hv = holoviews()
     if table is None:
         return hv.Points([], ["x", "y"]).opts(responsive=True, height=360, title="live map: waiting for the first snapshot")
-    cmap = colour_map(table["family"].value_counts().index.tolist())
+    cmap = colour_map(list(families) + ["other", "unlabelled"]) if families is not None else \
+        colour_map(table["family"].value_counts().index.tolist())
+    table = table.assign(family=table["family"].where(table["family"].isin(list(cmap)), "other"))
     return hv.Points(table, ["x", "y"], ["id", "family", "modality"]).opts(
         color="family", cmap=cmap, marker=hv.dim("modality").categorize({"sequence": "circle"}, default="triangle"),
         size=7, alpha=0.8, tools=["hover"], responsive=True, height=360, xaxis=None, yaxis=None,
@@ -173,7 +176,10 @@ class TrainingView(pn.viewable.Viewer):
             if key[1] != self._shown[1]:
                 self.recall_pane.object = recall_element(snap.recalls)
             if key[2] != self._shown[2]:
-                self.map_pane.object = live_map_element(snap.map_points, snap.map_step)
+                from explorer.mapdata import store_categories
+
+                self.map_pane.object = live_map_element(snap.map_points, snap.map_step,
+                                                        store_categories(self.state.store, "family"))
             self._shown = key
         if not self.run.running and snap.status in ("finished", "cancelled", "failed"):
             self._set_running(False)
@@ -187,7 +193,10 @@ class TrainingView(pn.viewable.Viewer):
         settings = pn.Row(self.preset, self.steps, self.batch, self.lr, self.eval_every, self.map_modality)
         return pn.Column(
             pn.pane.HTML("<h3>Align live</h3><p>Train the sequence-anchored contrastive alignment here and watch the "
-                         "held-out retrieval rise and same-family points gather. Runs one at a time per server.</p>",
+                         "held-out retrieval rise and same-family points gather. Runs one at a time per server. "
+                         "The live map projects sequence and the other modality jointly without centring them: watch "
+                         "the modality gap, each modality on its own island joined by training only in its pairing "
+                         "(the Evolution tab measures it; the main map closes it).</p>",
                          sizing_mode="stretch_width"),
             self.start_from, settings, pn.Row(self.start, self.cancel, self.use), self.progress, self.message,
             pn.Row(self.loss_pane, self.recall_pane, sizing_mode="stretch_width"), self.map_pane,

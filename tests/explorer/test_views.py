@@ -45,7 +45,11 @@ def test_map_projects_colours_and_selects(options, fast_projection):
     assert set(t2["modality"]) == {"sequence", "structure"} and len(t2) == 32 + len(s.store.ids(modality="structure"))
     n_structures = len(s.store.ids(modality="structure"))
     assert len(link_data(t2)["x0"]) == n_structures
-    assert len(m.figure.links.data["x0"]) == n_structures  # the drawn map links them too
+    # by default only the focused protein's points are joined (a readable highlight, not a tangle)
+    assert len(m.figure.links.data["x0"]) == 1 and not s.link_same_protein
+    s.link_same_protein = True
+    m._refresh()
+    assert len(m.figure.links.data["x0"]) == n_structures  # all proteins' links when asked
     for color_by in ("family", "ec", "organism", "ligand", "source", "split", "modality"):
         src = map_figure(t2, color_by).points
         assert len(src.data["x"]) == len(t2) and len(set(src.data["colour"])) >= 1
@@ -319,3 +323,43 @@ def test_status_errors_selection_and_picks_tell_the_truth(options, fast_projecti
     app.query.pick.value = "kin01_A"
     app.query._on_pick(SimpleNamespace(new="kin02_A", old="kin01_A"))
     assert s.query is not None and s.query.query_id == "kin02_A" and s.error == ""
+
+
+def test_colours_are_one_per_label_value_across_views_and_joint_maps_close_the_gap(options, fast_projection):
+    from bokeh.transform import factor_cmap  # noqa: F401  (the figure's colour mapper)
+
+    from explorer.mapdata import store_categories
+
+    app = _loaded_app(options)
+    m, s = app.map, app.state
+
+    def colours(fig):
+        mapper = _points_renderer(fig).glyph.fill_color["transform"]
+        return dict(zip(mapper.factors, mapper.palette))
+
+    seq = colours(m.figure)
+    s.map_modalities = ["structure"]
+    struct = colours(m.figure)
+    shared = set(seq) & set(struct)
+    assert shared and all(seq[c] == struct[c] for c in shared)
+    cats = store_categories(s.store, "family")
+    assert all(c in cats or c in ("other", "unlabelled") for c in seq)
+    # a joint map centres each modality by default, and says so
+    s.map_modalities = ["sequence", "structure"]
+    assert "modality gap closed" in m.info.object and m.close_gap.visible
+    centred = m.table[["x", "y"]].to_numpy().copy()
+    s.close_gap = False
+    assert "own island" in m.info.object and not (m.table[["x", "y"]].to_numpy() == centred).all()
+
+
+def test_evolution_shows_the_modality_gap(options, fast_projection):
+    from engine.projection import centre_modalities, modality_gap
+
+    app = _loaded_app(options)
+    app._tab_shown("Evolution")
+    assert "modality gap" in app.evolution.gap.object and "structure" in app.evolution.gap.object
+    emb = app.state.resources.embeddings
+    vec = {m: np.asarray(emb.vectors(m)) for m in ("sequence", "structure")}
+    before = modality_gap(vec)["structure"]["centre_distance"]
+    after = modality_gap(centre_modalities(vec))["structure"]["centre_distance"]
+    assert before > 0.05 and after < 0.5 * before, (before, after)
