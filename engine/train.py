@@ -293,7 +293,7 @@ class Trainer:
         self.total_steps = total  # the learning-rate decay ends here
         self.out.mkdir(parents=True, exist_ok=True)
         resumed = self.resume() if resume else False
-        self.attach_anchor_cache()
+        cache_seconds = self.attach_anchor_cache()
         if self.rank == 0 and not resumed and self.log_path.exists():
             self.log_path.unlink()  # a fresh run starts a fresh log
         bar = tqdm(total=total, initial=self.step, disable=not self.progress, desc="align", dynamic_ncols=True)
@@ -326,15 +326,20 @@ class Trainer:
                     "store": str(self.store.path), "skipped_modalities": self.skipped,
                     "store_manifest": {k: self.store.manifest.get(k) for k in ("created", "proteins", "built_by")}})
             self._barrier()
-        return {"status": status, "step": self.step, "eval": final_eval,
-                "seconds": round(time.perf_counter() - started, 1), "skipped_modalities": self.skipped}
+        summary = {"status": status, "step": self.step, "eval": final_eval,
+                   "seconds": round(time.perf_counter() - started, 1), "skipped_modalities": self.skipped}
+        if cache_seconds is not None:
+            summary["anchor_cache_seconds"] = round(cache_seconds, 1)  # not part of "seconds" (the steps)
+        return summary
 
-    def attach_anchor_cache(self) -> None:
+    def attach_anchor_cache(self) -> float | None:
         """A frozen anchor with a feature cache (UniRep) gets the features of every training sequence and of the
-        valid sample computed once into RUN/anchor_cache (rank 0; resumable), then reads them at every step."""
+        valid sample computed once into RUN/anchor_cache (rank 0; resumable), then reads them at every step.
+        Returns the seconds that took (None without such an anchor)."""
         anchor = _unwrap(self.model).encoders[ANCHOR.value]
         if not self.config.anchor_cache or not hasattr(anchor, "attach_feature_cache"):
-            return
+            return None
+        t0 = time.perf_counter()
         from engine.encoders.feature_cache import build_feature_cache
 
         ids = sorted(set().union(*self.ids_by_modality.values(), *self._eval_ids.values()))
@@ -343,6 +348,10 @@ class Trainer:
         cache = build_feature_cache(anchor, sequences, folder, progress=self.progress) if self.rank == 0 else None
         self._barrier()
         anchor.attach_feature_cache(cache or build_feature_cache(anchor, sequences, folder))  # others: open it
+        seconds = time.perf_counter() - t0
+        if self.rank == 0 and not self.progress:
+            print(f"anchor cache: {len(sequences)} sequences in {seconds:.0f} s", file=sys.stderr, flush=True)
+        return seconds
 
     def _run_eval(self) -> dict:
         metrics = self.evaluate() if self.rank == 0 else {}

@@ -95,7 +95,8 @@ def test_trainer_caches_the_frozen_anchor_and_checkpoint_holds_none_of_it(tiny_n
     trainer = Trainer(model, store, TrainConfig(steps=3, batch_size=4, eval_every=0, checkpoint_every=0,
                                                 eval_size=4), tmp_path / "run", progress=False)
     count = Counting(enc)
-    trainer.fit()
+    summary = trainer.fit()
+    assert summary["anchor_cache_seconds"] >= 0
     assert (tmp_path / "run" / "anchor_cache" / "manifest.json").is_file()
     train_ids = store.ids(split="train", modality="structure_tokens")
     valid_ids = store.ids(split="valid", modality="structure_tokens")
