@@ -9,6 +9,7 @@ import sys
 import time
 
 from engine.data.build import DEFAULT_MAX_FILE_MB, build_store
+from engine.data.plddt import DEFAULT_MASK_BELOW, PLDDT_MODES
 from engine.data.sequence import DEFAULT_MAX_LENGTH
 from engine.data.splits import DEFAULT_COVERAGE, DEFAULT_IDENTITY, SPLIT_METHODS
 from engine.data.store import ProteinStore
@@ -25,6 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _split_args(b)
     b.add_argument("--ligands", metavar="DIR", default=None,
                    help="folder of <stem>_ligand.sdf|.mol2 files for structures without one beside them")
+    b.add_argument("--plddt", choices=PLDDT_MODES, default="auto",
+                   help="confidence of predicted models: auto (ModelCIF table, or B-factors of files that name a "
+                        "predictor), bfactor (every file's CA B-factor), off")
+    b.add_argument("--plddt-mask", type=float, default=DEFAULT_MASK_BELOW,
+                   help="3Di letters of residues below this pLDDT become '#' (SaProt); 0 masks none")
+    b.add_argument("--min-plddt", type=float, default=None, help="leave out predicted chains with lower mean pLDDT")
     b.add_argument("--predict-pockets", action="store_true",
                    help="give ligand-free structures fpocket-rs's best predicted pocket")
     b.add_argument("--quiet", action="store_true", help="print only the summary")
@@ -104,7 +111,8 @@ def _build(args: argparse.Namespace) -> int:
     path, report = build_store(args.inputs, args.out, max_file_mb=args.max_file_mb, max_length=args.max_length,
                                identity=args.identity, seed=args.seed, log=log,
                                predict_pockets=args.predict_pockets, coverage=args.coverage,
-                               split_method=args.split_method, threads=args.threads, ligand_dir=args.ligands)
+                               split_method=args.split_method, threads=args.threads, ligand_dir=args.ligands,
+                               plddt=args.plddt, plddt_mask=args.plddt_mask, min_plddt=args.min_plddt)
     for line in report.lines():
         print(line)
     stats = ProteinStore.open(path).stats()

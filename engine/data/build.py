@@ -22,9 +22,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from engine.data import parse_cache
 from engine.data.fasta import is_fasta_path, parse_uniprot_header, read_fasta
 from engine.data.ligands import attach_ligand_files, find_ligand_files, is_ligand_path
+from engine.data.plddt import DEFAULT_MASK_BELOW, mask_3di
 from engine.data.pocket_prediction import predict_pockets_cached
 from engine.data.pockets import import_fpocket, import_p2rank
 from engine.data.sequence import DEFAULT_MAX_LENGTH, clean_sequence, is_protein_like
@@ -136,15 +139,32 @@ def _entry_record(e: UniProtEntry, path: Path, max_length: int | None) -> Protei
                          extra={"entry_name": e.entry_name, "accession": e.accession, "pfam": e.pfam, "pdb": e.pdb})
 
 
-def parse_file(path: Path, fmt: str, max_length: int | None) -> tuple[list[ProteinRecord], dict]:
-    """Records from one file plus {'skipped': [...], 'notes': [...], 'families': ...}."""
+def parse_file(path: Path, fmt: str, max_length: int | None, plddt: str = "auto",
+               plddt_mask: float = DEFAULT_MASK_BELOW, min_plddt: float | None = None,
+               ) -> tuple[list[ProteinRecord], dict]:
+    """Records from one file plus {'skipped': [...], 'notes': [...], 'families': ...}.
+
+    Structures: pLDDT read per `plddt` mode; 3Di letters below `plddt_mask` become '#'; predicted
+    chains with mean pLDDT < `min_plddt` are left out (reported).
+    """
     result: dict = {"skipped": [], "notes": []}
     records: list[ProteinRecord] = []
     if fmt == "structure":
-        sf = read_structure(path, max_length=max_length)
+        sf = read_structure(path, max_length=max_length, plddt=plddt)
+        if min_plddt is not None:
+            keep = []
+            for r in sf.records:
+                conf = r.extra.get("plddt")
+                mean = float(np.nanmean(conf)) if conf is not None and np.isfinite(conf).any() else None
+                if mean is not None and mean < min_plddt:
+                    sf.skipped.append((r.extra.get("chain", r.id), f"mean pLDDT {mean:.1f} < --min-plddt {min_plddt:g}"))
+                else:
+                    keep.append(r)
+            sf.records = keep
         for r in sf.records:
             if r.coords is not None:
-                r.structure_tokens = structure_tokens(r.coords, r.extra.get("cb"))
+                r.structure_tokens = mask_3di(structure_tokens(r.coords, r.extra.get("cb")), r.extra.get("plddt"),
+                                              plddt_mask)
             r.text = compose_text(name=r.name, organism=r.organism, gene=r.extra.get("gene"), ec=r.ec,
                                   title=r.extra.get("title"), structure_keywords=r.extra.get("keywords"))
         records = sf.records
@@ -219,11 +239,15 @@ def build_store(
     split_method: str = "auto",
     threads: int | None = None,
     ligand_dir: str | Path | None = None,
+    plddt: str = "auto",
+    plddt_mask: float = DEFAULT_MASK_BELOW,
+    min_plddt: float | None = None,
 ) -> tuple[Path, BuildReport]:
     """Parse every input, cluster, split and write the store atomically. Returns (path, report).
 
     split_method: "auto" (MMseqs2 when the binary is present, else the own clustering), "mmseqs", "own".
     ligand_dir: a folder of `<stem>_ligand.sdf|.mol2` files for structures whose folder has none.
+    plddt / plddt_mask / min_plddt: confidence of predicted models (see parse_file, engine.data.plddt).
     """
     inputs = list(inputs)
     report = BuildReport()
@@ -263,6 +287,8 @@ def build_store(
             predicted.append((fmt, path))
             continue
         opts = {"fmt": fmt, "max_length": max_length}
+        if fmt == "structure":
+            opts.update(plddt=plddt, plddt_mask=plddt_mask, min_plddt=min_plddt)
         ligs = find_ligand_files(path, file_stem(path), ligand_dir) if fmt == "structure" else []
         if ligs:  # the cache entry holds their pockets, so it must change when they do
             opts["ligands"] = [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in ligs]
@@ -272,7 +298,7 @@ def build_store(
             recs, result = cached
         else:
             try:
-                recs, result = parse_file(path, fmt, max_length)
+                recs, result = parse_file(path, fmt, max_length, plddt, plddt_mask, min_plddt)
                 if ligs:
                     result.update(attach_ligand_files(path, recs, ligs))
             except OneProtError as exc:

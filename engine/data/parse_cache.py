@@ -17,7 +17,7 @@ from engine.files import atomic_file
 from engine.modality import Pocket, ProteinRecord
 from engine.paths import CACHE_DIR
 
-CACHE_VERSION = 3  # bump when a reader changes what it returns
+CACHE_VERSION = 4  # bump when a reader changes what it returns
 
 
 def cache_key(path: Path, options: dict) -> str:

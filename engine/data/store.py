@@ -4,9 +4,11 @@ Layout of a store folder (columnar, no pickles):
     manifest.json      format version, counts, how splits were made, what built it
     proteins.parquet   one row per protein: id, name, sequence, text, structure_tokens, family, ec,
                        organism, source, split, cluster, has_structure, n_pockets, length
+                       (+ plddt_mean, NaN for proteins without confidence, in stores built since pLDDT is read)
     structures.npz     ids, offsets (n+1), coords (R, 4, 3) float32 [N, CA, C, O], residue_numbers (R);
                        stores built since side chains are read also hold side_chains (R, 6, 3) float32 in
-                       engine.modality.SIDE_CHAIN_SLOTS order (NaN = absent) and has_side_chains (n,) bool
+                       engine.modality.SIDE_CHAIN_SLOTS order (NaN = absent) and has_side_chains (n,) bool;
+                       stores with predicted models hold plddt (R,) float32 (NaN = none, engine.data.plddt)
     pockets.parquet    protein_id, pocket_index, residues (list of chain indices), ligand_code,
                        ligand_name, source, score, center (3), ligand_coords (flat), ligand_elements
 
@@ -105,9 +107,14 @@ class ProteinStore:
             return p["has_structure"].to_numpy(dtype=bool)
         return (p["n_pockets"].to_numpy() > 0) & p["has_structure"].to_numpy(dtype=bool)
 
-    def ids(self, split: str | None = None, modality: str | Modality | None = None) -> list[str]:
-        """Protein ids, optionally restricted to a split and to proteins having a modality."""
+    def ids(self, split: str | None = None, modality: str | Modality | None = None,
+            min_plddt: float | None = None) -> list[str]:
+        """Protein ids, optionally restricted to a split, to proteins having a modality, and to proteins whose
+        mean pLDDT is >= min_plddt (proteins without pLDDT, e.g. experimental structures, are kept)."""
         mask = np.ones(len(self.proteins), dtype=bool)
+        if min_plddt is not None and "plddt_mean" in self.proteins.columns:
+            mean = self.proteins["plddt_mean"].to_numpy(dtype=np.float64)
+            mask &= ~(mean < min_plddt)  # NaN (no pLDDT) compares False: kept
         if split is not None:
             if split not in SPLITS:
                 raise OneProtError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}", "split")
@@ -131,6 +138,15 @@ class ProteinStore:
         if i is None or s.get("side_chains") is None or not s["has_side_chains"][i]:
             return None
         return s["side_chains"][s["offsets"][i] : s["offsets"][i + 1]]
+
+    def plddt(self, protein_id: str) -> np.ndarray | None:
+        """(L,) float32 per-residue pLDDT of a predicted model, or None."""
+        s = self._load_structures()
+        i = s["index"].get(protein_id)
+        if i is None or s.get("plddt") is None:
+            return None
+        v = s["plddt"][s["offsets"][i] : s["offsets"][i + 1]]
+        return v if np.isfinite(v).any() else None
 
     def residue_numbers(self, protein_id: str) -> list[str] | None:
         s = self._load_structures()
@@ -203,6 +219,7 @@ class ProteinStore:
                             "residue_numbers": z["residue_numbers"].astype(str),
                             "side_chains": z["side_chains"].astype(np.float32) if "side_chains" in z.files else None,
                             "has_side_chains": z["has_side_chains"] if "has_side_chains" in z.files else None,
+                            "plddt": z["plddt"].astype(np.float32) if "plddt" in z.files else None,
                         }
                 except Exception as exc:  # zip/npz corruption surfaces as many exception types
                     raise OneProtError(f"corrupted structure arrays: {exc}", str(f)) from None
@@ -255,6 +272,7 @@ def write_store(
 
     rows, pocket_rows = [], []
     s_ids, s_offsets, s_coords, s_resnums, s_sides, s_has_sides = [], [0], [], [], [], []
+    s_plddt, plddt_mean = [], []
     for r in records:
         has_structure = r.coords is not None
         if has_structure:
@@ -269,6 +287,13 @@ def write_store(
             s_has_sides.append(side is not None)
             s_sides.append(np.full((len(c), 6, 3), np.nan, np.float32) if side is None
                            else np.asarray(side, dtype=np.float32).reshape(len(c), 6, 3))
+        conf = r.extra.get("plddt") if r.extra else None
+        conf = None if conf is None else np.asarray(conf, dtype=np.float32)
+        if conf is not None and conf.shape != (len(r.sequence),):
+            raise OneProtError(f"pLDDT has {conf.shape} values for {len(r.sequence)} residues", r.id)
+        if has_structure:
+            s_plddt.append(np.full(len(r.sequence), np.nan, np.float32) if conf is None else conf)
+        plddt_mean.append(float(np.nanmean(conf)) if conf is not None and np.isfinite(conf).any() else np.nan)
         for k, p in enumerate(r.pockets if has_structure else []):
             pocket_rows.append({
                 "protein_id": r.id, "pocket_index": k, "residues": [int(x) for x in p.residues],
@@ -287,6 +312,8 @@ def write_store(
         })
 
     proteins = pd.DataFrame(rows, columns=list(PROTEIN_COLUMNS))
+    if np.isfinite(plddt_mean).any():  # only stores with predicted models get the column
+        proteins["plddt_mean"] = np.asarray(plddt_mean, dtype=np.float32)
     manifest = {
         "format_version": FORMAT_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -307,6 +334,7 @@ def write_store(
                 # only when some chain has them, so stores without side chains keep their old layout
                 **({"side_chains": np.concatenate(s_sides), "has_side_chains": np.array(s_has_sides, dtype=bool)}
                    if any(s_has_sides) else {}),
+                **({"plddt": np.concatenate(s_plddt)} if any(np.isfinite(x).any() for x in s_plddt) else {}),
             )
         pd.DataFrame(pocket_rows, columns=list(_POCKET_COLUMNS)).to_parquet(tmp / "pockets.parquet", index=False)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))

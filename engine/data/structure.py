@@ -19,6 +19,7 @@ import numpy as np
 
 from engine.data.gemmi_io import is_amino_acid, parse_structure_file, residue_letter
 from engine.data.header import Header, read_cif_header, read_pdb_header
+from engine.data.plddt import chain_plddt
 from engine.data.pockets import CONTACT_CUTOFF, ligand_pockets
 from engine.data.sequence import DEFAULT_MAX_LENGTH, clean_sequence
 from engine.errors import OneProtError
@@ -60,8 +61,13 @@ def read_structure(
     max_length: int | None = DEFAULT_MAX_LENGTH,
     cutoff: float = CONTACT_CUTOFF,
     source: str = "",
+    plddt: str = "auto",
 ) -> StructureFile:
-    """Read a PDB/mmCIF file into per-chain records; raise OneProtError if the file is unusable."""
+    """Read a PDB/mmCIF file into per-chain records; raise OneProtError if the file is unusable.
+
+    plddt: "auto" | "bfactor" | "off", where per-residue confidence comes from (engine.data.plddt);
+    records of predicted models carry it as extra["plddt"] (a list, NaN where a residue has none).
+    """
     path = Path(path)
     st, block, is_cif, text = parse_structure_file(path)
     st.setup_entities()
@@ -121,6 +127,7 @@ def read_structure(
                     if a is not None:
                         side[i, k] = a.pos.tolist()
                         break
+        conf = chain_plddt(residues, block, is_cif, text, plddt, f"{path}:{cname}")
         has_nc = np.isfinite(coords[:, [0, 2], 0]).all(axis=1).mean()
         ca_only = has_nc < 0.5
         mol = header.molecule_for(cname)
@@ -133,6 +140,7 @@ def read_structure(
             source=source or str(path),
             extra={"chain": cname, "file": str(path), "cb": None if ca_only else cb,
                    "side_chains": None if ca_only else side,
+                   "plddt": None if conf is None else [float(x) for x in conf],
                    "title": header.title, "keywords": header.keywords,
                    "classification": header.classification, "pdb_id": header.pdb_id,
                    "gene": mol.gene if mol else None},
