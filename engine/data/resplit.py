@@ -53,13 +53,15 @@ def resplit_store(
     if previous:
         manifest["previous_split_method"] = {k: v for k, v in previous.items() if k != "previous"}
     with atomic_dir(path) as tmp:
-        for f in path.iterdir():
-            if f.name in ("proteins.parquet", "manifest.json") or not f.is_file():
+        for f in path.rglob("*"):
+            rel = f.relative_to(path)
+            if str(rel) in ("proteins.parquet", "manifest.json") or not f.is_file():
                 continue
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             try:
-                os.link(f, tmp / f.name)  # unchanged arrays: no copy of the coordinates
+                os.link(f, tmp / rel)  # unchanged arrays: no copy of the coordinates
             except OSError:
-                shutil.copy2(f, tmp / f.name)
+                shutil.copy2(f, tmp / rel)
         p.to_parquet(tmp / "proteins.parquet", index=False)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
     counts = {s: int((p["split"] == s).sum()) for s in ("train", "valid", "test")}

@@ -5,6 +5,7 @@ Layout of a store folder (columnar, no pickles):
     proteins.parquet   one row per protein: id, name, sequence, text, structure_tokens, family, ec,
                        organism, source, split, cluster, has_structure, n_pockets, length
                        (+ plddt_mean, NaN for proteins without confidence, in stores built since pLDDT is read)
+    structures/        memory-mapped .npy arrays (engine.data.store_arrays); stores written before it hold
     structures.npz     ids, offsets (n+1), coords (R, 4, 3) float32 [N, CA, C, O], residue_numbers (R);
                        stores built since side chains are read also hold side_chains (R, 6, 3) float32 in
                        engine.modality.SIDE_CHAIN_SLOTS order (NaN = absent) and has_side_chains (n,) bool;
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from engine.data.store_arrays import ARRAYS_DIR, ArrayWriter, open_arrays
 from engine.errors import OneProtError
 from engine.files import atomic_dir
 from engine.files import replace_dir  # noqa: F401  re-exported for callers written before engine/files.py
@@ -129,7 +131,7 @@ class ProteinStore:
         i = s["index"].get(protein_id)
         if i is None:
             return None
-        return s["coords"][s["offsets"][i] : s["offsets"][i + 1]]
+        return np.array(s["coords"][s["offsets"][i] : s["offsets"][i + 1]], dtype=np.float32)  # a copy: arrays may be memory-mapped
 
     def side_chains(self, protein_id: str) -> np.ndarray | None:
         """(L, 6, 3) float32 side-chain atoms (SIDE_CHAIN_SLOTS), or None if the store did not keep them."""
@@ -137,7 +139,7 @@ class ProteinStore:
         i = s["index"].get(protein_id)
         if i is None or s.get("side_chains") is None or not s["has_side_chains"][i]:
             return None
-        return s["side_chains"][s["offsets"][i] : s["offsets"][i + 1]]
+        return np.array(s["side_chains"][s["offsets"][i] : s["offsets"][i + 1]], dtype=np.float32)
 
     def plddt(self, protein_id: str) -> np.ndarray | None:
         """(L,) float32 per-residue pLDDT of a predicted model, or None."""
@@ -145,7 +147,7 @@ class ProteinStore:
         i = s["index"].get(protein_id)
         if i is None or s.get("plddt") is None:
             return None
-        v = s["plddt"][s["offsets"][i] : s["offsets"][i + 1]]
+        v = np.array(s["plddt"][s["offsets"][i] : s["offsets"][i + 1]], dtype=np.float32)
         return v if np.isfinite(v).any() else None
 
     def residue_numbers(self, protein_id: str) -> list[str] | None:
@@ -204,6 +206,8 @@ class ProteinStore:
 
     # ---- lazy loads ----------------------------------------------------------------------
     def _load_structures(self) -> dict:
+        if self._structures is None and (self.path / ARRAYS_DIR).is_dir():
+            self._structures = open_arrays(self.path)  # memory-mapped: only the rows asked for are read
         if self._structures is None:
             f = self.path / "structures.npz"
             if not f.exists():
@@ -270,29 +274,24 @@ def write_store(
         dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
         raise OneProtError(f"duplicate protein ids, e.g. {dup}", "id")
 
-    rows, pocket_rows = [], []
-    s_ids, s_offsets, s_coords, s_resnums, s_sides, s_has_sides = [], [0], [], [], [], []
-    s_plddt, plddt_mean = [], []
+    rows, pocket_rows, plddt_mean = [], [], []
+    n_struct = n_res = id_width = resnum_width = 0
+    any_side = any_plddt = False
     for r in records:
         has_structure = r.coords is not None
-        if has_structure:
-            c = np.asarray(r.coords, dtype=np.float32)
-            if c.shape != (len(r.sequence), 4, 3):
-                raise OneProtError(f"coords shape {c.shape} does not match sequence length {len(r.sequence)}", r.id)
-            s_ids.append(r.id)
-            s_coords.append(c)
-            s_resnums.extend(r.residue_numbers or [str(i + 1) for i in range(len(r.sequence))])
-            s_offsets.append(s_offsets[-1] + len(c))
-            side = r.extra.get("side_chains") if r.extra else None
-            s_has_sides.append(side is not None)
-            s_sides.append(np.full((len(c), 6, 3), np.nan, np.float32) if side is None
-                           else np.asarray(side, dtype=np.float32).reshape(len(c), 6, 3))
         conf = r.extra.get("plddt") if r.extra else None
         conf = None if conf is None else np.asarray(conf, dtype=np.float32)
         if conf is not None and conf.shape != (len(r.sequence),):
             raise OneProtError(f"pLDDT has {conf.shape} values for {len(r.sequence)} residues", r.id)
         if has_structure:
-            s_plddt.append(np.full(len(r.sequence), np.nan, np.float32) if conf is None else conf)
+            shape = np.shape(r.coords)
+            if shape != (len(r.sequence), 4, 3):
+                raise OneProtError(f"coords shape {shape} does not match sequence length {len(r.sequence)}", r.id)
+            n_struct, n_res = n_struct + 1, n_res + shape[0]
+            id_width = max(id_width, len(r.id))
+            resnum_width = max(resnum_width, max((len(str(x)) for x in r.residue_numbers or [str(shape[0])]), default=1))
+            any_side = any_side or (r.extra or {}).get("side_chains") is not None
+            any_plddt = any_plddt or (conf is not None and bool(np.isfinite(conf).any()))
         plddt_mean.append(float(np.nanmean(conf)) if conf is not None and np.isfinite(conf).any() else np.nan)
         for k, p in enumerate(r.pockets if has_structure else []):
             pocket_rows.append({
@@ -324,18 +323,15 @@ def write_store(
     # a failed write must not leave a half folder next to the store (the old store is untouched)
     with atomic_dir(path) as tmp:
         proteins.to_parquet(tmp / "proteins.parquet", index=False)
-        if s_ids:
-            np.savez_compressed(
-                tmp / "structures.npz",
-                ids=np.array(s_ids, dtype=str),
-                offsets=np.array(s_offsets, dtype=np.int64),
-                coords=np.concatenate(s_coords).astype(np.float32),
-                residue_numbers=np.array(s_resnums, dtype=str),
-                # only when some chain has them, so stores without side chains keep their old layout
-                **({"side_chains": np.concatenate(s_sides), "has_side_chains": np.array(s_has_sides, dtype=bool)}
-                   if any(s_has_sides) else {}),
-                **({"plddt": np.concatenate(s_plddt)} if any(np.isfinite(x).any() for x in s_plddt) else {}),
-            )
+        if n_struct:
+            w = ArrayWriter(tmp / ARRAYS_DIR, n_struct, n_res, id_width, resnum_width, any_side, any_plddt)
+            for r in records:
+                if r.coords is not None:
+                    ex = r.extra or {}
+                    w.add(r.id, np.asarray(r.coords, dtype=np.float32),
+                          r.residue_numbers or [str(i + 1) for i in range(len(r.sequence))],
+                          ex.get("side_chains"), ex.get("plddt"))
+            w.close()
         pd.DataFrame(pocket_rows, columns=list(_POCKET_COLUMNS)).to_parquet(tmp / "pockets.parquet", index=False)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return path

@@ -132,7 +132,7 @@ def test_failed_write_keeps_old_store(tmp_path, monkeypatch):
     def fail(*a, **k):
         raise RuntimeError("disk full (injected)")
 
-    monkeypatch.setattr(store_mod.np, "savez_compressed", fail)  # dies after proteins.parquet is written
+    monkeypatch.setattr(store_mod.ArrayWriter, "add", fail)  # dies after proteins.parquet is written
     with pytest.raises(RuntimeError, match="injected"):
         build_store([FIX / "bad" / "good.fasta", FIX / "pocket_toy.pdb"], out, cache_dir=cache)
     assert ProteinStore.open(out).proteins["id"].tolist() == before
@@ -147,7 +147,7 @@ def test_killed_build_process_keeps_old_store(tmp_path):
         "import os, signal, numpy as np, engine.data.store as s\n"
         "from engine.data.build import build_store\n"
         "def die(*a, **k): os.kill(os.getpid(), signal.SIGKILL)\n"
-        "s.np.savez_compressed = die\n"
+        "s.ArrayWriter.add = die\n"
         f"build_store([{str(FIX / 'bad' / 'good.fasta')!r}, {str(FIX / 'pocket_toy.pdb')!r}], {str(out)!r},"
         f" cache_dir={str(tmp_path / 'cache')!r})\n"
     )

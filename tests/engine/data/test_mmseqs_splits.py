@@ -107,13 +107,13 @@ def test_check_then_resplit_removes_leaks(families, tmp_path, capsys):
     assert before["leaking"] == before["test_proteins"] > 0  # each test member has train family members
     assert before["definition"] == "alignment" and before["coverage"] == 0.8
     assert before["examples"][0]["identity"] >= 0.5
-    coords_before = (store / "structures.npz").exists()
+    coords_before = (store / "structures").exists()
     assert main(["data", "resplit", str(store), "--identity", "0.5", "--coverage", "0.8", "--threads", "1"]) == 0
     assert "re-split" in capsys.readouterr().out
     st = ProteinStore.open(store)
     assert st.manifest["split_method"]["tool"].startswith("mmseqs")
     assert st.manifest["previous_split_method"]["method"] == "planted leak"
-    assert (store / "structures.npz").exists() == coords_before
+    assert (store / "structures").exists() == coords_before
     assert not list(tmp_path.glob("store.tmp-*")) and not list(tmp_path.glob("store.old-*"))
     p = st.proteins
     fam = p["id"].str.split("_").str[0]
