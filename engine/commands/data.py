@@ -34,10 +34,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--min-plddt", type=float, default=None, help="leave out predicted chains with lower mean pLDDT")
     b.add_argument("--predict-pockets", action="store_true",
                    help="give ligand-free structures fpocket-rs's best predicted pocket")
+    b.add_argument("--workers", type=int, default=None,
+                   help="parsing processes (default: the cores, for 16 or more files to parse)")
+    b.add_argument("--shard", default=None, metavar="I/N",
+                   help="build only shard I of N (0-based) for a job array; join them with `data merge`")
     b.add_argument("--quiet", action="store_true", help="print only the summary")
     s = sub.add_parser("stats", help="print a store's statistics")
     s.add_argument("store", help="store folder, or `demo` for the bundled store")
     s.add_argument("--json", action="store_true", help="machine-readable JSON")
+    m = sub.add_parser("merge", help="merge shard stores (`build --shard I/N`) into one store, clustered once")
+    m.add_argument("shards", nargs="+", help="shard store folders")
+    m.add_argument("--out", required=True, help="merged store folder (written atomically)")
+    _split_args(m)
     r = sub.add_parser("resplit", help="re-cluster an existing store and re-assign its splits (atomically)")
     r.add_argument("store", help="store folder (rewritten in place)")
     _split_args(r)
@@ -73,6 +81,16 @@ def run(args: argparse.Namespace) -> int:
             for k, v in stats.items():
                 print(f"{k}: {v}")
         return 0
+    if args.action == "merge":
+        from engine.data.shards import merge_stores
+
+        t0 = time.time()
+        path = merge_stores(args.shards, args.out, identity=args.identity, coverage=args.coverage,
+                            method=args.split_method, seed=args.seed, threads=args.threads,
+                            log=lambda s: print(s, file=sys.stderr))
+        stats = ProteinStore.open(path).stats()
+        print(f"wrote {path}: {stats['proteins']} proteins, splits {stats['splits']} in {time.time() - t0:.1f} s")
+        return 0
     if args.action == "resplit":
         from engine.data.resplit import resplit_store
 
@@ -97,7 +115,17 @@ def run(args: argparse.Namespace) -> int:
             for e in res["examples"]:
                 print(f"  {e['test']} ~ {e[args.against]}: {e['identity']:.2f}")
         return 0
-    raise OneProtError("choose an action: build, stats, resplit or check-leakage", "data")
+    raise OneProtError("choose an action: build, stats, merge, resplit or check-leakage", "data")
+
+
+def _parse_shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise OneProtError(f"expected I/N such as 0/4, got {text!r}", "--shard") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise OneProtError(f"need 0 <= I < N, got {text!r}", "--shard")
+    return i, n
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -106,13 +134,17 @@ def _build(args: argparse.Namespace) -> int:
         raise OneProtError(f"must be in (0, 1], got {args.identity}", "--identity")
     if not 0 <= args.coverage <= 1:
         raise OneProtError(f"must be in [0, 1], got {args.coverage}", "--coverage")
+    shard = _parse_shard(args.shard) if args.shard else None
+    if args.workers is not None and args.workers < 1:
+        raise OneProtError(f"must be >= 1, got {args.workers}", "--workers")
     t0 = time.time()
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
     path, report = build_store(args.inputs, args.out, max_file_mb=args.max_file_mb, max_length=args.max_length,
                                identity=args.identity, seed=args.seed, log=log,
                                predict_pockets=args.predict_pockets, coverage=args.coverage,
                                split_method=args.split_method, threads=args.threads, ligand_dir=args.ligands,
-                               plddt=args.plddt, plddt_mask=args.plddt_mask, min_plddt=args.min_plddt)
+                               plddt=args.plddt, plddt_mask=args.plddt_mask, min_plddt=args.min_plddt,
+                               workers=args.workers, shard=shard, progress=not args.quiet)
     for line in report.lines():
         print(line)
     stats = ProteinStore.open(path).stats()

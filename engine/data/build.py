@@ -28,6 +28,7 @@ from engine.data import parse_cache
 from engine.data.fasta import is_fasta_path, parse_uniprot_header, read_fasta
 from engine.data.ligands import attach_ligand_files, find_ligand_files, is_ligand_path
 from engine.data.plddt import DEFAULT_MASK_BELOW, mask_3di
+from engine.data.parse_pool import default_workers, run_jobs
 from engine.data.pocket_prediction import predict_pockets_cached
 from engine.data.pockets import import_fpocket, import_p2rank
 from engine.data.sequence import DEFAULT_MAX_LENGTH, clean_sequence, is_protein_like
@@ -42,6 +43,7 @@ from engine.errors import OneProtError
 from engine.modality import ProteinRecord
 
 DEFAULT_MAX_FILE_MB = 100.0
+MIN_FILES_FOR_POOL = 16
 _BINARY_SNIFF = 4096
 
 
@@ -198,7 +200,7 @@ def parse_file(path: Path, fmt: str, max_length: int | None, plddt: str = "auto"
 
 
 def _label_families(records: list[ProteinRecord], families: list[tuple[str, dict]], max_length: int | None,
-                    report: BuildReport) -> list[ProteinRecord]:
+                    report: BuildReport, add_unmatched: bool = True) -> list[ProteinRecord]:
     by_name: dict[str, list[ProteinRecord]] = {}
     for r in records:
         for key in (r.id, r.extra.get("entry_name"), r.extra.get("accession")):
@@ -213,6 +215,8 @@ def _label_families(records: list[ProteinRecord], families: list[tuple[str, dict
                 for r in hits:
                     r.family = r.family or fam["label"]
                 continue
+            if not add_unmatched:
+                continue  # a shard adds no members: another shard may hold the protein they name
             try:
                 seq = clean_sequence(residues, where=f"{path}:{member}", max_length=max_length)
             except OneProtError as exc:
@@ -242,12 +246,18 @@ def build_store(
     plddt: str = "auto",
     plddt_mask: float = DEFAULT_MASK_BELOW,
     min_plddt: float | None = None,
+    workers: int | None = None,
+    shard: tuple[int, int] | None = None,
+    progress: bool = False,
 ) -> tuple[Path, BuildReport]:
     """Parse every input, cluster, split and write the store atomically. Returns (path, report).
 
     split_method: "auto" (MMseqs2 when the binary is present, else the own clustering), "mmseqs", "own".
     ligand_dir: a folder of `<stem>_ligand.sdf|.mol2` files for structures whose folder has none.
     plddt / plddt_mask / min_plddt: confidence of predicted models (see parse_file, engine.data.plddt).
+    workers: parsing processes (default: the cores); progress: a tqdm bar on stderr.
+    shard (I, N): only the files of shard I of N (by file stem, so a structure, its ligand and its
+    P2Rank/fpocket output stay together), written unsplit for `oneprot data merge`.
     """
     inputs = list(inputs)
     report = BuildReport()
@@ -260,7 +270,8 @@ def build_store(
         raise OneProtError("no such folder", "--ligands")
     ligand_inputs = [str(f) for f, _ in collect_files([ligand_dir]) if is_ligand_path(f)] if ligand_dir else []
     paired: set[str] = set()
-    for i, (path, source) in enumerate(files):
+    jobs: list[tuple] = []  # (path, source, fmt, parse job)
+    for path, source in files:
         where = str(path)
         if path.is_file():
             size = path.stat().st_size
@@ -271,7 +282,8 @@ def build_store(
                 report.skipped.append((where, f"too large ({size / 1e6:.1f} MB > --max-file-mb {max_file_mb:g})"))
                 continue
         if path.is_file() and is_ligand_path(path):
-            ligand_inputs.append(where)  # read with the structure it pairs with
+            if in_shard(path, shard):
+                ligand_inputs.append(where)  # read with the structure it pairs with
             continue
         try:
             fmt = detect_format(path)
@@ -283,6 +295,8 @@ def build_store(
             why = "binary file, not a protein format" if b"\x00" in head else "unrecognised format"
             report.skipped.append((where, why))
             continue
+        if fmt != "stockholm" and not in_shard(path, shard):
+            continue  # another shard's file (Stockholm labels are read by every shard)
         if fmt in ("p2rank", "fpocket"):
             predicted.append((fmt, path))
             continue
@@ -293,21 +307,26 @@ def build_store(
         if ligs:  # the cache entry holds their pockets, so it must change when they do
             opts["ligands"] = [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in ligs]
         key_path = parse_cache.cache_path(parse_cache.cache_key(path, opts), cache_dir)
-        cached = parse_cache.load(key_path)
-        if cached is not None:
-            recs, result = cached
-        else:
-            try:
-                recs, result = parse_file(path, fmt, max_length, plddt, plddt_mask, min_plddt)
-                if ligs:
-                    result.update(attach_ligand_files(path, recs, ligs))
-            except OneProtError as exc:
-                report.skipped.append((where, exc.message))
+        jobs.append((path, source, fmt, (path, fmt, max_length, plddt, plddt_mask, min_plddt, ligs, key_path)))
+    todo = [j[3] for j in jobs if not j[3][-1].is_file()]
+    # by default a pool only pays for its start-up (seconds of imports per worker) on many files
+    n_workers = workers or (default_workers() if len(todo) >= MIN_FILES_FOR_POOL else 1)
+    log(f"{len(jobs)} files to read, {len(jobs) - len(todo)} from the parse cache; {len(todo)} to parse "
+        f"with {n_workers} worker(s)")
+    errors = dict(zip([j[-1] for j in todo], run_jobs(_parse_job, todo, n_workers, progress=progress)))
+    for i, (path, source, fmt, job) in enumerate(jobs):
+        where = str(path)
+        if errors.get(job[-1]):
+            report.skipped.append((where, errors[job[-1]]))
+            continue
+        cached = parse_cache.load(job[-1])
+        if cached is None:  # damaged or unwritable cache: parse here
+            err = _parse_job(job)
+            cached = None if err else parse_cache.load(job[-1])
+            if cached is None:
+                report.skipped.append((where, err or "parse cache entry could not be written or read"))
                 continue
-            except Exception as exc:  # a reader bug on one odd file must not end a build of thousands
-                report.skipped.append((where, f"unexpected {exc.__class__.__name__} while reading: {exc}"))
-                continue
-            parse_cache.save(key_path, recs, result)
+        recs, result = cached
         for f, n in result.get("ligand_used", {}).items():
             report.ligands[f] = n
             paired.add(f)
@@ -330,25 +349,29 @@ def build_store(
             report.notes.append((where, f"left out {s}"))
         for n in result.get("notes", []):
             report.notes.append((where, n))
-        if (i + 1) % 100 == 0:
-            log(f"parsed {i + 1}/{len(files)} files, {len(records)} proteins")
     for f in dict.fromkeys(ligand_inputs):
         if f not in paired:
             report.skipped.append((f, "ligand file with no structure beside it (expected <stem>_protein.pdb or "
                                       "<stem>.pdb/.cif for <stem>_ligand.sdf|.mol2)"))
-    records += _label_families(records, families, max_length, report)
+    records += _label_families(records, families, max_length, report, add_unmatched=shard is None)
     _attach_predicted(records, predicted, report)
     if predict_pockets:
         _predict_missing_pockets(records, report, None if cache_dir is None else Path(cache_dir) / "pockets", log)
-    if not records:
+    if not records and shard is None:  # an empty shard is written empty: the job array goes on
         raise OneProtError(
             "no usable protein in the inputs; " + (f"{len(report.skipped)} files skipped: " +
             "; ".join(f"{Path(f).name}: {w}" for f, w in report.skipped[:8]) if report.skipped else "no files found"),
             "inputs",
         )
     _unique_ids(records)
-    clusters, how = cluster_for_splits([r.sequence for r in records], identity, coverage, split_method, threads, log)
-    splits = assign_splits(clusters, fractions=fractions, seed=seed)
+    if shard is not None:  # splits need every shard's sequences: `oneprot data merge` makes them
+        clusters, splits = [-1] * len(records), ["train"] * len(records)
+        how = {"method": f"none: shard {shard[0]} of {shard[1]}, split by `oneprot data merge`"}
+        manifest_extra = {**(manifest_extra or {}), "shard": list(shard)}
+    else:
+        clusters, how = cluster_for_splits([r.sequence for r in records], identity, coverage, split_method,
+                                           threads, log)
+        splits = assign_splits(clusters, fractions=fractions, seed=seed)
     manifest = {
         "split_method": {**how, "fractions": list(fractions), "seed": seed, "unit": "whole clusters"},
         "built_from": [str(Path(p)) for p in inputs],
@@ -356,7 +379,8 @@ def build_store(
         **(manifest_extra or {}),
     }
     path = write_store(records, out, {r.id: s for r, s in zip(records, splits)},
-                       {r.id: c for r, c in zip(records, clusters)}, manifest_extra=manifest)
+                       {r.id: c for r, c in zip(records, clusters)}, manifest_extra=manifest,
+                       allow_empty=shard is not None)
     return path, report
 
 
@@ -407,6 +431,36 @@ def _predict_missing_pockets(records: list[ProteinRecord], report: BuildReport, 
             report.notes.append((r.extra["file"], f"chain {r.extra.get('chain')}: no predicted pocket ({exc.message})"))
             if exc.where == "fpocket-rs":
                 raise
+
+
+def _parse_job(job: tuple) -> str | None:
+    """Parse one file into its parse-cache entry (run in a worker); the error message, or None."""
+    path, fmt, max_length, plddt, plddt_mask, min_plddt, ligs, key_path = job
+    try:
+        recs, result = parse_file(path, fmt, max_length, plddt, plddt_mask, min_plddt)
+        if ligs:
+            result.update(attach_ligand_files(path, recs, ligs))
+    except OneProtError as exc:
+        return exc.message
+    except Exception as exc:  # a reader bug on one odd file must not end a build of thousands
+        return f"unexpected {exc.__class__.__name__} while reading: {exc}"
+    parse_cache.save(key_path, recs, result)
+    return None
+
+
+def in_shard(path: Path, shard: tuple[int, int] | None) -> bool:
+    """Whether a file belongs to shard I of N: by a hash of its stem without _protein/_ligand/_predictions/_out."""
+    if shard is None:
+        return True
+    import zlib
+
+    name = path.name.lower().removesuffix(".gz")
+    for end in ("_predictions.csv", "_out"):
+        name = name.removesuffix(end)
+    stem = name.split(".")[0]
+    for end in ("_protein", "_ligand", "_pocket"):
+        stem = stem.removesuffix(end)
+    return zlib.crc32(stem.encode()) % shard[1] == shard[0]
 
 
 def _unique_ids(records: list[ProteinRecord]) -> None:

@@ -263,11 +263,15 @@ def write_store(
     splits: dict[str, str],
     clusters: dict[str, int],
     manifest_extra: dict | None = None,
+    allow_empty: bool = False,
 ) -> Path:
-    """Write records to `path` atomically. `splits`/`clusters` map protein id -> split / cluster."""
+    """Write records to `path` atomically. `splits`/`clusters` map protein id -> split / cluster.
+
+    allow_empty: write a store of 0 proteins (a shard of a job array whose files gave none).
+    """
     path = Path(path)
     records = list(records)
-    if not records:
+    if not records and not allow_empty:
         raise OneProtError("no usable proteins to write", str(path))
     ids = [r.id for r in records]
     if len(set(ids)) != len(ids):
