@@ -77,11 +77,15 @@ def _plan_batches(lengths: list[int], batch_residues: int, max_batch: int) -> li
 
 
 def build_feature_cache(encoder, sequences: list[str], folder: str | Path, progress: bool = False,
-                        batch_residues: int = 131_072, max_batch: int = 1024) -> FeatureCache:
+                        batch_residues: int | None = None, max_batch: int = 1024) -> FeatureCache:
     """Compute (or finish computing) the frozen `encoder`'s features of `sequences` into `folder`; open it.
 
-    `encoder` needs `collate`, `residue_states(tokens, lengths)`, `pool` and a JSON-able `config` with `max_length`.
+    `encoder` needs `collate`, `residue_states(tokens, lengths)`, `pool`, `output_dim` and a JSON-able `config`
+    with `max_length`. `batch_residues` (padded residues per batch) defaults to 2^25 / output_dim, at most
+    131,072: a batch's states then take at most 128 MiB per copy (the 1900 model gets ~17,600 residues).
     """
+    if batch_residues is None:
+        batch_residues = min(131_072, max(4096, 2 ** 25 // encoder.output_dim))
     from tqdm.auto import tqdm
 
     folder = Path(folder)

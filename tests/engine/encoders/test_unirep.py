@@ -71,10 +71,11 @@ def reference_states(arrays, seq):
 def test_forward_matches_hand_computed_recurrence(tiny_npz):
     arrays = dict(np.load(tiny_npz))
     enc = UniRepEncoder({"weights": str(tiny_npz)})
-    seqs = ["MKTAYIAKQ", "G", "ACDEFGHIKLMNPQRSTVWYXUO", "PPW"]  # unsorted, so the packing reorders them
+    long = "".join(np.random.default_rng(1).choice(list(AA), 150))  # crosses the 16-step input-product blocks
+    seqs = ["MKTAYIAKQ", "G", "ACDEFGHIKLMNPQRSTVWYXUO", long, "PPW"]  # unsorted, so the packing reorders them
     out = enc(enc.collate(seqs))
-    assert out.states.shape == (4, 23, 4) and out.pooled.shape == (4, 4)
-    assert out.mask.sum(1).tolist() == [9, 1, 23, 3]
+    assert out.states.shape == (5, 150, 4) and out.pooled.shape == (5, 4)
+    assert out.mask.sum(1).tolist() == [9, 1, 23, 150, 3]
     for i, s in enumerate(seqs):
         ref = reference_states(arrays, s)
         assert np.allclose(out.states[i, : len(s)].numpy(), ref, atol=1e-5)
