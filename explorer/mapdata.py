@@ -147,12 +147,15 @@ def colour_column(table: pd.DataFrame, color_by: str, categories: list[str] | No
 
 
 def find_ids(table: pd.DataFrame, text: str, limit: int = 50) -> list[str]:
-    """Protein ids whose id or name contains `text` (case-insensitive); exact id matches first."""
+    """Protein ids whose id, name or family label contains `text` (case-insensitive); exact id matches first."""
     t = (text or "").strip().lower()
     if not t:
         return []
     ids = table["id"].str.lower()
     exact = table["id"][ids == t]
-    contains = table["id"][ids.str.contains(t, regex=False) | table["name"].str.lower().str.contains(t, regex=False)]
+    hit = ids.str.contains(t, regex=False) | table["name"].str.lower().str.contains(t, regex=False)
+    if "family" in table.columns:
+        hit |= table["family"].astype(str).str.lower().str.contains(t, regex=False) & (table["family"] != "unlabelled")
+    contains = table["id"][hit]
     out = list(dict.fromkeys(exact.tolist() + contains.tolist()))
     return out[:limit]

@@ -60,7 +60,7 @@ class MapView(pn.viewable.Viewer):
         self.modalities = pn.widgets.MultiChoice.from_param(s.param.map_modalities, name="Modalities on the map",
                                                             description=None, sizing_mode="stretch_width")
         self.color = pn.widgets.Select.from_param(s.param.color_by, name="Colour by", width=140)
-        self.find = pn.widgets.TextInput(name="Find id or name", placeholder="e.g. 1ldm_A or lactate", width=220)
+        self.find = pn.widgets.TextInput(name="Find id, name or family", placeholder="e.g. 1ldm_A or lactate", width=220)
         self.find.param.watch(self._on_find, "value")
         self.close_gap = pn.widgets.Checkbox.from_param(s.param.close_gap, name="Close the modality gap (joint maps)")
         self.info = pn.pane.HTML("", margin=(0, 10))
