@@ -144,7 +144,8 @@ def main() -> int:
         for run in range(args.runs):
             # interleaved, so both see the same machine load
             base = measure(empty, [], None, None, Path(tmp) / "empty.log")
-            ours = measure(REPO / "explorer" / "app.py", app_args, "Ready.", "Model: ready", Path(tmp) / "app.log")
+            # "Map ready; the model is still loading" or "Ready." (model already in): the page is interactive
+            ours = measure(REPO / "explorer" / "app.py", app_args, "ready", "Model: ready", Path(tmp) / "app.log")
             rows.append((base, ours))
             print(f"run {run + 1}: empty {base}  explorer {ours}", flush=True)
     med = lambda key, i: statistics.median(r[i][key] for r in rows if key in r[i])  # noqa: E731
@@ -154,7 +155,7 @@ def main() -> int:
             b, o = med(key, 0), med(key, 1)
             lines.append(f"| {label} | {b:.2f} | {o:.2f} | {o / b:.2f}x |")
     if all("ready" in r[1] for r in rows):
-        lines.append(f"| launch -> page interactive ('Ready.': map drawn, stored-protein queries answer) | - | "
+        lines.append(f"| launch -> page interactive ('Map ready' / 'Ready.': map drawn, stored-protein queries answer) | - | "
                      f"{med('ready', 1):.2f} | - |")
     if all("model" in r[1] for r in rows):
         lines.append(f"| launch -> 'Model: ready' (upload, sequence and text queries answer) | - | {med('model', 1):.2f} | - |")

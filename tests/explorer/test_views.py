@@ -126,6 +126,26 @@ def test_find_and_hover_text_are_bounded(options, fast_projection):
     assert labels["text"].str.len().max() <= 160
 
 
+def test_hits_table_keeps_every_column_reachable_and_says_when_nothing_is_significant(options, fast_projection):
+    from explorer.backend import HIT_COLUMNS, Hit, QueryResult
+    from explorer.views.hits import hits_title, row_style
+
+    app = _loaded_app(options)
+    t = app.hits.table
+    # columns keep their natural width and the table scrolls sideways (ec and organism were cut off before)
+    assert t.layout == "fit_data" and t.frozen_columns == ["rank", "id"]
+    q = QueryResult("HELLO (5 aa)", "sequence", "sequence",
+                    [Hit(1, "kin00_A", 0.7, "sequence", evalue=3.2, significant=False),
+                     Hit(2, "kin01_A", 0.6, "sequence", evalue=4.0, significant=False)], notes=["only 5 residues"])
+    app.state.query = q
+    assert list(t.value.columns) == HIT_COLUMNS and list(t.value["significant"]) == ["no", "no"]
+    title = hits_title(q)
+    assert "no significant hit" in title and "only 5 residues" in title
+    q.hits[0].evalue, q.hits[0].significant = 0.001, True
+    assert "1 significant" in hits_title(q)
+    assert "#d1e7dd" in row_style(pd.Series({"significant": "yes"}))[0]
+
+
 def test_hits_table_and_detail_follow_the_query(options, fast_projection):
     app = _loaded_app(options)
     s = app.state
