@@ -333,8 +333,9 @@ class Trainer:
         return summary
 
     def attach_anchor_cache(self) -> float | None:
-        """A frozen anchor with a feature cache (UniRep) gets the features of every training sequence and of the
-        valid sample computed once into RUN/anchor_cache (rank 0; resumable), then reads them at every step.
+        """A frozen anchor with a feature cache (UniRep) gets the features of every training and valid sequence of
+        the paired modalities computed once into RUN/anchor_cache, or into config.anchor_cache_dir shared by runs (rank 0;
+        resumable), then reads them at every step.
         Returns the seconds that took (None without such an anchor)."""
         anchor = _unwrap(self.model).encoders[ANCHOR.value]
         if not self.config.anchor_cache or not hasattr(anchor, "attach_feature_cache"):
@@ -342,12 +343,17 @@ class Trainer:
         t0 = time.perf_counter()
         from engine.encoders.feature_cache import build_feature_cache
 
-        ids = sorted(set().union(*self.ids_by_modality.values(), *self._eval_ids.values()))
+        # every valid protein of the paired modalities, not only this seed's evaluation sample: the set (and so a
+        # shared cache) is then the same for every seed
+        valid = [self.store.ids(split="valid", modality=m) for m in self.ids_by_modality]
+        ids = sorted(set().union(*self.ids_by_modality.values(), *self._eval_ids.values(), *valid))
         sequences = items_for(self.store, ids, ANCHOR)
-        folder = self.out / "anchor_cache"
-        cache = build_feature_cache(anchor, sequences, folder, progress=self.progress) if self.rank == 0 else None
+        shared = self.config.anchor_cache_dir
+        folder, keyed = (Path(shared).expanduser(), True) if shared else (self.out / "anchor_cache", False)
+        cache = (build_feature_cache(anchor, sequences, folder, progress=self.progress, keyed=keyed)
+                 if self.rank == 0 else None)
         self._barrier()
-        anchor.attach_feature_cache(cache or build_feature_cache(anchor, sequences, folder))  # others: open it
+        anchor.attach_feature_cache(cache or build_feature_cache(anchor, sequences, folder, keyed=keyed))  # open it
         seconds = time.perf_counter() - t0
         if self.rank == 0 and not self.progress:
             print(f"anchor cache: {len(sequences)} sequences in {seconds:.0f} s", file=sys.stderr, flush=True)

@@ -7,7 +7,7 @@ the encoder's forward reads them back. With mean pooling (no parameters) one poo
 kept (float32); with a trained pooling the per-residue states are kept (float16, memory-mapped): 2 * H bytes per
 residue, e.g. ~1.9 GB for the demo's 17,129 train sequences cut to 256 residues (3.67M) with the 256 model.
 
-Folder (RUN/anchor_cache):
+Folder (RUN/anchor_cache, or a subfolder per plan of TrainConfig.anchor_cache_dir, shared by runs):
     plan.json       what the chunks are made from: encoder config (with the weight file's sha256), kind,
                     and a digest of the ordered sequences; a different plan discards the old chunks
     chunk_<i>.npy   one length-sorted batch: pooled (n, H) float32, or states (residues, H) float16
@@ -77,9 +77,11 @@ def _plan_batches(lengths: list[int], batch_residues: int, max_batch: int) -> li
 
 
 def build_feature_cache(encoder, sequences: list[str], folder: str | Path, progress: bool = False,
-                        batch_residues: int | None = None, max_batch: int = 1024) -> FeatureCache:
+                        batch_residues: int | None = None, max_batch: int = 1024, keyed: bool = False) -> FeatureCache:
     """Compute (or finish computing) the frozen `encoder`'s features of `sequences` into `folder`; open it.
 
+    keyed: `folder` is shared by runs (alignment seeds, recipe variants): each plan gets its own subfolder named
+    by the plan's hash, so runs with the same anchor and sequences compute the features once.
     `encoder` needs `collate`, `residue_states(tokens, lengths)`, `pool`, `output_dim` and a JSON-able `config`
     with `max_length`. `batch_residues` (padded residues per batch) defaults to 2^25 / output_dim, at most
     131,072: a batch's states then take at most 128 MiB per copy (the 1900 model gets ~17,600 residues).
@@ -95,6 +97,8 @@ def build_feature_cache(encoder, sequences: list[str], folder: str | Path, progr
     batches = _plan_batches([len(s) for s in cut], batch_residues, max_batch)
     plan = {"kind": kind, "encoder": asdict(encoder.config), "sequences": len(cut), "digest": digest,
             "batches": [len(b) for b in batches]}
+    if keyed:
+        folder = folder / hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()[:16]
     manifest = folder / MANIFEST
     done = _read_json(manifest) if manifest.is_file() else None
     if done != plan:

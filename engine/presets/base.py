@@ -31,6 +31,7 @@ class TrainConfig:
     # a frozen anchor that supports it (UniRep) computes its features once into RUN/anchor_cache and reads
     # them back at every step (engine/encoders/feature_cache.py)
     anchor_cache: bool = True
+    anchor_cache_dir: str | None = None  # None: RUN/anchor_cache; a folder shared by runs computes each anchor once
     modality_batch_sizes: dict[str, int] | None = None  # per-modality global batch, overriding batch_size
     l1_weight: float = 0.0  # upstream OneProt: 0.01 * (mean|z_sequence| + mean|z_modality|) added to each pair loss
 

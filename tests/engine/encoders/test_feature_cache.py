@@ -100,12 +100,31 @@ def test_trainer_caches_the_frozen_anchor_and_checkpoint_holds_none_of_it(tiny_n
     assert (tmp_path / "run" / "anchor_cache" / "manifest.json").is_file()
     train_ids = store.ids(split="train", modality="structure_tokens")
     valid_ids = store.ids(split="valid", modality="structure_tokens")
-    assert count.n == len(set(train_ids) | set(trainer._eval_ids["structure_tokens"]))  # once each, in the cache
+    assert count.n == len(set(items_for(store, train_ids + valid_ids, "sequence")))  # once each, in the cache
     assert set(trainer._eval_ids["structure_tokens"]) <= set(valid_ids)
     for s in items_for(store, train_ids, "sequence"):
         assert s in enc.feature_cache
     keys = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
     assert not any("mlstm" in k or k.startswith("encoders.sequence.embedding") for k in keys)
+
+
+def test_runs_with_a_shared_anchor_cache_dir_compute_it_once(tiny_npz, tmp_path):
+    store = ProteinStore.open(make_alignment_store(tmp_path / "store", n=24))
+    shared = tmp_path / "shared_cache"
+    counts = []
+    for seed, max_length in ((0, 2000), (1, 2000), (0, 8)):  # a second seed shares; another max_length does not
+        torch.manual_seed(seed)
+        model = OneProt(ModelConfig(encoders={
+            "sequence": {"type": "unirep", "weights": str(tiny_npz), "max_length": max_length},
+            "structure_tokens": {"layers": 1, "dim": 16, "heads": 2}}, dim=8))
+        count = Counting(model.encoders["sequence"])
+        Trainer(model, store, TrainConfig(steps=2, batch_size=4, eval_every=0, checkpoint_every=0, eval_size=4,
+                                          seed=seed, anchor_cache_dir=str(shared)),
+                tmp_path / f"run{seed}_{max_length}", progress=False).fit()
+        counts.append(count.n)
+    assert counts[0] > 0 and counts[1] == 0 and counts[2] > 0
+    assert len([d for d in shared.iterdir() if d.is_dir()]) == 2
+    assert not (tmp_path / "run1_2000" / "anchor_cache").exists()
 
 
 def test_cli_switches_the_anchor_to_unirep_with_sets(tiny_npz, tmp_path, capsys):
