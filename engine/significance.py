@@ -177,8 +177,13 @@ def annotate(eset, query_modality: str, target_modality: str, hits: list) -> dic
     marks = assess(table_for(eset), query_modality, target_modality, [h.score for h in hits])
     if marks is None:
         return {"available": False, "note": "no significance table for these embeddings (run `oneprot calibrate`)"}
+    labels = eset.labels
+    family = dict(zip(labels["id"], labels["family"])) if "family" in labels.columns and len(hits) else {}
     for h, m in zip(hits, marks):
-        h.evalue, h.probability, h.significant = m.evalue, m.probability, m.significant
+        # the probability was fitted and checked on hits to family-labelled proteins only: elsewhere it
+        # would speak for a population it was never measured on (an unlabelled hit at E 0.15 got 0.96)
+        labelled = isinstance(family.get(h.id), str) and bool(family.get(h.id))
+        h.evalue, h.probability, h.significant = m.evalue, m.probability if labelled else None, m.significant
     n = sum(m.significant for m in marks)
     return {"available": True, "e_significant": E_SIGNIFICANT, "significant_hits": n,
             "note": "" if n else f"no significant hit (none with E <= {E_SIGNIFICANT})"}

@@ -26,8 +26,8 @@ MOLVIEWER_DRAWN = (
     " if (el.shadowRoot && walk(el.shadowRoot)) return true; } return false; }; return walk(document); }")
 
 
-def capture(url: str, out: Path, protein: str, timeout_ms: int = 240_000) -> dict:
-    """Query with a stored protein's structure against sequences; screenshot; read the page's own numbers."""
+def capture(url: str, out: Path, protein: str, target: str, timeout_ms: int = 240_000) -> dict:
+    """Query with a stored protein's structure against `target`; screenshot; read the page's own numbers."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -37,6 +37,8 @@ def capture(url: str, out: Path, protein: str, timeout_ms: int = 240_000) -> dic
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(url, timeout=timeout_ms)
         page.get_by_text("Ready.", exact=False).first.wait_for(timeout=timeout_ms)
+        page.locator("select").first.select_option(target)  # "Search in modality"
+        page.wait_for_timeout(500)
         box = page.locator("input[placeholder^='type an id']").first
         box.fill(protein)
         box.press("Enter")
@@ -53,14 +55,15 @@ def capture(url: str, out: Path, protein: str, timeout_ms: int = 240_000) -> dic
     return {"rows": rows, "errors": errors, "title": " ".join(title.split()), "coverage": " ".join(coverage.split())}
 
 
-def caption(shot: dict, protein: str) -> str:
+def caption(shot: dict, protein: str, target: str) -> str:
     """One README paragraph built from the page's own text."""
     m = re.search(r"(\d+) significant", shot["title"])
     sig = f"{m.group(1)} of them significant (E ≤ 0.05, green rows)" if m else (
         "none significant" if "no significant hit" in shot["title"] else "significance not shown")
     pts = re.match(r"([\d,]+) points · ([\d,]+) proteins", shot["coverage"])
     cover = f"the map shows {pts.group(2)} proteins' sequence embeddings" if pts else "the map"
-    return (f"*The explorer after a query by structure: stored chain {protein} searched against sequences, "
+    # the first hit of a stored protein's own modality is itself (excluded): the 3D view shows the best other
+    return (f"*The explorer after a query by structure: stored chain {protein} searched against {target}s, "
             f"{shot['rows']} hits, {sig}; hits ringed on the UMAP map ({cover}, coloured by family), the first hit "
             "superposed on the query in 3D with its pocket in red. Made by `python scripts/screenshot.py`.*")
 
@@ -72,13 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", default="demo")
     add_embeddings_option(ap)
     ap.add_argument("--protein", default="1bmd_A", help="stored protein to query with, by its structure")
+    ap.add_argument("--target", default="structure", help="modality searched (structure hits superpose in 3D)")
     ap.add_argument("--readme", help="replace the caption between the screenshot-caption markers of this file")
     ap.add_argument("--log", default="/tmp/oneprot-screenshot-server.log")
     args = ap.parse_args(argv)
     app_args = ["--data", args.data, "--checkpoint", args.checkpoint, "--embeddings", args.embeddings]
     with served_app(app_args, Path(args.log)) as url:
-        shot = capture(url, Path(args.out), args.protein)
-    text = caption(shot, args.protein)
+        shot = capture(url, Path(args.out), args.protein, args.target)
+    text = caption(shot, args.protein, args.target)
     print(text)
     if shot["errors"]:
         print(f"page errors: {shot['errors']}", file=sys.stderr)

@@ -54,7 +54,8 @@ class HitsView(pn.viewable.Viewer):
         self.table = pn.widgets.Tabulator(
             EMPTY, show_index=False, selectable=1, disabled=True, height=300, sizing_mode="stretch_width",
             layout="fit_data", pagination=None, name="hits", frozen_columns=["rank", "id"],
-            formatters={"P(relative)": {"type": "progress", "min": 0, "max": 1, "legend": True}},
+            # neutral bars: green belongs to significant rows only (the row colour), not to every number
+            formatters={"P(relative)": {"type": "progress", "min": 0, "max": 1, "legend": True, "color": "#9fb3c8"}},
         )
         self.table.style.apply(row_style, axis=1)
         self.table.param.watch(self._on_select, "selection")

@@ -19,7 +19,7 @@ def _current_table() -> bool:
 
 
 pytestmark = [pytest.mark.skipif(not _current_table(), reason="demo embeddings lack a current significance table "
-                                 "(run: oneprot calibrate --index demo --data demo)"), pytest.mark.slow]
+                                 "(run: oneprot calibrate --embeddings demo --data demo)"), pytest.mark.slow]
 
 
 def search(capsys, *argv) -> dict:
