@@ -42,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s = sub.add_parser("stats", help="print a store's statistics")
     s.add_argument("store", help="store folder, or `demo` for the bundled store")
     s.add_argument("--json", action="store_true", help="machine-readable JSON")
+    u = sub.add_parser("import-upstream", help="store from upstream OneProt's published h5/CSV files")
+    u.add_argument("folder", help="folder with seqstruc.h5, pockets_100_residues.h5, {train,val,test}_*.csv/.txt")
+    u.add_argument("--out", required=True, help="store folder to write (replaced atomically)")
+    u.add_argument("--saprot-h5", default=None, help="the HDF5 file holding the SaProt strings of *_saprot.txt ids")
     m = sub.add_parser("merge", help="merge shard stores (`build --shard I/N`) into one store, clustered once")
     m.add_argument("shards", nargs="+", help="shard store folders")
     m.add_argument("--out", required=True, help="merged store folder (written atomically)")
@@ -81,6 +85,15 @@ def run(args: argparse.Namespace) -> int:
             for k, v in stats.items():
                 print(f"{k}: {v}")
         return 0
+    if args.action == "import-upstream":
+        from engine.data.upstream_import import import_upstream
+
+        path, rep = import_upstream(args.folder, args.out, saprot_h5=args.saprot_h5)
+        for line in rep["problems"][:50]:
+            print(f"  {line}")
+        print(f"wrote {path}: {rep['proteins']} proteins, upstream splits {rep['splits']}; "
+              f"{len(rep['problems'])} problems")
+        return 0
     if args.action == "merge":
         from engine.data.shards import merge_stores
 
@@ -115,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
             for e in res["examples"]:
                 print(f"  {e['test']} ~ {e[args.against]}: {e['identity']:.2f}")
         return 0
-    raise OneProtError("choose an action: build, stats, merge, resplit or check-leakage", "data")
+    raise OneProtError("choose an action: build, stats, merge, import-upstream, resplit or check-leakage", "data")
 
 
 def _parse_shard(text: str) -> tuple[int, int]:
