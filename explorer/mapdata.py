@@ -19,7 +19,19 @@ _CATEGORIES: dict[tuple, list[str]] = {}
 
 
 def label_table(store) -> pd.DataFrame:
-    """One row per protein: id, name, short text and every colour-by label (ligand from its first pocket)."""
+    """One row per protein: id, name, short text and every colour-by label (ligand from its first pocket);
+    computed once per store (the map and the store-wide colour order both read it)."""
+    key = ("labels", str(store.path), len(store), id(store))
+    with _TABLES_LOCK:
+        if key in _CATEGORIES:
+            return _CATEGORIES[key]
+    out = _label_table(store)
+    with _TABLES_LOCK:
+        _CATEGORIES[key] = out
+    return out
+
+
+def _label_table(store) -> pd.DataFrame:
     p = store.proteins
     text = p["text"].fillna("").astype(str)
     short = text.str.slice(0, HOVER_TEXT_CHARS).where(text.str.len() <= HOVER_TEXT_CHARS,

@@ -57,7 +57,7 @@ class HitsView(pn.viewable.Viewer):
             # neutral bars: green belongs to significant rows only (the row colour), not to every number
             formatters={"P(relative)": {"type": "progress", "min": 0, "max": 1, "legend": True, "color": "#9fb3c8"}},
         )
-        self.table.style.apply(row_style, axis=1)
+        self._styled = False  # the row colours are set with the first query (pandas' Styler costs start-up time)
         self.table.param.watch(self._on_select, "selection")
         self.state.param.watch(self._on_query, "query")
 
@@ -68,6 +68,9 @@ class HitsView(pn.viewable.Viewer):
             self.table.value = EMPTY
             return
         self.title.object = hits_title(q)
+        if not self._styled:
+            self.table.style.apply(row_style, axis=1)
+            self._styled = True
         self.table.value = q.table(self.state.store)
         self.table.selection = [0] if q.hits else []
 
