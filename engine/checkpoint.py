@@ -117,12 +117,32 @@ def load_state_into(model: OneProt, state: dict[str, torch.Tensor], where: str) 
     load_state_checked(model, state, where, optional=model.external_keys(), what="weights for this config")
 
 
+def convert_upstream(src: str | os.PathLike, out: str | os.PathLike, text_model: str | None = None,
+                     esm_heads: dict[str, int] | None = None) -> tuple[Path, dict]:
+    """Convert an upstream folder or HF repository (engine.convert_upstream) into a checkpoint folder at `out`;
+    returns (folder, report)."""
+    from engine.convert_upstream import upstream_model
+
+    model, extra, report = upstream_model(src, text_model=text_model, esm_heads=esm_heads)
+    return save_checkpoint(model, out, extra=extra), report
+
+
+def checkpoint_folder(name_or_path: str | os.PathLike) -> Path:
+    """`demo`, a checkpoint folder, or upstream OneProt's release (converted once, cached) -> the folder to read."""
+    from engine.convert_upstream import upstream_cache_folder
+
+    target = upstream_cache_folder(name_or_path)
+    if target is None:
+        return resolve_checkpoint(name_or_path)
+    if not (target / META_FILE).is_file():
+        convert_upstream(name_or_path, target)
+    return target
+
+
 def load_checkpoint(name_or_path: str | os.PathLike, map_location: str | torch.device = "cpu") -> OneProt:
     """`demo`, a checkpoint folder, or upstream OneProt's release (a folder with config.yaml + pytorch_model.bin,
     or its Hugging Face repository name, converted once by engine.convert_upstream) -> OneProt in eval mode."""
-    from engine.convert_upstream import resolve_upstream
-
-    folder = resolve_upstream(name_or_path) or resolve_checkpoint(name_or_path)
+    folder = checkpoint_folder(name_or_path)
     if not folder.is_dir():
         raise OneProtError("a checkpoint is a folder with config.json, model.safetensors, meta.json", str(folder))
     config = read_json(folder / CONFIG_FILE)
@@ -141,9 +161,7 @@ def load_checkpoint(name_or_path: str | os.PathLike, map_location: str | torch.d
 
 def read_meta(name_or_path: str | os.PathLike) -> dict:
     """meta.json of a checkpoint (model_hash, metrics, provenance) without loading weights."""
-    from engine.convert_upstream import resolve_upstream
-
-    return read_json((resolve_upstream(name_or_path) or resolve_checkpoint(name_or_path)) / META_FILE)
+    return read_json(checkpoint_folder(name_or_path) / META_FILE)
 
 
 def _unwrap(model: torch.nn.Module) -> OneProt:

@@ -45,6 +45,17 @@ def add_embeddings_option(parser: argparse.ArgumentParser, default: str | None =
     parser.add_argument("--index", dest="embeddings", action=_DeprecatedAlias, new="--embeddings", help=argparse.SUPPRESS)
 
 
+def print_summary(summary: dict, as_json: bool) -> None:
+    """A command's result dict on stdout: indented JSON, or one `key: value` line per entry."""
+    import json
+
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        for k, v in summary.items():
+            print(f"{k}: {v}")
+
+
 def _load(module: str):
     return importlib.import_module(f"engine.commands.{module}")
 

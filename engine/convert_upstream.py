@@ -330,11 +330,10 @@ def convert_state(cfg: dict, state: dict[str, torch.Tensor], text_model: str | N
     return model.eval(), report
 
 
-def convert_upstream(src: str | os.PathLike, out: str | os.PathLike, text_model: str | None = None,
-                     esm_heads: dict[str, int] | None = None) -> tuple[Path, dict]:
-    """Convert an upstream folder or HF repository into a checkpoint folder at `out`; returns (folder, report)."""
-    from engine.checkpoint import save_checkpoint
-
+def upstream_model(src: str | os.PathLike, text_model: str | None = None,
+                   esm_heads: dict[str, int] | None = None) -> tuple[Any, dict, dict]:
+    """An upstream folder or HF repository -> (model, meta.json extras, report); engine.checkpoint.convert_upstream
+    saves it (this module never imports engine.checkpoint, which reads upstream names through it)."""
     folder = fetch_upstream(src)
     cfg, state = read_upstream(folder)
     model, report = convert_state(cfg, state, text_model=text_model, esm_heads=esm_heads)
@@ -343,15 +342,13 @@ def convert_upstream(src: str | os.PathLike, out: str | os.PathLike, text_model:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     extra = {"converted_from": str(src), "upstream_weights_sha256": digest.hexdigest(), "conversion": report}
-    return save_checkpoint(model, out, extra=extra), report
+    return model, extra, report
 
 
-def resolve_upstream(name_or_path: Any) -> Path | None:
-    """For load_checkpoint: an upstream folder or HF repository name -> its converted checkpoint (converted once).
-
-    None when `name_or_path` is neither. The conversion is cached under ONEPROT_CACHE/upstream/, keyed by the
-    folder's path and its weights file's size and modification time (or by the repository name).
-    """
+def upstream_cache_folder(name_or_path: Any) -> Path | None:
+    """Where load_checkpoint keeps the conversion of an upstream folder or HF repository name (converted once);
+    None when `name_or_path` is neither. Keyed by the folder's path and its weights file's size and modification
+    time (or by the repository name), under ONEPROT_CACHE/upstream/."""
     from engine.paths import CACHE_DIR
 
     p = Path(str(name_or_path)).expanduser()
@@ -362,7 +359,4 @@ def resolve_upstream(name_or_path: Any) -> Path | None:
         key = str(name_or_path)
     else:
         return None
-    target = CACHE_DIR / "upstream" / hashlib.sha256(key.encode()).hexdigest()[:16]
-    if not (target / "meta.json").is_file():
-        convert_upstream(name_or_path, target)
-    return target
+    return CACHE_DIR / "upstream" / hashlib.sha256(key.encode()).hexdigest()[:16]

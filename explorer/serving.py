@@ -18,6 +18,12 @@ REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+# true once a 3Dmol viewer (inside any shadow root) holds a model: the 3D view has drawn
+MOLVIEWER_DRAWN = (
+    "() => { const walk = (root) => { for (const el of root.querySelectorAll('*')) {"
+    " if (el.classList && el.classList.contains('molviewer') && el.dataset.models && el.dataset.models !== '0') return true;"
+    " if (el.shadowRoot && walk(el.shadowRoot)) return true; } return false; }; return walk(document); }"
+)
 
 
 def free_port() -> int:
@@ -57,17 +63,23 @@ def wait_http(url: str, timeout: float = 60.0, needle: str = "") -> float:
     raise TimeoutError(f"{url} did not answer in {timeout} s")
 
 
+def open_ready_page(playwright, url: str, viewport: dict, timeout_ms: int = 90_000):
+    """Headless chromium on the served page, waited until it says Ready: (browser, page, page errors list)."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport=viewport)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url, timeout=timeout_ms)
+    page.get_by_text("Ready.", exact=False).first.wait_for(timeout=timeout_ms)
+    return browser, page, errors
+
+
 def query_and_capture(url: str, out: Path, protein: str | None = None, timeout_ms: int = 90_000) -> dict:
     """Open the page, query with a stored protein's structure, wait for hits and the 3D view, screenshot."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(url, timeout=timeout_ms)
-        page.get_by_text("Ready.", exact=False).first.wait_for(timeout=timeout_ms)
+        browser, page, errors = open_ready_page(p, url, {"width": 1600, "height": 1000}, timeout_ms)
         if protein:
             box = page.locator("input[placeholder^='type an id']").first
             box.fill(protein)
@@ -75,11 +87,7 @@ def query_and_capture(url: str, out: Path, protein: str | None = None, timeout_m
         page.get_by_role("button", name="Search with stored protein").click()
         page.get_by_text("hits for", exact=False).first.wait_for(timeout=timeout_ms)
         page.locator(".tabulator-row").first.wait_for(timeout=timeout_ms)
-        page.wait_for_function(
-            "() => { const walk = (root) => { for (const el of root.querySelectorAll('*')) {"
-            " if (el.classList && el.classList.contains('molviewer') && el.dataset.models && el.dataset.models !== '0') return true;"
-            " if (el.shadowRoot && walk(el.shadowRoot)) return true; } return false; }; return walk(document); }",
-            timeout=timeout_ms)
+        page.wait_for_function(MOLVIEWER_DRAWN, timeout=timeout_ms)
         page.wait_for_timeout(1500)  # let WebGL and the map finish drawing
         out.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(out), full_page=False)

@@ -14,21 +14,27 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from _common import write_result  # noqa: E402
+from engine.data.items import items_for
+from engine.data.store import ProteinStore
+from engine.evaluate import baselines as B
+from engine.evaluate.evolution import family_similarity
+from engine.evaluate.relatives import relatives_scores
+from engine.evaluate.selection import require_selection_split
 
-from engine.data.items import items_for  # noqa: E402
-from engine.data.store import ProteinStore  # noqa: E402
-from engine.evaluate import baselines as B  # noqa: E402
-from engine.evaluate.evolution import family_similarity  # noqa: E402
-from engine.evaluate.relatives import relatives_scores  # noqa: E402
-from engine.evaluate.selection import require_selection_split  # noqa: E402
+
+def write_result(name: str, title: str, body: str) -> Path:
+    """benchmarks/_common.write_result (machine, date, atomic), loaded by path: scripts/ is no package."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_common", Path(__file__).resolve().parents[1] / "benchmarks" / "_common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    return common.write_result(name, title, body)
 
 
 def scores(vectors: np.ndarray, fams: list, ids: list, centred: bool) -> dict:

@@ -22,8 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.checkpoint import read_meta
-    from engine.convert_upstream import convert_upstream
+    from engine.checkpoint import convert_upstream, read_meta
 
     heads = {"sequence": args.esm_heads, "structure_tokens": args.esm_heads} if args.esm_heads else None
     folder, report = convert_upstream(args.src, args.out, text_model=args.text_model, esm_heads=heads)

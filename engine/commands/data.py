@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
@@ -78,12 +77,9 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "build":
         return _build(args)
     if args.action == "stats":
-        stats = ProteinStore.open(args.store).stats()
-        if args.json:
-            print(json.dumps(stats, indent=2))
-        else:
-            for k, v in stats.items():
-                print(f"{k}: {v}")
+        from engine.cli import print_summary
+
+        print_summary(ProteinStore.open(args.store).stats(), args.json)
         return 0
     if args.action == "import-upstream":
         from engine.data.upstream_import import import_upstream

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from engine.errors import OneProtError
@@ -105,9 +104,7 @@ def run(args: argparse.Namespace) -> int:
                        indexes=eset.manifest.get("indexes", {}))
     except OneProtError:
         pass  # a single shard: the merged folder does not exist yet
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        for k, v in summary.items():
-            print(f"{k}: {v}")
+    from engine.cli import print_summary
+
+    print_summary(summary, args.json)
     return 0

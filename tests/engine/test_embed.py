@@ -9,7 +9,6 @@ import torch
 from engine.data.store import ProteinStore
 from engine.embed import EmbeddingSet, embed_store, export_h5, export_parquet, merge_shards, model_identity
 from engine.errors import OneProtError
-from synthetic_store import make_store
 
 MODALITIES = ["sequence", "structure", "structure_tokens", "pocket"]
 
@@ -25,8 +24,8 @@ def model():
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    return ProteinStore.open(make_store(tmp_path_factory.mktemp("store") / "s"))
+def store(make_family_store, tmp_path_factory):
+    return ProteinStore.open(make_family_store(tmp_path_factory.mktemp("store") / "s"))
 
 
 @pytest.fixture(scope="module")

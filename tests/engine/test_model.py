@@ -9,13 +9,12 @@ from engine.data.store import ProteinStore
 from engine.errors import OneProtError
 from engine.model import ModelConfig, OneProt
 from engine.presets import get_preset
-from alignment_store import make_alignment_store
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def store(make_alignment_store, tmp_path_factory):
     return ProteinStore.open(make_alignment_store(tmp_path_factory.mktemp("s") / "store", n=24))
 
 

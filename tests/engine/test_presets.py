@@ -13,11 +13,10 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def store(make_alignment_records, tmp_path_factory):
     """The synthetic alignment store, with side-chain atoms so the paper preset's all-atom ProNet runs."""
     import numpy as np
 
-    from alignment_store import make_alignment_records
     from engine.data.store import write_store
 
     records = make_alignment_records(24)

@@ -5,7 +5,6 @@ import json
 import pytest
 import torch
 
-from alignment_store import make_alignment_store
 from engine.cli import main
 from engine.data.store import ProteinStore
 from engine.encoders.esm_arch import EsmArch, make_alphabet
@@ -19,7 +18,7 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def store(make_alignment_store, tmp_path_factory):
     return ProteinStore.open(make_alignment_store(tmp_path_factory.mktemp("s") / "store", n=32))
 
 

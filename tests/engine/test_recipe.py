@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-from alignment_store import make_alignment_store
 from engine.cli import main
 from engine.errors import OneProtError
 from engine.presets import get_preset
@@ -46,7 +45,7 @@ def test_narrowing_keeps_the_anchor_and_refuses_absent_encoders():
         build_recipe("demo", ["structure"], pretrained={"pocket": "x"})
 
 
-def test_train_set_reaches_the_saved_config(tmp_path):
+def test_train_set_reaches_the_saved_config(make_alignment_store, tmp_path):
     store = make_alignment_store(tmp_path / "store", n=24)
     assert main(["train", "--preset", "tiny", "--data", str(store), "--out", str(tmp_path / "run"), "--quiet",
                  "--modalities", "structure_tokens", "--steps", "2", "--set", "encoders.structure_tokens.train_mask=0.2",
@@ -58,7 +57,7 @@ def test_train_set_reaches_the_saved_config(tmp_path):
                  "--set", "train.nope=1"]) == 1
 
 
-def test_pretrain_set_changes_the_recipe(tmp_path, capsys):
+def test_pretrain_set_changes_the_recipe(make_alignment_store, tmp_path, capsys):
     store = make_alignment_store(tmp_path / "store", n=24)
     assert main(["pretrain", "--modality", "sequence", "--preset", "tiny", "--data", str(store), "--quiet",
                  "--out", str(tmp_path / "pre"), "--set", "pretrain.sequence.steps=2",

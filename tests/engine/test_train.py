@@ -12,7 +12,6 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from alignment_store import make_alignment_store
 from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.data.store import ProteinStore
 from engine.model import ModelConfig, OneProt
@@ -39,7 +38,7 @@ def _model(seed=0, dropout=True):
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def store(make_alignment_store, tmp_path_factory):
     return ProteinStore.open(make_alignment_store(tmp_path_factory.mktemp("s") / "store", n=40))
 
 

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from explorer.serving import CHROMIUM, CHROMIUM_ARGS, served_app
+from explorer.serving import CHROMIUM, MOLVIEWER_DRAWN, open_ready_page, served_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser,
               pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian chromium at /usr/bin/chromium")]
 TIMEOUT_MS = 120_000
 MAP_SOURCE = "Bokeh.documents[0].get_model_by_name"  # the map's ColumnDataSources carry names
-MOLVIEWER_DRAWN = (
-    "() => { const walk = (root) => { for (const el of root.querySelectorAll('*')) {"
-    " if (el.classList && el.classList.contains('molviewer') && el.dataset.models && el.dataset.models !== '0') return true;"
-    " if (el.shadowRoot && walk(el.shadowRoot)) return true; } return false; }; return walk(document); }"
-)
 
 
 def test_query_by_structure_in_a_browser(world, tmp_path):
@@ -29,12 +23,7 @@ def test_query_by_structure_in_a_browser(world, tmp_path):
     shot = tmp_path / "page.png"
     with served_app(args, tmp_path / "server.log", env={"ONEPROT_CACHE": str(tmp_path / "cache")}) as url:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1500, "height": 950})
-            page_errors: list[str] = []
-            page.on("pageerror", lambda e: page_errors.append(str(e)))
-            page.goto(url, timeout=TIMEOUT_MS)
-            page.get_by_text("Ready.", exact=False).first.wait_for(timeout=TIMEOUT_MS)
+            browser, page, page_errors = open_ready_page(p, url, {"width": 1500, "height": 950}, TIMEOUT_MS)
 
             # query by structure with a stored protein: hits table and 3D view appear
             page.get_by_role("button", name="Search with stored protein").click()

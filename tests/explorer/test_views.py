@@ -266,8 +266,10 @@ def test_first_page_imports_no_holoviews_matplotlib_or_markdown(world, tmp_path)
     import subprocess
     import sys
 
-    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-            "import engine.projection as P; from tiny_world import pca_project; P.project = pca_project; "
+    conftest = Path(__file__).resolve().parents[1] / "conftest.py"  # the world's PCA stand-in for UMAP
+    code = ("import importlib.util as U, sys; "
+            f"spec = U.spec_from_file_location('world', {str(conftest)!r}); w = U.module_from_spec(spec); "
+            "spec.loader.exec_module(w); import engine.projection as P; P.project = w.pca_project; "
             "import explorer.app as A; from bokeh.document import Document; from explorer.options import AppOptions; "
             "page = A.create_app(AppOptions(*sys.argv[1:4])); page.server_doc(Document()); "
             "assert page.app.state.error == '', page.app.state.error; "

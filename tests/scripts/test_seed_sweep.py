@@ -8,9 +8,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "engine"))
-
-from alignment_store import make_alignment_store  # noqa: E402
 
 # A named module (not runpy's '<run_path>'), so the worker processes can unpickle its run_one.
 _spec = importlib.util.spec_from_file_location("seed_sweep", ROOT / "scripts" / "seed_sweep.py")
@@ -20,7 +17,7 @@ _spec.loader.exec_module(seed_sweep)
 main = seed_sweep.main
 
 
-def test_variants_by_seeds_summary_and_cache(tmp_path, capsys):
+def test_variants_by_seeds_summary_and_cache(make_alignment_store, tmp_path, capsys):
     store = make_alignment_store(tmp_path / "store", n=24)
     variants = {"mask": {"train": {"batch_size": 8}},
                 "noise": {"encoders": {"structure_tokens": {"train_mask": 0.0}},

@@ -10,12 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/engine: helpers
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from engine.embed import EmbeddingSet  # noqa: E402
-from synthetic_store import make_store  # noqa: E402
-from test_embed_search_evaluate_cli import tiny_checkpoint  # noqa: E402
+from engine.embed import EmbeddingSet
+from test_embed_search_evaluate_cli import tiny_checkpoint
 
 pytestmark = [pytest.mark.gpu, pytest.mark.slow,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
@@ -30,8 +26,8 @@ def _cli(args, torchrun=False):
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-def test_torchrun_shards_on_one_gpu_merge_into_the_cpu_run(tmp_path):
-    store = make_store(tmp_path / "store")
+def test_torchrun_shards_on_one_gpu_merge_into_the_cpu_run(make_family_store, tmp_path):
+    store = make_family_store(tmp_path / "store")
     ckpt = tiny_checkpoint(tmp_path / "ckpt", text=False)
     common = ["--checkpoint", str(ckpt), "--data", str(store), "--chunk-size", "8", "--no-index"]
     _cli(common + ["--out", str(tmp_path / "cpu"), "--device", "cpu"])

@@ -3,17 +3,11 @@ and the refusals a user can run into (mismatched checkpoint/index, bad queries).
 the checkpoint is built here with the model API."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/engine: helpers
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluate"))
-
-from engine import cli  # noqa: E402
-from synthetic_store import make_store  # noqa: E402
+from engine import cli
 
 pytestmark = pytest.mark.slow
 
@@ -29,9 +23,9 @@ def tiny_checkpoint(folder, dim=16, seed=0, text=True):
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(make_family_store, tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
-    store = make_store(root / "store")
+    store = make_family_store(root / "store")
     ckpt = tiny_checkpoint(root / "ckpt")
     assert cli.main(["embed", "--checkpoint", str(ckpt), "--data", str(store), "--out", str(root / "emb"),
                      "--chunk-size", "8", "--export-h5", str(root / "seq.h5"), "--export-parquet", str(root / "all.parquet")]) == 0

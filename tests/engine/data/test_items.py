@@ -1,8 +1,5 @@
 """Store rows -> encoder items: the right type per modality, pockets as the chain plus their residues."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -11,12 +8,9 @@ from engine.data.store import ProteinStore
 from engine.errors import OneProtError
 from engine.modality import StructureInput
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/engine helpers
-from alignment_store import make_alignment_store  # noqa: E402
-
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def store(make_alignment_store, tmp_path_factory):
     return ProteinStore.open(make_alignment_store(tmp_path_factory.mktemp("s") / "store", n=12))
 
 

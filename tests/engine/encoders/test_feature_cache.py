@@ -2,8 +2,6 @@
 rebuilt when its plan changes, and wired into the trainer (RUN/anchor_cache)."""
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,9 +16,6 @@ from engine.model import ModelConfig, OneProt
 from engine.presets.base import TrainConfig
 from engine.train import Trainer
 from test_unirep import tiny_arrays
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/engine helpers
-from alignment_store import make_alignment_store  # noqa: E402
 
 torch.set_num_threads(1)
 SEQS = ["MKTAYIAKQRQISFVKSHFSRQ", "GSHMAEELK", "PPGW", "MKTAYIAKQ", "ACDEFGHIKLMNPQRSTVWY", "M"]
@@ -85,7 +80,7 @@ def test_cache_resumes_finished_chunks_and_rebuilds_on_a_new_plan(tiny_npz, tmp_
     assert json.loads((folder / "plan.json").read_text())["sequences"] == len(SEQS) + 1
 
 
-def test_trainer_caches_the_frozen_anchor_and_checkpoint_holds_none_of_it(tiny_npz, tmp_path):
+def test_trainer_caches_the_frozen_anchor_and_checkpoint_holds_none_of_it(make_alignment_store, tiny_npz, tmp_path):
     store = ProteinStore.open(make_alignment_store(tmp_path / "store", n=24))
     torch.manual_seed(0)
     model = OneProt(ModelConfig(encoders={
@@ -108,7 +103,7 @@ def test_trainer_caches_the_frozen_anchor_and_checkpoint_holds_none_of_it(tiny_n
     assert not any("mlstm" in k or k.startswith("encoders.sequence.embedding") for k in keys)
 
 
-def test_runs_with_a_shared_anchor_cache_dir_compute_it_once(tiny_npz, tmp_path):
+def test_runs_with_a_shared_anchor_cache_dir_compute_it_once(make_alignment_store, tiny_npz, tmp_path):
     store = ProteinStore.open(make_alignment_store(tmp_path / "store", n=24))
     shared = tmp_path / "shared_cache"
     counts = []
@@ -127,7 +122,7 @@ def test_runs_with_a_shared_anchor_cache_dir_compute_it_once(tiny_npz, tmp_path)
     assert not (tmp_path / "run1_2000" / "anchor_cache").exists()
 
 
-def test_cli_switches_the_anchor_to_unirep_with_sets(tiny_npz, tmp_path, capsys):
+def test_cli_switches_the_anchor_to_unirep_with_sets(make_alignment_store, tiny_npz, tmp_path, capsys):
     from engine.cli import main
 
     store = make_alignment_store(tmp_path / "store", n=24)

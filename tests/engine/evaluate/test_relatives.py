@@ -1,18 +1,12 @@
 """engine.evaluate.relatives: same-family precision@10 / mAP with the query's own protein excluded, and baselines."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/engine: the synthetic store helper
-
-from engine.data.store import ProteinStore  # noqa: E402
-from engine.evaluate.relatives import _random_ap, relatives_scores  # noqa: E402
-from engine.evaluate.run import evaluate  # noqa: E402
-from synthetic_store import make_store  # noqa: E402
+from engine.data.store import ProteinStore
+from engine.evaluate.relatives import _random_ap, relatives_scores
+from engine.evaluate.run import evaluate
 
 
 def test_own_protein_is_excluded_and_ties_count_against():
@@ -45,7 +39,7 @@ def test_random_ap_matches_simulation():
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory):
+def result(make_family_store, tmp_path_factory):
     from engine.model import ModelConfig, OneProt
     from engine.presets.tiny import build
 
@@ -53,7 +47,7 @@ def result(tmp_path_factory):
     mods = ["sequence", "structure", "structure_tokens", "pocket"]
     enc = {k: v for k, v in build().model.encoders.items() if k in mods}
     model = OneProt(ModelConfig(encoders=enc, dim=16)).eval()
-    store = ProteinStore.open(make_store(tmp_path_factory.mktemp("s") / "store"))
+    store = ProteinStore.open(make_family_store(tmp_path_factory.mktemp("s") / "store"))
     return evaluate(model, store, "test", run_probes=False, relatives_tm_max=5, log=lambda m: None)
 
 
@@ -91,7 +85,6 @@ def test_symmetric_tm_is_symmetric():
     from engine.evaluate.tmscore import SymmetricTM
     from engine.modality import StructureInput
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from test_tmscore import chain
 
     rng = np.random.default_rng(1)

@@ -1,31 +1,25 @@
 """engine.evaluate.run: every ordered pair, the right query sets, baselines, evolution, probes, floors."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/engine: the synthetic store helper
-
-from engine.data.store import ProteinStore  # noqa: E402
-from engine.evaluate.run import content_key, evaluate, floor_checks  # noqa: E402
-from engine.modality import StructureInput  # noqa: E402
-from synthetic_store import make_store  # noqa: E402
+from engine.data.store import ProteinStore
+from engine.evaluate.run import content_key, evaluate, floor_checks
+from engine.modality import StructureInput
 
 MODALITIES = ["sequence", "structure", "structure_tokens", "pocket"]
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(make_family_store, tmp_path_factory):
     from engine.model import ModelConfig, OneProt
     from engine.presets.tiny import build
 
     torch.manual_seed(0)
     enc = {k: v for k, v in build().model.encoders.items() if k in MODALITIES}
     model = OneProt(ModelConfig(encoders=enc, dim=16)).eval()
-    store = ProteinStore.open(make_store(tmp_path_factory.mktemp("s") / "store"))
+    store = ProteinStore.open(make_family_store(tmp_path_factory.mktemp("s") / "store"))
     return model, store, evaluate(model, store, "test", log=lambda m: None)
 
 

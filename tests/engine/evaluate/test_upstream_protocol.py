@@ -1,14 +1,9 @@
 """engine.evaluate.upstream_protocol: upstream OneProt's ranks, R@k and median rank, and `--protocol oneprot`."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine.evaluate.upstream_protocol import sample_rows, upstream_metrics, upstream_ranks  # noqa: E402
+from engine.evaluate.upstream_protocol import sample_rows, upstream_metrics, upstream_ranks
 
 
 def test_ranks_are_zero_based_argsort_positions():
@@ -34,19 +29,18 @@ def test_sample_is_seeded_and_capped():
     assert len(a) == 20  # all of them when fewer
 
 
-def test_evaluate_cli_protocol_oneprot(tmp_path):
+def test_evaluate_cli_protocol_oneprot(make_family_store, tmp_path):
     import torch
 
     from engine.checkpoint import save_checkpoint
     from engine.cli import main
     from engine.model import ModelConfig, OneProt
     from engine.presets.tiny import build
-    from synthetic_store import make_store
 
     torch.manual_seed(0)
     enc = {k: v for k, v in build().model.encoders.items() if k in ("sequence", "structure")}
     save_checkpoint(OneProt(ModelConfig(encoders=enc, dim=16)), tmp_path / "ckpt")
-    store = make_store(tmp_path / "store")
+    store = make_family_store(tmp_path / "store")
     out = tmp_path / "r.json"
     assert main(["evaluate", "--checkpoint", str(tmp_path / "ckpt"), "--data", str(store), "--protocol", "oneprot",
                  "--out", str(out), "--report", str(tmp_path / "rep")]) == 0

@@ -2,8 +2,6 @@
 upstream's key layout, converted, and compared output for output; then the CLI round trip."""
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +13,6 @@ from engine.cli import main
 from engine.encoders.esm_arch import UPSTREAM_3DI_ADDED, make_alphabet
 from engine.errors import OneProtError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/engine helpers (alignment_store)
 torch.set_num_threads(1)
 pytestmark = pytest.mark.slow  # the module's fixture builds and converts five tiny models (~10 s on 2 cores)
 H, D = 16, 12  # ESM / BERT width, shared space
@@ -187,7 +184,7 @@ def test_wrong_shapes_and_foreign_files_fail_clearly(upstream, tmp_path):
     torch.save(state, bad / "pytorch_model.bin")
     (bad / "config.yaml").write_text((upstream["src"] / "config.yaml").read_text())
     with pytest.raises(OneProtError, match="shape"):
-        from engine.convert_upstream import convert_upstream
+        from engine.checkpoint import convert_upstream
 
         convert_upstream(bad, tmp_path / "out")
     torch.save({"x": torch.zeros(1)}, bad / "pytorch_model.bin")
@@ -198,8 +195,7 @@ def test_wrong_shapes_and_foreign_files_fail_clearly(upstream, tmp_path):
         convert_upstream(bad, tmp_path / "out")
 
 
-def test_convert_and_embed_round_trip_through_the_cli(converted, tmp_path):
-    from alignment_store import make_alignment_records
+def test_convert_and_embed_round_trip_through_the_cli(make_alignment_records, converted, tmp_path):
     from engine.data.store import write_store
     from engine.embed import EmbeddingSet
 
