@@ -74,28 +74,6 @@ def open_ready_page(playwright, url: str, viewport: dict, timeout_ms: int = 90_0
     return browser, page, errors
 
 
-def query_and_capture(url: str, out: Path, protein: str | None = None, timeout_ms: int = 90_000) -> dict:
-    """Open the page, query with a stored protein's structure, wait for hits and the 3D view, screenshot."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser, page, errors = open_ready_page(p, url, {"width": 1600, "height": 1000}, timeout_ms)
-        if protein:
-            box = page.locator("input[placeholder^='type an id']").first
-            box.fill(protein)
-            box.press("Enter")
-        page.get_by_role("button", name="Search with stored protein").click()
-        page.get_by_text("hits for", exact=False).first.wait_for(timeout=timeout_ms)
-        page.locator(".tabulator-row").first.wait_for(timeout=timeout_ms)
-        page.wait_for_function(MOLVIEWER_DRAWN, timeout=timeout_ms)
-        page.wait_for_timeout(1500)  # let WebGL and the map finish drawing
-        out.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(out), full_page=False)
-        rows = page.locator(".tabulator-row").count()
-        browser.close()
-    return {"rows": rows, "errors": errors, "path": str(out)}
-
-
 def stop(proc: subprocess.Popen) -> None:
     """Terminate a server started by `serve` (by its own pid), killing it if it hangs."""
     proc.terminate()

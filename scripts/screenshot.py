@@ -17,13 +17,9 @@ from pathlib import Path
 
 from engine.cli import add_embeddings_option
 from engine.files import write_text_atomic
-from explorer.serving import CHROMIUM, CHROMIUM_ARGS, REPO, served_app
+from explorer.serving import MOLVIEWER_DRAWN, REPO, open_ready_page, served_app
 
 MARK = re.compile(r"(<!-- screenshot-caption -->)(.*?)(<!-- /screenshot-caption -->)", re.S)
-MOLVIEWER_DRAWN = (
-    "() => { const walk = (root) => { for (const el of root.querySelectorAll('*')) {"
-    " if (el.classList && el.classList.contains('molviewer') && el.dataset.models && el.dataset.models !== '0') return true;"
-    " if (el.shadowRoot && walk(el.shadowRoot)) return true; } return false; }; return walk(document); }")
 
 
 def capture(url: str, out: Path, protein: str, target: str, timeout_ms: int = 240_000) -> dict:
@@ -31,12 +27,7 @@ def capture(url: str, out: Path, protein: str, target: str, timeout_ms: int = 24
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(url, timeout=timeout_ms)
-        page.get_by_text("Ready.", exact=False).first.wait_for(timeout=timeout_ms)
+        browser, page, errors = open_ready_page(p, url, {"width": 1600, "height": 1000}, timeout_ms)
         page.locator("select").first.select_option(target)  # "Search in modality"
         page.wait_for_timeout(500)
         box = page.locator("input[placeholder^='type an id']").first

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.paths import DEMO_EMBEDDINGS, DEMO_STORE
-from explorer.serving import CHROMIUM, CHROMIUM_ARGS, REPO, served_app
+from explorer.serving import CHROMIUM, REPO, open_ready_page, served_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser,
               pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian chromium at /usr/bin/chromium"),
@@ -65,12 +65,7 @@ def test_demo_in_a_browser(tmp_path):
     before = _files(REPO)
     with served_app([], tmp_path / "server.log", env=env) as url:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1500, "height": 950})
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url, timeout=TIMEOUT_MS)
-            page.get_by_text("Ready.", exact=False).first.wait_for(timeout=TIMEOUT_MS)  # model loaded too
+            browser, page, errors = open_ready_page(p, url, {"width": 1500, "height": 950}, TIMEOUT_MS)  # model too
 
             # find by name: the placeholder's own example matches (structures carry names)
             find = page.locator("input[placeholder^='e.g. 1ldm_A']").first
