@@ -208,11 +208,13 @@ def evaluate(model, store, split: str | None = "test",  # report-only: callers t
         targets = {"family": _labels(store, d.ids, "family"),
                    "ec_class": [ec_class(x) for x in _labels(store, d.ids, "ec")]}
         before = d.pooled if d.baseline_pooled is None else d.baseline_pooled
+        g = _labels(store, d.ids, "cluster")  # cluster-aware folds: no 50%-identity cluster on both sides
         for name, y in targets.items():
-            res = {"aligned": probe(d.aligned, y, seed=seed), "unaligned_encoder": probe(before, y, seed=seed),
-                   "aligned_mlp": probe(d.aligned, y, seed=seed, kind="mlp"),
-                   "unaligned_encoder_mlp": probe(before, y, seed=seed, kind="mlp"),
-                   "random": probe(B.random_vectors(len(y), d.aligned.shape[1], seed + 3), y, seed=seed)}
+            res = {"aligned": probe(d.aligned, y, seed=seed, groups=g),
+                   "unaligned_encoder": probe(before, y, seed=seed, groups=g),
+                   "aligned_mlp": probe(d.aligned, y, seed=seed, kind="mlp", groups=g),
+                   "unaligned_encoder_mlp": probe(before, y, seed=seed, kind="mlp", groups=g),
+                   "random": probe(B.random_vectors(len(y), d.aligned.shape[1], seed + 3), y, seed=seed, groups=g)}
             if any(v is not None for v in res.values()):
                 probes[name] = res
     return {
