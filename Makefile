@@ -4,7 +4,7 @@
 VENV ?= .venv
 PORT ?= 5006
 
-.PHONY: setup setup-dev explorer test test-fast demo-checkpoint demo-index
+.PHONY: setup setup-dev explorer test test-fast demo-checkpoint demo-index demo-reports
 
 setup:
 	bash scripts/setup.sh
@@ -28,3 +28,6 @@ demo-checkpoint: setup
 demo-index: setup
 	PATH=$(VENV)/bin:$$PATH bash scripts/build_demo_index.sh
 	PATH=$(VENV)/bin:$$PATH python -m explorer.prepare
+
+demo-reports: setup
+	PATH=$(VENV)/bin:$$PATH bash scripts/demo_reports.sh

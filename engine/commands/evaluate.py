@@ -68,6 +68,11 @@ def run(args: argparse.Namespace) -> int:
     result["checkpoint"] = str(args.checkpoint)
     result["model_hash"] = getattr(model, "checkpoint_meta", {}).get("model_hash")
     result["baseline_checkpoint"] = args.baseline_checkpoint
+    # what a re-run needs to reproduce the figures (tests/engine/test_demo_bundle.py does)
+    result["params"] = {"split": args.split, "protocol": args.protocol, "seed": args.seed,
+                        "max_queries": args.max_queries, "tmscore_max": tmscore_max,
+                        "relatives_tm_max": 0 if args.no_tmscore else args.relatives_tm_max, "modalities": mods,
+                        "probes": not args.no_probes}
     text = json.dumps(result, indent=2)
     if out is not None:
         write_text_atomic(out, text)

@@ -81,11 +81,14 @@ def relatives_table(result: dict) -> list[list[str]]:
 
 
 def evolution_table(result: dict) -> list[list[str]]:
-    rows = [["modality", "representation", "ROC-AUC same vs different family", "mean cos same", "mean cos different", "families"]]
+    rows = [["modality", "representation", "ROC-AUC same vs different family", "ROC-AUC (centred)", "mean cos same",
+             "mean cos different", "families"]]
     for m, reps in result["evolution"].items():
         for rep, r in reps.items():
             if r:
-                rows.append([m, rep, f"{r['roc_auc']:.3f}", f"{r['same']['mean']:.3f}", f"{r['different']['mean']:.3f}", str(r["n_families"])])
+                centred = f"{r['roc_auc_centred']:.3f}" if "roc_auc_centred" in r else "-"
+                rows.append([m, rep, f"{r['roc_auc']:.3f}", centred, f"{r['same']['mean']:.3f}",
+                             f"{r['different']['mean']:.3f}", str(r["n_families"])])
     return rows
 
 
