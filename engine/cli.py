@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "project": ("project", "UMAP projection of embeddings"),
     "convert-upstream": ("convert_upstream", "convert upstream OneProt's released checkpoint to this format"),
     "calibrate": ("calibrate", "significance of hits: E-value null and calibrated probability per modality pair"),
+    "ablate": ("ablate", "train modality subsets x seeds and compare their sequence embeddings on valid"),
     "probe": ("probe", "downstream probes (family, EC, your labels) on the aligned sequence embedding vs baselines"),
 }
 

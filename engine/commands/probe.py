@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", metavar="FILE.csv", help="a CSV with an id column and the label column")
     p.add_argument("--column", metavar="NAME", help="the label column of --labels")
     p.add_argument("--id-column", default="id", help="the id column of --labels (default: id)")
-    p.add_argument("--split", default="all", choices=("all", "train", "valid", "test"),
+    p.add_argument("--split", default="all", choices=("all", "train", "valid", "test"),  # report-only: no choice
                    help="which proteins to probe (default all: labels are never used in alignment training)")
     p.add_argument("--kind", default="logistic", choices=("logistic", "mlp"), help="classifier for class targets")
     p.add_argument("--seed", type=int, default=0)

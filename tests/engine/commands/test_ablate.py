@@ -1,0 +1,73 @@
+"""`oneprot ablate`: modality subsets x seeds on the recipe API, scored on valid; resumable; table and plot."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.cli import main  # noqa: E402
+from engine.evaluate.ablation import subsets  # noqa: E402
+
+
+def test_subsets_are_all_pairs_and_leave_one_out():
+    s = subsets(["sequence", "structure", "pocket", "text"])
+    assert s["all"] == ["structure", "pocket", "text"]
+    assert s["sequence+pocket"] == ["pocket"] and s["all-text"] == ["structure", "pocket"]
+    assert len(s) == 1 + 3 + 3
+    two = subsets(["sequence", "structure", "pocket"])  # all minus one = the other alone: no duplicates
+    assert set(two) == {"all", "sequence+structure", "sequence+pocket"}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    from alignment_store import make_alignment_store
+
+    # every third protein in valid, so valid holds all four families
+    return make_alignment_store(tmp_path_factory.mktemp("abl") / "store", n=36, valid_every=3)
+
+
+def test_ablate_runs_every_subset_and_seed_then_resumes(store, tmp_path, capsys):
+    out = tmp_path / "abl"
+    argv = ["ablate", "--preset", "tiny", "--data", str(store), "--out", str(out), "--modalities", "structure,pocket",
+            "--seeds", "2", "--budget", "3", "--set", "train.batch_size=6", "--threads", "1"]
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["subset"] for r in summary["rows"]] == ["all", "sequence+structure", "sequence+pocket"]
+    assert len(summary["runs"]) == 6 and summary["steps_per_run"] == 3 and summary["split"] == "valid"
+    for row in summary["rows"]:
+        assert row["n_seeds"] == 2
+        for key in ("partner_R@10", "relatives_P@10", "family_roc_auc"):
+            m = row["metrics"][key]
+            assert 0.0 <= m["mean"] <= 1.0 and m["sd"] >= 0.0 and len(m["values"]) == 2
+    config = json.loads((out / "runs" / "sequence+pocket" / "seed1" / "model" / "config.json").read_text())
+    assert set(config["encoders"]) == {"sequence", "pocket"}
+    assert (out / "ablation.png").stat().st_size > 1000 and "± " in (out / "ablation.md").read_text()
+    capsys.readouterr()
+    before = (out / "runs" / "all" / "seed0" / "result.json").read_text()
+    assert main(argv) == 0  # every finished run is reused
+    assert capsys.readouterr().err.count("finished before, reused") == 6
+    assert (out / "runs" / "all" / "seed0" / "result.json").read_text() == before
+
+
+def test_a_time_budget_becomes_steps_once(store, tmp_path):
+    out = tmp_path / "t"
+    argv = ["ablate", "--preset", "tiny", "--data", str(store), "--out", str(out), "--modalities", "pocket",
+            "--seeds", "1", "--budget", "2s", "--subsets", "all", "--threads", "1"]
+    assert main(argv) == 0
+    budget = json.loads((out / "budget.json").read_text())
+    assert budget["steps_per_run"] >= 1 and budget["seconds_per_step"] > 0
+    assert json.loads((out / "summary.json").read_text())["steps_per_run"] == budget["steps_per_run"]
+
+
+def test_bad_input_is_refused(store, tmp_path, capsys):
+    base = ["ablate", "--preset", "tiny", "--data", str(store), "--out", str(tmp_path / "x")]
+    assert main(base + ["--split", "test"]) == 1
+    assert "reporting only" in capsys.readouterr().err
+    assert main(base + ["--budget", "fast"]) == 1
+    assert "--budget fast" in capsys.readouterr().err
+    assert main(base + ["--subsets", "sequence+nothing"]) == 1
+    assert "unknown subsets" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
