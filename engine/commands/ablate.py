@@ -90,10 +90,10 @@ def run(args: argparse.Namespace) -> int:
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     steps = _steps(budget, base, store, out, args, pretrained, log)
     sets = parse_sets(args.sets)
-    runs = []
+    runs, cache = [], {}  # cache: frozen encoders' valid-split features, embedded once for all runs
     for name, mods in plan.items():
         for seed in range(args.seeds):
-            runs.append(_run_one(args, name, mods, seed, steps, sets, pretrained, store, out, log))
+            runs.append(_run_one(args, name, mods, seed, steps, sets, pretrained, store, out, log, cache))
     rows = A.summarise(runs, list(plan))
     command = "oneprot ablate " + " ".join(_quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["ablate"] else \
         f"oneprot ablate --preset {args.preset} --data {args.data} --out {args.out} --seeds {args.seeds}" + \
@@ -154,7 +154,7 @@ def _mods(args) -> list[str] | None:
 
 
 def _run_one(args, name: str, mods: list[str], seed: int, steps: int, sets: dict, pretrained, store, out: Path,
-             log) -> dict:
+             log, cache: dict) -> dict:
     """Train and score one (subset, seed); reuse its result.json when the settings match."""
     from engine.evaluate.ablation import run_metrics
     from engine.files import write_text_atomic
@@ -174,9 +174,10 @@ def _run_one(args, name: str, mods: list[str], seed: int, steps: int, sets: dict
                           pretrained)
     trainer = build_trainer(preset, store, folder)
     trainer.fit(steps=steps, resume=True)
-    metrics = run_metrics(trainer.model.eval(), store, args.split, seed=0)
+    trained = time.perf_counter() - t
+    metrics = run_metrics(trainer.model.eval(), store, args.split, seed=0, pooled_cache=cache)
     result = {"subset": name, "modalities": ["sequence"] + mods, "seed": seed, "settings": settings,
-              "seconds": time.perf_counter() - t, "metrics": metrics}
+              "seconds": time.perf_counter() - t, "train_seconds": trained, "metrics": metrics}
     write_text_atomic(done, json.dumps(result, indent=1))
     shown = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, float))
     log(f"{name} seed {seed}: {shown} ({result['seconds']:.0f} s)")

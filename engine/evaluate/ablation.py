@@ -41,14 +41,16 @@ def subsets(modalities: list[str], anchor: str = "sequence") -> dict[str, list[s
     return out
 
 
-def run_metrics(model, store, split: str, seed: int = 0) -> dict:
-    """The four ablation metrics of one trained model on `split` (no TM-score)."""
+def run_metrics(model, store, split: str, seed: int = 0, pooled_cache: dict | None = None) -> dict:
+    """The four ablation metrics of one trained model on `split` (no TM-score).
+
+    pooled_cache: shared across the runs of one ablation, so frozen encoders (text) embed the split once."""
     from engine.evaluate.run import evaluate
     from engine.evaluate.selection import require_selection_split
 
     require_selection_split(split, "split")
     res = evaluate(model, store, split, seed=seed, run_probes=True, tmscore_max=0, relatives_tm_max=0,
-                   log=lambda m: None)
+                   log=lambda m: None, pooled_cache=pooled_cache)
     trained = {p: r for p, r in res["retrieval"].items() if r["kind"] == "trained"}
     seq_rel = res["relatives"].get("sequence->sequence", {}).get("aligned")
     fam = res["evolution"].get("sequence", {}).get("aligned")

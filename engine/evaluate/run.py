@@ -82,8 +82,12 @@ def content_key(modality: str, item: Any) -> str:
 
 
 def collect(model, store, split: str | None, modalities: list[str], baseline_model=None, seed: int = 0,
-            batch_tokens: int = 16_384, log=print) -> dict[str, ModalityData]:
-    """Embed the split once per modality: aligned, unaligned and pre-head vectors."""
+            batch_tokens: int = 16_384, log=print, pooled_cache: dict | None = None) -> dict[str, ModalityData]:
+    """Embed the split once per modality: aligned, unaligned and pre-head vectors.
+
+    pooled_cache: a dict kept by the caller across models (an ablation): pre-head features are reused
+    when the encoder's weights and the items are the same (a frozen text or sequence backbone).
+    """
     from engine.data.items import items_for
 
     heads = B.random_heads(model, seed) if baseline_model is None else None
@@ -94,7 +98,12 @@ def collect(model, store, split: str | None, modalities: list[str], baseline_mod
             continue
         t = time.perf_counter()
         items = items_for(store, ids, m)
-        pooled = B.pooled_features(model, m, items, batch_tokens)
+        key = _encoder_key(model, m, ids) if pooled_cache is not None else None
+        pooled = pooled_cache.get(key) if key is not None else None
+        if pooled is None:
+            pooled = B.pooled_features(model, m, items, batch_tokens)
+            if key is not None:
+                pooled_cache[key] = pooled
         aligned = B.apply_head(model.heads[m], pooled)
         base_pooled = None
         if baseline_model is None:
@@ -107,6 +116,16 @@ def collect(model, store, split: str | None, modalities: list[str], baseline_mod
         out[m] = ModalityData(ids, items, [content_key(m, x) for x in items], aligned, unaligned, pooled, base_pooled)
         log(f"embedded {len(ids)} {m} items in {time.perf_counter() - t:.1f} s")
     return out
+
+
+def _encoder_key(model, modality: str, ids: list[str]) -> str:
+    """A hash of an encoder's weights and the ids it embeds: equal keys give equal pre-head features."""
+    h = hashlib.sha1(modality.encode())
+    h.update("\n".join(ids).encode())
+    for k, v in sorted(model.encoders[modality].state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _same_encoder(a, b, modality: str) -> bool:
@@ -133,18 +152,19 @@ def evaluate(model, store, split: str | None = "test",  # report-only: callers t
              baseline_model=None, seed: int = 0, max_queries: int = 5000,
              modalities: list[str] | None = None, batch_tokens: int = 16_384, run_probes: bool = True,
              tmscore_max: int = TMSCORE_MAX, relatives_tm_max: int = RELATIVES_TM_MAX, protocol: str = "ours",
-             log=print) -> dict:
+             log=print, pooled_cache: dict | None = None) -> dict:
     """The full `evaluate` result: keys retrieval, baselines, relatives, evolution, probes (+ rules, summary).
 
     tmscore_max: the TM-score baseline (pocket<->structure) aligns every pocket against every chain,
     so it runs on a seeded sample of at most this many proteins per pair; 0 skips it.
     relatives_tm_max: TM-score queries per structure/pocket pair of the relatives metric (0 skips it).
     protocol: "ours" (this docstring) or "oneprot" (upstream's retrieval protocol only, see upstream_protocol).
+    pooled_cache: see collect (reuses a frozen encoder's features across the models of one ablation).
     """
     if protocol not in ("ours", "oneprot"):
         raise OneProtError("must be 'ours' or 'oneprot'", f"--protocol {protocol}")
     mods = [m for m in (modalities or model.modalities) if m in model.modalities]
-    data = collect(model, store, split, mods, baseline_model, seed, batch_tokens, log)
+    data = collect(model, store, split, mods, baseline_model, seed, batch_tokens, log, pooled_cache)
     if len(data) < 2:
         raise OneProtError(f"the {split} split has fewer than two modalities with data; nothing to retrieve", "split")
     if protocol == "oneprot":

@@ -71,3 +71,35 @@ def test_bad_input_is_refused(store, tmp_path, capsys):
     assert main(base + ["--subsets", "sequence+nothing"]) == 1
     assert "unknown subsets" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_the_feature_cache_skips_unchanged_encoders(store, monkeypatch):
+    import torch
+
+    from engine.data.store import ProteinStore
+    from engine.evaluate import baselines as B
+    from engine.evaluate.run import evaluate
+    from engine.model import ModelConfig, OneProt
+    from engine.presets.tiny import build
+
+    torch.manual_seed(0)
+    enc = {k: v for k, v in build().model.encoders.items() if k in ("sequence", "pocket")}
+    model = OneProt(ModelConfig(encoders=enc, dim=16)).eval()
+    s = ProteinStore.open(store)
+    cache: dict = {}
+    first = evaluate(model, s, "valid", run_probes=False, tmscore_max=0, relatives_tm_max=0, log=lambda m: None,
+                     pooled_cache=cache)
+    assert len(cache) == 2
+
+    def no_embedding(*a, **k):
+        raise AssertionError("embedded again although the encoder did not change")
+
+    monkeypatch.setattr(B, "pooled_features", no_embedding)
+    again = evaluate(model, s, "valid", run_probes=False, tmscore_max=0, relatives_tm_max=0, log=lambda m: None,
+                     pooled_cache=cache)
+    assert again["retrieval"] == first["retrieval"]
+    with torch.no_grad():
+        next(model.encoders["pocket"].parameters()).add_(1.0)  # a changed encoder misses the cache
+    with pytest.raises(AssertionError, match="embedded again"):
+        evaluate(model, s, "valid", run_probes=False, tmscore_max=0, relatives_tm_max=0, log=lambda m: None,
+                 pooled_cache=cache)
