@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="runs/pocket_shell")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--split", default="valid", help="where the choice is made: valid (test is refused)")
+    ap.add_argument("--summary", metavar="FILE", help="also write the rows and the pick as JSON (atomic)")
     args = ap.parse_args(argv)
 
     from engine.errors import OneProtError
@@ -66,6 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         mean.setdefault(r["shell"], []).append(r["R@10"])
     best = max(mean, key=lambda s: (sum(mean[s]) / len(mean[s]), -s))  # ties: the smaller shell
     print(f"picked on {args.split}: shell {best:g} A (mean R@10 of both directions {sum(mean[best]) / 2:.3f})")
+    if args.summary:
+        from engine.files import write_text_atomic
+
+        command = "python scripts/pocket_shell_sweep.py " + " ".join(a for a in (argv if argv is not None else sys.argv[1:])
+                                                                      if not a.startswith("--summary") and a != args.summary)
+        write_text_atomic(Path(args.summary), json.dumps({"split": args.split, "steps": args.steps, "picked": best,
+                                                          "command": command.strip(), "rows": rows}, indent=1))
     return 0
 
 
