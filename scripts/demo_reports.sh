@@ -10,11 +10,12 @@ CHECKPOINT=${CHECKPOINT:-demo}
 BASELINE=${BASELINE:-assets/checkpoints/demo-prealign}
 DATA=${DATA:-demo}
 R=benchmarks/results
+SPLIT=test  # report-only: these files report the chosen model; nothing here chooses
 start=$(date +%s)
-python -m engine.cli evaluate --checkpoint "$CHECKPOINT" --data "$DATA" --split test --baseline-checkpoint "$BASELINE" \
+python -m engine.cli evaluate --checkpoint "$CHECKPOINT" --data "$DATA" --split "$SPLIT" --baseline-checkpoint "$BASELINE" \
     --out "$R/demo_evaluate/result.json" --report "$R/demo_evaluate" > /dev/null
 echo "evaluate (ours) done after $(( $(date +%s) - start )) s"
-python -m engine.cli evaluate --checkpoint "$CHECKPOINT" --data "$DATA" --split test --baseline-checkpoint "$BASELINE" \
+python -m engine.cli evaluate --checkpoint "$CHECKPOINT" --data "$DATA" --split "$SPLIT" --baseline-checkpoint "$BASELINE" \
     --protocol oneprot --out "$R/demo_evaluate_oneprot/result.json" --report "$R/demo_evaluate_oneprot" > /dev/null
 echo "evaluate (upstream protocol) done after $(( $(date +%s) - start )) s"
 python -m engine.cli probe --checkpoint "$CHECKPOINT" --data "$DATA" --baseline-checkpoint "$BASELINE" \

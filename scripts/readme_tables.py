@@ -44,6 +44,10 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join(out + ["| " + " | ".join(r) + " |" for r in rows[1:]])
 
 
+def _date(res: dict) -> str:
+    return str(res.get("created", "date not recorded"))[:10]
+
+
 def _f(x: float | None) -> str:
     return "–" if x is None else f"{x:.3f}"
 
@@ -66,7 +70,7 @@ def retrieval(res: dict) -> str:
                      f"{r['R@10'] / r['chance']['R@10']:.1f}×", str(r["n_queries"])])
     n_pairs = len(res["retrieval"])
     return (_table(rows) + f"\n\nSplit: {res['split']}; checkpoint {res.get('checkpoint')} (model hash "
-            f"{res.get('model_hash')}); the full report covers all {n_pairs} ordered pairs.")
+            f"{res.get('model_hash')}), run {_date(res)}; the full report covers all {n_pairs} ordered pairs.")
 
 
 def floors(res: dict) -> str:
@@ -130,7 +134,8 @@ def upstream(res: dict) -> str:
         if r["kind"] == "trained" or set(pair.split("->")) == {"pocket", "structure"}:
             rows.append([_name(pair)] + [_f(r[f"R@{k}"]) for k in (1, 10, 100, 500)] +
                         [str(r["median_rank"]), _f(r["chance"]["R@10"]), str(r["n_pairs"])])
-    return _table(rows) + f"\n\nSplit: {res['split']}; all {len(res['retrieval'])} ordered pairs are in the report."
+    return _table(rows) + (f"\n\nSplit: {res['split']}, run {_date(res)}; all {len(res['retrieval'])} ordered pairs "
+                           "are in the report.")
 
 
 def probes(res: dict) -> str:
@@ -147,7 +152,8 @@ def probes(res: dict) -> str:
             rows.append([name, f"{first['n']} / {first['classes']}"] +
                         [_f(t["reps"].get(r, {}).get("accuracy")) for r in present] + [_f(first["majority_class"])])
     return (_table(rows) + f"\n\nAccuracy ({res['kind']}, cross-validated with the store's 50%-identity clusters as "
-            f"groups) on the {res['n_proteins']} labelled proteins of split `{res['split']}`; chance = majority class.")
+            f"groups) on the {res['n_proteins']} labelled proteins of split `{res['split']}`, run {_date(res)}; chance = "
+            "majority class.")
 
 
 def embeddings(man: dict) -> str:

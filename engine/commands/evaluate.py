@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 from engine.files import write_text_atomic
 
@@ -69,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     result["model_hash"] = getattr(model, "checkpoint_meta", {}).get("model_hash")
     result["baseline_checkpoint"] = args.baseline_checkpoint
     # what a re-run needs to reproduce the figures (tests/engine/test_demo_bundle.py does)
+    result["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     result["params"] = {"split": args.split, "protocol": args.protocol, "seed": args.seed,
                         "max_queries": args.max_queries, "tmscore_max": tmscore_max,
                         "relatives_tm_max": 0 if args.no_tmscore else args.relatives_tm_max, "modalities": mods,

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 EC_LEVELS = (1, 2, 3, 4)
 
@@ -159,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     baseline = load_checkpoint(args.baseline_checkpoint, map_location=device) if args.baseline_checkpoint else None
     log(f"embedding {len(ids)} labelled sequences")
     targets_out = run_probes(model, store, ids, targets, baseline, args.seed, args.kind, args.batch_tokens, log)
-    result = {"checkpoint": str(args.checkpoint), "model_hash": getattr(model, "checkpoint_meta", {}).get("model_hash"),
+    result = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "checkpoint": str(args.checkpoint), "model_hash": getattr(model, "checkpoint_meta", {}).get("model_hash"),
               "baseline_checkpoint": args.baseline_checkpoint, "split": args.split, "n_proteins": len(ids),
               "labels": args.labels, "column": args.column, "kind": args.kind, "targets": targets_out,
               "rules": {"cv": "cross-validation with the store's 50%-identity clusters as groups (no cluster in both "

@@ -5,7 +5,8 @@ k-fold cross-validation, k = min(5, smallest kept class), seeded; stratified, an
 store's 50%-identity clusters) are given, cluster-aware (StratifiedGroupKFold: no cluster is split
 between training and testing folds, so near-identical proteins cannot leak). Reports mean/std accuracy
 and macro-F1; the majority-class accuracy is the chance level.
-Regression: ridge regression on standardised features, (Group)KFold; R^2 and Spearman rho of the
+Inputs wider than WIDE dimensions (3-mer composition) are reduced to SVD_DIMS by truncated SVD fitted
+on the training folds. Regression: ridge regression on standardised features, (Group)KFold; R^2 and Spearman rho of the
 held-out predictions; predicting the training mean gives R^2 <= 0.
 EC is probed at every level the labels carry ("3", "3.4", "3.4.21", "3.4.21.4"); a level needs enough
 labelled proteins per class to cross-validate, which the demo store only has at level 1.
@@ -19,6 +20,17 @@ import numpy as np
 
 MIN_PER_CLASS = 3
 MIN_REGRESSION = 10
+WIDE = 1024  # features wider than this (3-mer composition: 8,000) are first reduced by truncated SVD
+SVD_DIMS = 256  # ... to this many, fitted on the training folds only (keeps lbfgs fast and well conditioned)
+
+
+def _steps(x: np.ndarray, seed: int) -> list:
+    """Preprocessing of a probe pipeline: truncated SVD for wide inputs, then standardisation."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.preprocessing import StandardScaler
+
+    wide = x.shape[1] > WIDE and x.shape[0] > SVD_DIMS
+    return ([TruncatedSVD(SVD_DIMS, random_state=seed)] if wide else []) + [StandardScaler()]
 
 
 def ec_level(ec, level: int) -> str | None:
@@ -49,7 +61,6 @@ def probe(vectors: np.ndarray, labels: list, folds: int = 5, seed: int = 0, kind
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     y_all = _clean(labels)
     classes, counts = np.unique(y_all[y_all != None].astype(str), return_counts=True)  # noqa: E711
@@ -76,7 +87,7 @@ def probe(vectors: np.ndarray, labels: list, folds: int = 5, seed: int = 0, kind
             clf = MLPClassifier(hidden_layer_sizes=(128,), max_iter=300, random_state=seed, early_stopping=False)
         else:
             clf = LogisticRegression(max_iter=2000, C=1.0)
-        model = make_pipeline(StandardScaler(), clf)
+        model = make_pipeline(*_steps(x, seed), clf)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence warnings on tiny folds are expected
             model.fit(x[train], y[train])
@@ -102,7 +113,6 @@ def regression_probe(vectors: np.ndarray, values: list, folds: int = 5, seed: in
     from sklearn.metrics import r2_score
     from sklearn.model_selection import GroupKFold, KFold
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     v = np.array([np.nan if x is None or x == "" else float(x) for x in values], dtype=np.float64)
     keep = np.isfinite(v)
@@ -119,7 +129,7 @@ def regression_probe(vectors: np.ndarray, values: list, folds: int = 5, seed: in
         splits = KFold(folds, shuffle=True, random_state=seed).split(x)
     pred = np.empty_like(y)
     for train, test in splits:
-        model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
+        model = make_pipeline(*_steps(x, seed), RidgeCV(alphas=np.logspace(-2, 4, 13)))
         model.fit(x[train], y[train])
         pred[test] = model.predict(x[test])
     rho = spearmanr(y, pred).statistic

@@ -13,8 +13,8 @@ from engine.evaluate.selection import require_selection_split
 ROOT = Path(__file__).resolve().parents[2]
 # an evaluation asked for test inside code, or a split pinned to test; a line that only reports says why
 # with a "# report-only:" comment
-PATTERNS = [re.compile(r"""evaluate\([^)]*["']test["']"""), re.compile(r"""split\s*=\s*["']test["']"""),
-            re.compile(r"""--split[ =]test\b"""), re.compile(r"""choices=[^)]*["']test["']""")]
+PATTERNS = [re.compile(r"""evaluate\([^)]*["']test["']"""), re.compile(r"""split\s*=\s*["']?test\b""", re.I),
+            re.compile(r"""--split[ =]["']?test\b"""), re.compile(r"""choices=[^)]*["']test["']""")]
 # reporting, not selection: the evaluate command (whose job is to report on test) and split building
 REPORTING = {"engine/commands/evaluate.py", "engine/commands/embed.py", "engine/evaluate/selection.py"}
 SWEEPS = ["scripts/seed_sweep.py", "scripts/pocket_shell_sweep.py"]
