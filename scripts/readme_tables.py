@@ -45,7 +45,7 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def _date(res: dict) -> str:
-    return str(res.get("created", "date not recorded"))[:10]
+    return str(res["created"])[:10] if res.get("created") else "date not recorded"
 
 
 def _f(x: float | None) -> str:
