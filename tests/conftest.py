@@ -182,6 +182,12 @@ def make_family_store():
 
 
 @pytest.fixture(scope="session")
+def make_family_records():
+    """family_records(n_families=4, per_family=8, length=40, seed=0) -> [ProteinRecord]."""
+    return family_records
+
+
+@pytest.fixture(scope="session")
 def make_alignment_store():
     """write_alignment_store(path, n=48, seed=0, valid_every=4) -> store folder."""
     return write_alignment_store

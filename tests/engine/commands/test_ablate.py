@@ -1,15 +1,11 @@
 """`oneprot ablate`: modality subsets x seeds on the recipe API, scored on valid; resumable; table and plot."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine.cli import main  # noqa: E402
-from engine.evaluate.ablation import subsets  # noqa: E402
+from engine.cli import main
+from engine.evaluate.ablation import subsets
 
 
 def test_subsets_are_all_pairs_and_leave_one_out():
@@ -22,9 +18,7 @@ def test_subsets_are_all_pairs_and_leave_one_out():
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    from alignment_store import make_alignment_store
-
+def store(tmp_path_factory, make_alignment_store):
     # every third protein in valid, so valid holds all four families
     return make_alignment_store(tmp_path_factory.mktemp("abl") / "store", n=36, valid_every=3)
 

@@ -2,29 +2,24 @@
 the aligned embedding beside unaligned, raw-feature and 3-mer baselines; bad label files are refused."""
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine.cli import main  # noqa: E402
-from engine.evaluate.probes import ec_level, is_regression, probe, regression_probe  # noqa: E402
+from engine.cli import main
+from engine.evaluate.probes import ec_level, is_regression, probe, regression_probe
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, make_family_records):
     from engine.checkpoint import save_checkpoint
     from engine.data.store import write_store
     from engine.model import ModelConfig, OneProt
     from engine.presets.tiny import build
-    from synthetic_store import make_records
 
     root = tmp_path_factory.mktemp("probe")
-    records = make_records(n_families=3, per_family=12)
+    records = make_family_records(n_families=3, per_family=12)
     # clusters cut across families, so a cluster-grouped fold still sees every family in training
     clusters = {r.id: i % 9 for i, r in enumerate(records)}
     splits = {r.id: "train" for r in records}
