@@ -31,7 +31,6 @@ import pandas as pd
 from engine.data.store_arrays import ARRAYS_DIR, ArrayWriter, open_arrays
 from engine.errors import OneProtError
 from engine.files import atomic_dir
-from engine.files import replace_dir  # noqa: F401  re-exported for callers written before engine/files.py
 from engine.modality import Modality, Pocket, ProteinRecord, parse_modality
 from engine.paths import resolve_store
 
