@@ -54,6 +54,7 @@ class ArrayWriter:
         self.offsets[self.i] = b
 
     def close(self) -> None:
+        """Check every slot was filled and flush the arrays to disk."""
         if (self.i, self.at) != (self.n, self.r):
             raise OneProtError(f"wrote {self.i}/{self.n} structures, {self.at}/{self.r} residues", "structures")
         for arr in (self.ids, self.offsets, self.coords, self.resnums, self.side, self.has_side, self.plddt):
