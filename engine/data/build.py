@@ -257,7 +257,9 @@ def build_store(
     plddt / plddt_mask / min_plddt: confidence of predicted models (see parse_file, engine.data.plddt).
     workers: parsing processes (default: the cores); progress: a tqdm bar on stderr.
     shard (I, N): only the files of shard I of N (by file stem, so a structure, its ligand and its
-    P2Rank/fpocket output stay together), written unsplit for `oneprot data merge`.
+    P2Rank/fpocket output stay together), written unsplit for `oneprot data merge`. Stockholm files are
+    read by every shard and label that shard's proteins; in shard mode members matching no protein are
+    not added as sequence-only proteins (another shard may hold them).
     """
     inputs = list(inputs)
     report = BuildReport()
