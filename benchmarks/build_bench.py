@@ -1,0 +1,190 @@
+"""`oneprot data build` at scale: parsing throughput with 1 and 2 workers, peak memory as the store grows,
+MMseqs2 vs own clustering time.
+
+1. Throughput: `--files` structure files (tmtools' 2gtl.pdb and the test fixtures, copied under new names),
+   built with a fresh parse cache by 1 and by 2 workers (own clustering, so parsing dominates).
+2. Memory: for each of `--sizes` chains, a child process makes that many records by re-using the parsed
+   chains under new ids and writes a store (peak RSS of that child: the in-memory build path), a
+   second child merges it as 4 shards (peak RSS: the shard path, tables in memory, arrays streamed),
+   a third opens the merged store and reads 100 proteins' coordinates (peak RSS: memory-mapped arrays).
+3. Clustering: the first `--cluster-n` sequences of the demo store, by MMseqs2 and by the own clustering.
+Usage: python benchmarks/build_bench.py [--files 48] [--sizes 1000,10000] [--cluster-n 2000] [--out NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import write_result
+
+ROOT = Path(__file__).resolve().parent.parent
+FIX = ROOT / "tests" / "fixtures" / "data"
+SOURCES = ["1a5z_A.cif.gz", "d1cih__.pdb.gz", "pocket_toy.pdb"]
+
+
+def _throughput_sources() -> list[Path]:
+    """Registry structures to copy: tmtools' 2gtl.pdb (large, many chains) when installed, and the fixtures."""
+    out = [FIX / n for n in SOURCES]
+    try:
+        import tmtools
+
+        big = Path(tmtools.__file__).parent / "data" / "2gtl.pdb"
+        if big.is_file():
+            out.insert(0, big)
+    except ImportError:
+        pass
+    return out
+
+
+def _rss_mb(field: str = "VmRSS") -> float:
+    # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child would report its parent's peak
+    with open("/proc/self/status") as fh:
+        return float(next(ln for ln in fh if ln.startswith(field + ":")).split()[1]) / 1024
+
+
+def _throughput(n_files: int, workers: int, tmp: Path) -> dict:
+    from engine.data.build import build_store
+
+    d = tmp / f"in{workers}"
+    d.mkdir()
+    sources = _throughput_sources()
+    for k in range(n_files):
+        src = sources[k % len(sources)]
+        shutil.copy(src, d / f"s{k:06d}_{src.name}")
+    t0 = time.perf_counter()
+    _, report = build_store([d], tmp / f"store{workers}", cache_dir=tmp / f"cache{workers}", workers=workers,
+                            split_method="own")
+    sec = time.perf_counter() - t0
+    return {"workers": workers, "files": n_files, "seconds": round(sec, 1), "files_per_s": round(n_files / sec, 2),
+            "proteins": sum(report.used.values())}
+
+
+def _child(mode: str, n: int, tmp: str) -> None:
+    """Run in a subprocess: one stage of the memory measurement; prints peak RSS in MB."""
+    from engine.data.build import parse_file
+    from engine.data.store import ProteinStore, write_store
+
+    tmp_p = Path(tmp)
+    base = []
+    if mode in ("write", "shards"):
+        for name in SOURCES:
+            recs, _ = parse_file(FIX / name, "structure", 1000)
+            base += [r for r in recs if r.coords is not None]
+    before = _rss_mb()  # resident after imports and set-up (the CCD table loaded by ligand pockets is large)
+    if mode in ("write", "shards"):
+        if mode == "write":
+            recs = []
+            for k in range(n):
+                b = base[k % len(base)]
+                recs.append(type(b)(id=f"p{k}", sequence=b.sequence, coords=b.coords, residue_numbers=b.residue_numbers,
+                                    structure_tokens=b.structure_tokens, extra={"side_chains": b.extra.get("side_chains")}))
+            write_store(recs, tmp_p / "full", {}, {})
+        else:  # 4 shard stores of n/4 chains each, written one after another (as 4 array jobs would)
+            for s in range(4):
+                recs = []
+                for k in range(s, n, 4):
+                    b = base[k % len(base)]
+                    recs.append(type(b)(id=f"p{k}", sequence=b.sequence, coords=b.coords,
+                                        residue_numbers=b.residue_numbers, structure_tokens=b.structure_tokens,
+                                        extra={"side_chains": b.extra.get("side_chains")}))
+                write_store(recs, tmp_p / f"shard{s}", {}, {}, manifest_extra={"shard": [s, 4]})
+                del recs
+    elif mode == "merge":
+        from engine.data.shards import merge_stores
+
+        merge_stores([tmp_p / f"shard{s}" for s in range(4)], tmp_p / "merged", method="own")
+    elif mode == "open":
+        st = ProteinStore.open(tmp_p / "merged")
+        ids = st.ids(modality="structure")
+        for pid in ids[:: max(1, len(ids) // 100)][:100]:
+            st.coords(pid)
+    print(f"{_rss_mb('VmHWM'):.1f} {before:.1f} {_rss_mb():.1f}")
+
+
+def _peak(mode: str, n: int, tmp: Path) -> str:
+    """'peak (resident before the work -> after)' in MB for one stage run in a fresh process."""
+    env = {**os.environ, "ONEPROT_MMSEQS": "off", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, __file__, "--child", mode, str(n), str(tmp)], capture_output=True,
+                         text=True, check=True, env=env)
+    peak, before, after = out.stdout.strip().splitlines()[-1].split()
+    return f"{peak} ({before} -> {after})"
+
+
+def _cluster_times(n: int) -> dict:
+    from engine.data import mmseqs
+    from engine.data.splits import cluster_for_splits
+    from engine.data.store import ProteinStore
+
+    seqs = ProteinStore.open("demo").proteins["sequence"].tolist()[:n]
+    out = {"sequences": len(seqs)}
+    for method in ("mmseqs", "own"):
+        if method == "mmseqs" and mmseqs.mmseqs_binary() is None:
+            out[method] = "mmseqs not installed"
+            continue
+        t0 = time.perf_counter()
+        clusters, _ = cluster_for_splits(seqs, method=method, threads=2)
+        out[method] = {"seconds": round(time.perf_counter() - t0, 1), "clusters": len(set(clusters))}
+    return out
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        _child(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        return 0
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--files", type=int, default=48)
+    ap.add_argument("--sizes", default="1000,10000")
+    ap.add_argument("--cluster-n", type=int, default=2000)
+    ap.add_argument("--out", default=f"build_bench_{time.strftime('%Y-%m-%d')}")
+    args = ap.parse_args()
+    load_before = os.getloadavg()
+    res: dict = {"loadavg_before": [round(x, 2) for x in load_before]}
+    with tempfile.TemporaryDirectory(prefix="oneprot-build-bench-") as tmp:
+        t = Path(tmp)
+        os.environ["ONEPROT_MMSEQS"] = "off"
+        res["throughput"] = [_throughput(args.files, w, t) for w in (1, 2)]
+        del os.environ["ONEPROT_MMSEQS"]
+        res["memory_mb"] = []
+        for n in [int(x) for x in args.sizes.split(",") if x]:
+            d = t / f"mem{n}"
+            d.mkdir()
+            row = {"chains": n, "write_store_in_memory": _peak("write", n, d), "write_4_shards": _peak("shards", n, d),
+                   "merge_4_shards": _peak("merge", n, d), "open_and_read_100": _peak("open", n, d)}
+            row["store_mb_on_disk"] = round(sum(f.stat().st_size for f in (d / "merged").rglob("*") if f.is_file()) / 1e6, 1)
+            res["memory_mb"].append(row)
+            shutil.rmtree(d)
+        res["clustering"] = _cluster_times(args.cluster_n) if args.cluster_n else "not run (--cluster-n 0)"
+    res["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    one, two = res["throughput"]
+    speed = two["files_per_s"] / one["files_per_s"]
+    body = (
+        "Shared machine: 2 cores used by several sessions at once; load average (1, 5, 15 min) before "
+        f"{res['loadavg_before']}, after {res['loadavg_after']}. Figures are indicative only.\n\n"
+        f"Command: `python benchmarks/build_bench.py --files {args.files} --sizes {args.sizes} "
+        f"--cluster-n {args.cluster_n}`\n\n"
+        "## Parsing throughput (build with a fresh parse cache, own clustering)\n"
+        "| workers | files | seconds | files/s |\n|---|---|---|---|\n"
+        + "".join(f"| {r['workers']} | {r['files']} | {r['seconds']} | {r['files_per_s']} |\n" for r in res["throughput"])
+        + f"\n2 workers / 1 worker: {speed:.2f}x\n\n"
+        "## Memory (MB): peak RSS of the process doing each stage (resident before its work -> after)\n"
+        "| chains | write_store, all records in memory | write 4 shard stores | merge 4 shards | open merged + read 100 | store on disk (MB) |\n"
+        "|---|---|---|---|---|---|\n"
+        + "".join(f"| {r['chains']} | {r['write_store_in_memory']} | {r['write_4_shards']} | {r['merge_4_shards']} | "
+                  f"{r['open_and_read_100']} | {r['store_mb_on_disk']} |\n" for r in res["memory_mb"])
+        + "\n## Clustering for splits (demo sequences)\n```\n" + json.dumps(res["clustering"], indent=2) + "\n```\n"
+    )
+    print(body)
+    print(write_result(args.out, "Store build at scale", body))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
