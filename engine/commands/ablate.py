@@ -9,7 +9,8 @@ the preset narrowed to the subset, plus --set overrides and the run's seed) for 
 steps: --budget N steps, or a time (90s, 5m) turned into steps once from a short timing of the
 all-modality recipe (recorded in DIR/budget.json, so a resumed ablation keeps it). Runs live in
 DIR/runs/<subset>/seed<k>/; a finished run (result.json with the same settings) is skipped and a killed
-one resumes from its last checkpoint. Writes DIR/summary.json, DIR/ablation.md and DIR/ablation.png.
+one resumes from its last checkpoint. Writes summary.json, ablation.md and ablation.png into DIR, or into
+--report DIR2 (e.g. benchmarks/results/demo_ablation, which scripts/readme_tables.py reads).
 Scores are on valid (the test split is refused: an ablation is a choice).
 """
 
@@ -28,7 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     add_recipe_arguments(p)
     p.add_argument("--data", default="demo", help="store name or folder")
-    p.add_argument("--out", required=True, help="ablation folder (resumable)")
+    p.add_argument("--out", required=True, help="ablation folder: runs and checkpoints (resumable)")
+    p.add_argument("--report", metavar="DIR", help="where summary.json, ablation.md and ablation.png go (default: --out), "
+                   "e.g. benchmarks/results/demo_ablation to commit them without the runs")
     p.add_argument("--seeds", type=int, default=3, help="seeds per subset (0, 1, ...; default 3)")
     p.add_argument("--budget", default=None,
                    help="per run: N steps, or a time like 90s / 5m (default: the preset's train.steps)")
@@ -104,12 +107,14 @@ def run(args: argparse.Namespace) -> int:
                "sets": args.sets, "command": command, "metrics": A.METRICS, "rows": rows, "runs": runs,
                "seconds_per_run": {"mean": sum(r["seconds"] for r in runs) / len(runs),
                                    "max": max(r["seconds"] for r in runs)}}
-    write_text_atomic(out / "summary.json", json.dumps(summary, indent=1))
+    report = Path(args.report) if args.report else out
+    report.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(report / "summary.json", json.dumps(summary, indent=1))
     table = markdown_table(A.table(rows))
-    write_text_atomic(out / "ablation.md", f"# Modality ablation ({args.split} split)\n\n`{command}`\n\n"
+    write_text_atomic(report / "ablation.md", f"# Modality ablation ({args.split} split)\n\n`{command}`\n\n"
                       f"{steps} steps per run, seeds 0..{args.seeds - 1}; mean ± sd over seeds.\n\n{table}\n\n"
                       "![ablation](ablation.png)\n")
-    A.plot(rows, out / "ablation.png")
+    A.plot(rows, report / "ablation.png")
     print(table)
     log(f"{len(runs)} runs, {summary['seconds_per_run']['mean']:.1f} s per run on average (training + scoring)")
     return 0

@@ -49,11 +49,12 @@ def test_ablate_runs_every_subset_and_seed_then_resumes(store, tmp_path, capsys)
 def test_a_time_budget_becomes_steps_once(store, tmp_path):
     out = tmp_path / "t"
     argv = ["ablate", "--preset", "tiny", "--data", str(store), "--out", str(out), "--modalities", "pocket",
-            "--seeds", "1", "--budget", "2s", "--subsets", "all", "--threads", "1"]
+            "--seeds", "1", "--budget", "2s", "--subsets", "all", "--threads", "1", "--report", str(tmp_path / "rep")]
     assert main(argv) == 0
     budget = json.loads((out / "budget.json").read_text())
     assert budget["steps_per_run"] >= 1 and budget["seconds_per_step"] > 0
-    assert json.loads((out / "summary.json").read_text())["steps_per_run"] == budget["steps_per_run"]
+    assert json.loads((tmp_path / "rep" / "summary.json").read_text())["steps_per_run"] == budget["steps_per_run"]
+    assert (tmp_path / "rep" / "ablation.png").is_file() and not (out / "summary.json").exists()
 
 
 def test_bad_input_is_refused(store, tmp_path, capsys):
