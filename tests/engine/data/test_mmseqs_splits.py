@@ -123,11 +123,13 @@ def test_check_then_resplit_removes_leaks(families, tmp_path, capsys):
     assert after["leaking"] == 0 and after["test_proteins"] > 0
 
 
-def test_own_check_without_binary(families, tmp_path, monkeypatch):
+def test_own_check_without_binary(families, tmp_path, monkeypatch, capsys):
     store = _leaky_store(tmp_path / "store", families[:6])
     monkeypatch.setattr(mmseqs, "mmseqs_binary", lambda: None)
     res = check_leakage(store, definition="shorter", coverage=0.0)
     assert res["leaking"] == res["test_proteins"] and res["tool"].startswith("own")
+    assert main(["data", "check-leakage", str(store), "--definition", "shorter", "--coverage", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["leaking"] == res["leaking"]
     with pytest.raises(OneProtError, match="own definition"):
         check_leakage(store)  # the manifest asks for alignment-length identity with coverage
 
