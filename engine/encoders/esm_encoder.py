@@ -85,13 +85,13 @@ class EsmTokenEncoder(ModalityEncoder):
         self._packed_tokenizer = None  # built on first pooled_packed call
         # upstream's poolings weigh every non-padding token, BOS and EOS included (engine.encoders.pooling)
         self._pool_includes_special = bool(getattr(self.pool, "includes_special", False))
+        if cfg.freeze:
+            self.esm.requires_grad_(False)
 
     @property
     def packs(self) -> bool:
         """Padding-free embedding (pooled_packed) unless the pooling needs the BOS/EOS states it drops."""
         return not self._pool_includes_special
-        if cfg.freeze:
-            self.esm.requires_grad_(False)
 
     @staticmethod
     def external_prefixes_for(cfg: EsmEncoderConfig) -> list[str]:

@@ -47,6 +47,8 @@ def test_frozen_backbone_trains_only_pooling():
     out.pooled.sum().backward()
     assert all(p.grad is None for p in enc.esm.parameters())
     assert all(p.grad is not None for p in enc.pool.parameters())
+    # the optimiser and the trainable-parameter counts see only the pooling
+    assert not any(p.requires_grad for p in enc.esm.parameters())
     assert enc.external_prefixes() == []  # random/local weights are always saved
 
 
