@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 THREEDI = AMINO  # Foldseek's 3Di alphabet uses the same 20 letters
@@ -223,3 +224,12 @@ def fast_projection(monkeypatch):
 
     monkeypatch.setattr(P, "project", pca_project)
     return pca_project
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """CLI commands called in-process set torch's thread count (`--threads`); later tests must not inherit it
+    (exact-resume checks compare bit for bit, which holds only at the thread count the test module chose)."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
