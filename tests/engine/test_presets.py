@@ -48,8 +48,8 @@ def test_registry_and_unknown_name():
     with pytest.raises(OneProtError, match="tiny, demo, paper"):
         get_preset("huge")
     a, b = get_preset("demo"), get_preset("demo")
-    a.model.encoders["sequence"]["layers"] = 99
-    assert b.model.encoders["sequence"]["layers"] != 99  # each call is a fresh copy
+    a.model.encoders["structure_tokens"]["layers"] = 99
+    assert b.model.encoders["structure_tokens"]["layers"] != 99  # each call is a fresh copy
 
 
 def test_paper_preset_is_the_published_configuration():
@@ -75,7 +75,10 @@ def test_paper_preset_is_the_published_configuration():
 def test_demo_preset_keeps_its_own_choices():
     d = get_preset("demo")
     assert d.model.head == "linear" and not d.model.heads and d.train.l1_weight == 0.0
-    assert d.model.encoders["sequence"]["pooling"] == "attention"
+    # the frozen UniRep-256 anchor with mean pooling, chosen on valid (engine/presets/demo.py)
+    assert d.model.encoders["sequence"] == {"type": "unirep", "size": 256, "pooling": "mean", "freeze": True,
+                                            "max_length": 1000}
+    assert d.model.encoders["structure_tokens"]["pooling"] == "attention"
     assert "alphabet" not in d.model.encoders["structure_tokens"]
 
 
