@@ -9,6 +9,7 @@ Fixtures hand out the builders, so no test edits sys.path; `fast_projection` swa
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import numpy as np
@@ -233,3 +234,35 @@ def _restore_torch_threads():
     n = torch.get_num_threads()
     yield
     torch.set_num_threads(n)
+
+
+class SequenceFamilies:
+    """Random protein sequences and mutated copies: planted families for clustering and split tests."""
+
+    letters = "ACDEFGHIKLMNPQRSTVWY"
+
+    @staticmethod
+    def random(rng, n: int) -> str:
+        return "".join(rng.choice(SequenceFamilies.letters) for _ in range(n))
+
+    @staticmethod
+    def mutate(rng, seq: str, fraction: float) -> str:
+        s = list(seq)
+        for i in rng.sample(range(len(s)), int(fraction * len(s))):
+            s[i] = rng.choice([a for a in SequenceFamilies.letters if a != s[i]])
+        return "".join(s)
+
+    def families(self, seed: int, n: int, max_length: int, max_mutation: float, members: int = 4) -> list[list[str]]:
+        """n families: a random root (80..max_length residues) plus `members` copies 10..max_mutation mutated."""
+        rng = random.Random(seed)
+        fams = []
+        for _ in range(n):
+            root = self.random(rng, rng.randint(80, max_length))
+            fams.append([root] + [self.mutate(rng, root, rng.uniform(0.1, max_mutation)) for _ in range(members)])
+        return fams
+
+
+@pytest.fixture(scope="session")
+def seqgen() -> SequenceFamilies:
+    """The planted-family sequence generator (clustering, splits, MMseqs2 tests)."""
+    return SequenceFamilies()

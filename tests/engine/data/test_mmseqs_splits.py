@@ -1,7 +1,6 @@
 """MMseqs2 splits, the own-clustering fallback, `data resplit` and `data check-leakage`."""
 
 import json
-import random
 
 import numpy as np
 import pytest
@@ -14,29 +13,12 @@ from engine.data.store import ProteinStore, write_store
 from engine.errors import OneProtError
 from engine.modality import ProteinRecord
 
-AA = "ACDEFGHIKLMNPQRSTVWY"
 needs_mmseqs = pytest.mark.skipif(mmseqs.mmseqs_binary() is None, reason="mmseqs binary not installed")
 
 
-def _random_seq(rng, n):
-    return "".join(rng.choice(AA) for _ in range(n))
-
-
-def _mutate(rng, seq, fraction):
-    s = list(seq)
-    for i in rng.sample(range(len(s)), int(fraction * len(s))):
-        s[i] = rng.choice([a for a in AA if a != s[i]])
-    return "".join(s)
-
-
 @pytest.fixture(scope="module")
-def families():
-    rng = random.Random(5)
-    fams = []
-    for _ in range(8):
-        root = _random_seq(rng, rng.randint(80, 150))
-        fams.append([root] + [_mutate(rng, root, rng.uniform(0.1, 0.25)) for _ in range(4)])
-    return fams
+def families(seqgen):
+    return seqgen.families(seed=5, n=8, max_length=150, max_mutation=0.25)
 
 
 def _leaky_store(path, families):

@@ -6,37 +6,20 @@ import pytest
 
 from engine.data.splits import assign_splits, cluster_sequences, identity
 
-AA = "ACDEFGHIKLMNPQRSTVWY"
-
-
-def _random_seq(rng, n):
-    return "".join(rng.choice(AA) for _ in range(n))
-
-
-def _mutate(rng, seq, fraction):
-    s = list(seq)
-    for i in rng.sample(range(len(s)), int(fraction * len(s))):
-        s[i] = rng.choice([a for a in AA if a != s[i]])
-    return "".join(s)
 
 
 @pytest.fixture(scope="module")
-def families():
-    rng = random.Random(7)
-    fams = []
-    for _ in range(30):
-        root = _random_seq(rng, rng.randint(80, 250))
-        # members 10-30 % mutated from the root: >= 50 % identical to it and to each other
-        fams.append([root] + [_mutate(rng, root, rng.uniform(0.1, 0.3)) for _ in range(4)])
-    return fams
+def families(seqgen):
+    # members 10-30 % mutated from the root: >= 50 % identical to it and to each other
+    return seqgen.families(seed=7, n=30, max_length=250, max_mutation=0.3)
 
 
-def test_identity_measure():
+def test_identity_measure(seqgen):
     assert identity("MKTAYIAKQRQISFVKSHFSRQ", "MKTAYIAKQRQISFVKSHFSRQ") == 1.0
     rng = random.Random(1)
-    a, b = _random_seq(rng, 200), _random_seq(rng, 200)
+    a, b = seqgen.random(rng, 200), seqgen.random(rng, 200)
     assert identity(a, b) < 0.2
-    assert 0.6 < identity(a, _mutate(rng, a, 0.3)) <= 0.75
+    assert 0.6 < identity(a, seqgen.mutate(rng, a, 0.3)) <= 0.75
 
 
 def test_families_recovered(families):
@@ -73,12 +56,12 @@ def test_fractions_followed_for_many_small_clusters():
     assert abs(splits.count("train") - 800) <= 2 and abs(splits.count("test") - 100) <= 2
 
 
-def test_member_linkage_closes_the_greedy_gap():
+def test_member_linkage_closes_the_greedy_gap(seqgen):
     # A ~ B and B ~ C at ~60 % identity, A ~ C below 50 %: greedy (rep-only) clustering leaves C apart
     rng = random.Random(11)
-    a = _random_seq(rng, 300)
-    b = _mutate(rng, a, 0.4)
-    c = _mutate(rng, b, 0.4)
+    a = seqgen.random(rng, 300)
+    b = seqgen.mutate(rng, a, 0.4)
+    c = seqgen.mutate(rng, b, 0.4)
     assert identity(a, b) >= 0.5 and identity(b, c) >= 0.5 and identity(a, c) < 0.5
     greedy = cluster_sequences([a, b, c], link_members=False)
     assert greedy[0] == greedy[1] != greedy[2]
