@@ -283,10 +283,15 @@ def warm_up(options: AppOptions) -> None:
             return
         _WARMED.add(key)
 
-    def work() -> None:
-        from explorer.backend import get_resources
-        from explorer.mapdata import point_table
+    # Import here, on the server's thread, what both the warm-up thread and a first session import lazily:
+    # two threads importing the same package at once can deadlock in importlib (seen: narwhals.stable,
+    # which bokeh imports on a session's first table while the warm-up builds the map's table).
+    import narwhals.stable.v1  # noqa: F401
 
+    from explorer.backend import get_resources
+    from explorer.mapdata import point_table
+
+    def work() -> None:
         try:
             res = get_resources(*key)
             point_table(res, ["sequence"], 0)

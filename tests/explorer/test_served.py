@@ -129,6 +129,7 @@ def test_launcher_binds_loopback_only(world, tmp_path):
         addrs = _listening_addresses(port)
         assert addrs == {"0100007F"}, addrs  # 127.0.0.1 in /proc's little-endian hex, nothing else
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/app", timeout=60) as r:
-            assert r.status == 200 and "OneProt explorer" in r.read().decode()
+            page = r.read().decode()
+        assert r.status == 200 and "OneProt explorer" in page, (tmp_path / "launcher.log").read_text()[-3000:]
     finally:
         stop(proc)
