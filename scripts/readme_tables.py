@@ -12,6 +12,8 @@ the markers is left alone. Each block reads one committed file:
   embeddings                      assets/embeddings/demo/manifest.json  (the bundled embeddings' subset)
   pocket_shell                    benchmarks/results/pocket_shell_valid.json  (scripts/pocket_shell_sweep.py)
   ablation                        benchmarks/results/demo_ablation/summary.json  (oneprot ablate)
+  gpu_embed                       benchmarks/results/gpu_embed_nvidia-h200_2026-11-26.md  (benchmarks/gpu_embed.py;
+                                  its table and the floor lines exactly as the run printed them)
 `bash scripts/demo_reports.sh` regenerates the result files and then this.
 """
 
@@ -31,6 +33,7 @@ FILES = {
     "upstream": f"{RESULTS}/demo_evaluate_oneprot/result.json", "probes": f"{RESULTS}/demo_probe/result.json",
     "embeddings": "assets/embeddings/demo/manifest.json", "pocket_shell": f"{RESULTS}/pocket_shell_valid.json",
     "ablation": f"{RESULTS}/demo_ablation/summary.json",
+    "gpu_embed": f"{RESULTS}/gpu_embed_nvidia-h200_2026-11-26.md",
 }
 BLOCK = re.compile(r"(<!-- readme:(\w+) -->\n)(.*?)(<!-- /readme:\2 -->)", re.S)
 
@@ -188,9 +191,37 @@ def ablation(res: dict) -> str:
     return (_table(rows) + f"\n\n{res['split']} split; {res['budget']} per run; `{res['command']}`.")
 
 
+def gpu_embed(text: str) -> str:
+    """GPU embedding throughput per ESM-2 size: the run's own summary and floor lines beside each baseline."""
+    rows: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 7 and cells[0][:1].isdigit() and cells[0].endswith("M"):
+            rows.setdefault(cells[0], {})[cells[1]] = cells[2]
+    baselines = ["fair-esm fp32", "fair-esm bf16 autocast", "transformers SDPA bf16"]
+    summary = re.compile(r"^(\S+): ours ([\d,]+) tok/s = ([\d.]+)x the best baseline, ([\d.]+%) of the FLOP floor.*"
+                         r"min cosine vs fp32 ([\d.]+)")
+    out = [["ESM-2 (random weights)", "ours (best setting), tokens/s", *baselines, "ours ÷ best baseline",
+            "of FLOP floor", "min cosine vs fp32", "floors, as the run printed them"]]
+    block = text.split("```")[1] if text.count("```") >= 2 else ""
+    current = None
+    for line in block.splitlines():
+        m = summary.match(line)
+        if m:
+            size = m.group(1)
+            current = [size, m.group(2), *[rows.get(size, {}).get(b, "–") for b in baselines],
+                       f"{float(m.group(3)):.2f}×", m.group(4), m.group(5), ""]
+            out.append(current)
+        elif current is not None and line.strip():
+            current[-1] = (current[-1] + "; " if current[-1] else "") + line.strip().removeprefix("floor ")
+    out[1:] = sorted(out[1:], key=lambda r: float(r[0].rstrip("M")))
+    head = text.splitlines()[2] if len(text.splitlines()) > 2 else ""
+    return _table(out) + f"\n\n{head}"
+
+
 GENERATORS = {"retrieval": retrieval, "floors": floors, "relatives": relatives, "family": family,
               "upstream": upstream, "probes": probes, "embeddings": embeddings, "pocket_shell": pocket_shell,
-              "ablation": ablation}
+              "ablation": ablation, "gpu_embed": gpu_embed}
 
 
 def render(readme: str, root: Path = ROOT) -> str:
@@ -205,7 +236,7 @@ def render(readme: str, root: Path = ROOT) -> str:
         if not path.is_file():
             raise SystemExit(f"readme_tables: block {name!r} needs {FILES[name]}, which is missing")
         if path not in cache:
-            cache[path] = json.loads(path.read_text())
+            cache[path] = path.read_text() if path.suffix == ".md" else json.loads(path.read_text())
         return m.group(1) + GENERATORS[name](cache[path]).rstrip() + "\n" + m.group(4)
 
     return BLOCK.sub(fill, readme)
