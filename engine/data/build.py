@@ -11,7 +11,9 @@ Decisions stated here:
 - identical chains are all kept; identical sequences always share a cluster, hence a split;
 - Stockholm members label proteins whose UniProt entry name or accession matches the member name
   (the part before '/'); members matching nothing are added as sequence-only proteins;
-- parsed files are cached (engine.data.parse_cache) so a killed build resumes quickly;
+- parsed files are cached (engine.data.parse_cache) so a killed build resumes quickly; the build holds
+  proteins without their per-residue arrays and writes the store `chunk_size` proteins at a time, reading
+  the arrays back from the cache (engine.data.light_records), so memory does not hold every structure;
 - with predict_pockets=True, structures without any pocket get fpocket-rs's best pocket.
 """
 
@@ -26,6 +28,7 @@ import numpy as np
 
 from engine.data import parse_cache
 from engine.data.fasta import is_fasta_path, parse_uniprot_header, read_fasta
+from engine.data.light_records import DEFAULT_CHUNK, LightRecords
 from engine.data.ligands import attach_ligand_files, find_ligand_files, is_ligand_path
 from engine.data.plddt import DEFAULT_MASK_BELOW, mask_3di
 from engine.data.parse_pool import default_workers, run_jobs
@@ -34,7 +37,7 @@ from engine.data.pockets import import_fpocket, import_p2rank
 from engine.data.sequence import DEFAULT_MAX_LENGTH, clean_sequence, is_protein_like
 from engine.data.splits import DEFAULT_COVERAGE, DEFAULT_FRACTIONS, DEFAULT_IDENTITY, assign_splits, cluster_for_splits
 from engine.data.stockholm import is_stockholm_path, read_stockholm
-from engine.data.store import write_store
+from engine.data.store import store_writer
 from engine.data.structure import file_stem, is_structure_path, read_structure
 from engine.data.text import compose_text
 from engine.data.tokens3di import structure_tokens
@@ -249,6 +252,7 @@ def build_store(
     workers: int | None = None,
     shard: tuple[int, int] | None = None,
     progress: bool = False,
+    chunk_size: int = DEFAULT_CHUNK,
 ) -> tuple[Path, BuildReport]:
     """Parse every input, cluster, split and write the store atomically. Returns (path, report).
 
@@ -260,10 +264,14 @@ def build_store(
     P2Rank/fpocket output stay together), written unsplit for `oneprot data merge`. Stockholm files are
     read by every shard and label that shard's proteins; in shard mode members matching no protein are
     not added as sequence-only proteins (another shard may hold them).
+    chunk_size: proteins whose arrays are in memory at once while the store is written.
     """
     inputs = list(inputs)
     report = BuildReport()
-    records: list[ProteinRecord] = list(extra_records or [])
+    light = LightRecords(_parse_job)
+    for r in extra_records or []:
+        light.add(r)
+    records = light.records  # without arrays for proteins read from files (see light_records)
     families: list[tuple[str, dict]] = []
     predicted: list[tuple[str, Path]] = []
     files = collect_files(inputs)
@@ -344,9 +352,9 @@ def build_store(
             report.skipped.append((where, f"no usable protein ({reasons or 'no protein chain or record'})"))
             continue
         report.used[where] = len(recs)
-        for r in recs:
+        for k, r in enumerate(recs):
             r.source = source
-        records += recs
+            light.add(r, (job, k))
         for s in result.get("skipped", []):
             report.notes.append((where, f"left out {s}"))
         for n in result.get("notes", []):
@@ -355,10 +363,11 @@ def build_store(
         if f not in paired:
             report.skipped.append((f, "ligand file with no structure beside it (expected <stem>_protein.pdb or "
                                       "<stem>.pdb/.cif for <stem>_ligand.sdf|.mol2)"))
-    records += _label_families(records, families, max_length, report, add_unmatched=shard is None)
-    _attach_predicted(records, predicted, report)
+    for r in _label_families(records, families, max_length, report, add_unmatched=shard is None):
+        light.add(r)
+    _attach_predicted(light, predicted, report)
     if predict_pockets:
-        _predict_missing_pockets(records, report, None if cache_dir is None else Path(cache_dir) / "pockets", log)
+        _predict_missing_pockets(light, report, None if cache_dir is None else Path(cache_dir) / "pockets", log)
     if not records and shard is None:  # an empty shard is written empty: the job array goes on
         raise OneProtError(
             "no usable protein in the inputs; " + (f"{len(report.skipped)} files skipped: " +
@@ -366,6 +375,7 @@ def build_store(
             "inputs",
         )
     _unique_ids(records)
+    light.sizes.id_width = max((len(r.id) for r in records), default=1)  # ids may have grown a ~N
     if shard is not None:  # splits need every shard's sequences: `oneprot data merge` makes them
         clusters, splits = [-1] * len(records), ["train"] * len(records)
         how = {"method": f"none: shard {shard[0]} of {shard[1]}, split by `oneprot data merge`"}
@@ -380,10 +390,12 @@ def build_store(
         "skipped_files": len(report.skipped),
         **(manifest_extra or {}),
     }
-    path = write_store(records, out, {r.id: s for r, s in zip(records, splits)},
-                       {r.id: c for r, c in zip(records, clusters)}, manifest_extra=manifest,
-                       allow_empty=shard is not None)
-    return path, report
+    with store_writer(out, light.sizes, {r.id: s for r, s in zip(records, splits)},
+                      {r.id: c for r, c in zip(records, clusters)}, manifest_extra=manifest,
+                      allow_empty=shard is not None) as w:
+        for chunk in light.chunks(chunk_size):
+            w.add(chunk)
+    return Path(out), report
 
 
 def split_method(identity: float, fractions, seed: int) -> dict:
@@ -396,39 +408,41 @@ def split_method(identity: float, fractions, seed: int) -> dict:
     }
 
 
-def _attach_predicted(records: list[ProteinRecord], predicted: list[tuple[str, Path]], report: BuildReport) -> None:
-    by_stem: dict[str, list[ProteinRecord]] = {}
-    for r in records:
+def _attach_predicted(light: LightRecords, predicted: list[tuple[str, Path]], report: BuildReport) -> None:
+    by_stem: dict[str, list[int]] = {}
+    for i, r in enumerate(light.records):
         if r.extra.get("file"):
-            by_stem.setdefault(file_stem(Path(r.extra["file"])), []).append(r)
+            by_stem.setdefault(file_stem(Path(r.extra["file"])), []).append(i)
     for fmt, path in predicted:
         if fmt == "p2rank":
             stem = path.name[: -len("_predictions.csv")]
             stem = file_stem(Path(stem)) if "." in stem else stem
         else:
             stem = path.name[: -len("_out")]
-        targets = by_stem.get(stem, [])
-        if not targets:
+        idx = by_stem.get(stem, [])
+        if not idx:
             report.skipped.append((str(path), f"no structure named {stem!r} among the inputs to attach pockets to"))
             continue
+        targets = light.full(idx)  # residue numbers are needed to place the pockets
         try:
             found = import_p2rank(path, targets) if fmt == "p2rank" else import_fpocket(path, targets)
         except OneProtError as exc:
             report.skipped.append((str(path), exc.message))
             continue
-        for r in targets:
+        for i, r in zip(idx, targets):
             if r.coords is not None:
-                r.pockets += found.get(r.id, [])
+                light.records[i].pockets += found.get(r.id, [])
         report.used[str(path)] = sum(len(v) for v in found.values())
 
 
-def _predict_missing_pockets(records: list[ProteinRecord], report: BuildReport, cache_dir: Path | None, log) -> None:
+def _predict_missing_pockets(light: LightRecords, report: BuildReport, cache_dir: Path | None, log) -> None:
     """Best fpocket-rs pocket for each structure that has no pocket yet."""
-    todo = [r for r in records if r.coords is not None and not r.pockets and r.extra.get("file")]
+    todo = [i for i, r in enumerate(light.records) if light.has_structure(i) and not r.pockets and r.extra.get("file")]
     log(f"predicting pockets for {len(todo)} ligand-free structures with fpocket-rs")
-    for r in todo:
+    for i in todo:
+        r = light.full([i])[0]  # its arrays for this one prediction
         try:
-            r.pockets = predict_pockets_cached(r.extra["file"], r, top=1, cache_dir=cache_dir)
+            light.records[i].pockets = predict_pockets_cached(r.extra["file"], r, top=1, cache_dir=cache_dir)
         except OneProtError as exc:
             report.notes.append((r.extra["file"], f"chain {r.extra.get('chain')}: no predicted pocket ({exc.message})"))
             if exc.where == "fpocket-rs":

@@ -19,10 +19,12 @@ killed build leaves the old store or none, never a half one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -256,6 +258,147 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 
 # ---- writing -----------------------------------------------------------------------------
+@dataclass
+class ArraySizes:
+    """What a store's per-residue arrays must be sized to up front (ArrayWriter pre-sizes its files)."""
+
+    structures: int = 0
+    residues: int = 0
+    id_width: int = 1
+    resnum_width: int = 1
+    side_chains: bool = False
+    plddt: bool = False  # a structure with finite pLDDT: plddt.npy
+    plddt_column: bool = False  # any protein with finite pLDDT: the plddt_mean column
+
+    def add(self, r: ProteinRecord) -> None:
+        """Count one record; its coordinates and pLDDT must match its sequence length."""
+        conf = _plddt_of(r)
+        finite = conf is not None and bool(np.isfinite(conf).any())
+        self.plddt_column |= finite
+        if r.coords is None:
+            return
+        shape = np.shape(r.coords)
+        if shape != (len(r.sequence), 4, 3):
+            raise OneProtError(f"coords shape {shape} does not match sequence length {len(r.sequence)}", r.id)
+        self.structures, self.residues = self.structures + 1, self.residues + shape[0]
+        self.id_width = max(self.id_width, len(r.id))
+        self.resnum_width = max(self.resnum_width,
+                                max((len(str(x)) for x in r.residue_numbers or [str(shape[0])]), default=1))
+        self.side_chains |= (r.extra or {}).get("side_chains") is not None
+        self.plddt |= finite
+
+
+def _plddt_of(r: ProteinRecord) -> np.ndarray | None:
+    conf = r.extra.get("plddt") if r.extra else None
+    conf = None if conf is None else np.asarray(conf, dtype=np.float32)
+    if conf is not None and conf.shape != (len(r.sequence),):
+        raise OneProtError(f"pLDDT has {conf.shape} values for {len(r.sequence)} residues", r.id)
+    return conf
+
+
+def _text(x) -> str | None:
+    # records rebuilt from a table may carry NaN for a missing text field; the table keeps it as null
+    return None if x is None or (isinstance(x, float) and np.isnan(x)) else str(x)
+
+
+def _schemas(plddt_column: bool):
+    import pyarrow as pa
+
+    s, i64, f64 = pa.string(), pa.int64(), pa.float64()
+    proteins = [(c, s) for c in PROTEIN_COLUMNS[:10]] + [
+        ("cluster", i64), ("has_structure", pa.bool_()), ("n_pockets", i64), ("length", i64)]
+    proteins += [("plddt_mean", pa.float32())] if plddt_column else []
+    pockets = [("protein_id", s), ("pocket_index", i64), ("residues", pa.list_(i64)), ("ligand_code", s),
+               ("ligand_name", s), ("source", s), ("score", f64), ("center", pa.list_(f64)),
+               ("ligand_coords", pa.list_(f64)), ("ligand_elements", pa.list_(s))]
+    return pa.schema(proteins), pa.schema(pockets)
+
+
+class StoreWriter:
+    """Writes proteins into a store folder chunk by chunk: each chunk becomes a row group of the tables and
+    fills its slots of the pre-sized memory-mapped arrays, so memory holds one chunk, not the store."""
+
+    def __init__(self, folder: Path, sizes: ArraySizes, splits: dict[str, str], clusters: dict[str, int]):
+        import pyarrow.parquet as pq
+
+        self.sizes, self.splits, self.clusters = sizes, splits, clusters
+        self.schemas = _schemas(sizes.plddt_column)
+        self.tables = [pq.ParquetWriter(folder / name, schema)
+                       for name, schema in zip(("proteins.parquet", "pockets.parquet"), self.schemas)]
+        self.arrays = ArrayWriter(folder / ARRAYS_DIR, sizes.structures, sizes.residues, sizes.id_width,
+                                  sizes.resnum_width, sizes.side_chains, sizes.plddt) if sizes.structures else None
+        self.seen: set[str] = set()
+
+    def add(self, records: list[ProteinRecord]) -> None:
+        """Write one chunk of records (ids unique across all chunks)."""
+        import pyarrow as pa
+
+        rows, pocket_rows = [], []
+        for r in records:
+            if r.id in self.seen:
+                raise OneProtError(f"duplicate protein ids, e.g. {[r.id]}", "id")
+            self.seen.add(r.id)
+            has_structure = r.coords is not None
+            conf = _plddt_of(r)
+            for k, p in enumerate(r.pockets if has_structure else []):
+                pocket_rows.append({
+                    "protein_id": r.id, "pocket_index": k, "residues": [int(x) for x in p.residues],
+                    "ligand_code": _text(p.ligand_code), "ligand_name": _text(p.ligand_name), "source": _text(p.source),
+                    "score": p.score,
+                    "center": None if p.center is None else [float(x) for x in np.asarray(p.center).ravel()],
+                    "ligand_coords": [] if p.ligand_coords is None else [float(x) for x in np.asarray(p.ligand_coords).ravel()],
+                    "ligand_elements": list(p.ligand_elements),
+                })
+            row = {
+                "id": r.id, "name": _text(r.name or ""), "sequence": r.sequence, "text": _text(r.text or ""),
+                "structure_tokens": _text(r.structure_tokens or None), "family": _text(r.family), "ec": _text(r.ec),
+                "organism": _text(r.organism), "source": _text(r.source), "split": self.splits.get(r.id, "train"),
+                "cluster": int(self.clusters.get(r.id, -1)), "has_structure": has_structure,
+                "n_pockets": len(r.pockets) if has_structure else 0, "length": len(r.sequence),
+            }
+            if self.sizes.plddt_column:  # only stores with predicted models get the column
+                row["plddt_mean"] = float(np.nanmean(conf)) if conf is not None and np.isfinite(conf).any() else None
+            rows.append(row)
+            if has_structure:
+                if self.arrays is None:
+                    raise OneProtError("structure not counted in the store's array sizes", r.id)
+                ex = r.extra or {}
+                self.arrays.add(r.id, np.asarray(r.coords, dtype=np.float32),
+                                r.residue_numbers or [str(i + 1) for i in range(len(r.sequence))],
+                                ex.get("side_chains"), conf)
+        for writer, schema, table in zip(self.tables, self.schemas, (rows, pocket_rows)):
+            if table:
+                writer.write_table(pa.Table.from_pylist(table, schema=schema))
+
+    def close(self) -> int:
+        """Finish the tables and arrays; the number of proteins written."""
+        for w in self.tables:
+            w.close()
+        if self.arrays is not None:
+            self.arrays.close()
+        return len(self.seen)
+
+
+@contextlib.contextmanager
+def store_writer(path: str | os.PathLike, sizes: ArraySizes, splits: dict[str, str], clusters: dict[str, int],
+                 manifest_extra: dict | None = None, allow_empty: bool = False) -> Iterator[StoreWriter]:
+    """A StoreWriter on a temp folder that replaces `path` whole when the block ends without error."""
+    path = Path(path)
+    with atomic_dir(path) as tmp:
+        w = StoreWriter(tmp, sizes, splits, clusters)
+        yield w
+        n = w.close()
+        if not n and not allow_empty:
+            raise OneProtError("no usable proteins to write", str(path))
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "proteins": n,
+            **(manifest_extra or {}),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+
 def write_store(
     records: Iterable[ProteinRecord],
     path: str | os.PathLike,
@@ -267,74 +410,15 @@ def write_store(
     """Write records to `path` atomically. `splits`/`clusters` map protein id -> split / cluster.
 
     allow_empty: write a store of 0 proteins (a shard of a job array whose files gave none).
+    Records already in memory; engine.data.build streams from the parse cache with store_writer instead.
     """
     path = Path(path)
     records = list(records)
     if not records and not allow_empty:
         raise OneProtError("no usable proteins to write", str(path))
-    ids = [r.id for r in records]
-    if len(set(ids)) != len(ids):
-        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
-        raise OneProtError(f"duplicate protein ids, e.g. {dup}", "id")
-
-    rows, pocket_rows, plddt_mean = [], [], []
-    n_struct = n_res = id_width = resnum_width = 0
-    any_side = any_plddt = False
+    sizes = ArraySizes()
     for r in records:
-        has_structure = r.coords is not None
-        conf = r.extra.get("plddt") if r.extra else None
-        conf = None if conf is None else np.asarray(conf, dtype=np.float32)
-        if conf is not None and conf.shape != (len(r.sequence),):
-            raise OneProtError(f"pLDDT has {conf.shape} values for {len(r.sequence)} residues", r.id)
-        if has_structure:
-            shape = np.shape(r.coords)
-            if shape != (len(r.sequence), 4, 3):
-                raise OneProtError(f"coords shape {shape} does not match sequence length {len(r.sequence)}", r.id)
-            n_struct, n_res = n_struct + 1, n_res + shape[0]
-            id_width = max(id_width, len(r.id))
-            resnum_width = max(resnum_width, max((len(str(x)) for x in r.residue_numbers or [str(shape[0])]), default=1))
-            any_side = any_side or (r.extra or {}).get("side_chains") is not None
-            any_plddt = any_plddt or (conf is not None and bool(np.isfinite(conf).any()))
-        plddt_mean.append(float(np.nanmean(conf)) if conf is not None and np.isfinite(conf).any() else np.nan)
-        for k, p in enumerate(r.pockets if has_structure else []):
-            pocket_rows.append({
-                "protein_id": r.id, "pocket_index": k, "residues": [int(x) for x in p.residues],
-                "ligand_code": p.ligand_code, "ligand_name": p.ligand_name, "source": p.source,
-                "score": p.score,
-                "center": None if p.center is None else [float(x) for x in np.asarray(p.center).ravel()],
-                "ligand_coords": [] if p.ligand_coords is None else [float(x) for x in np.asarray(p.ligand_coords).ravel()],
-                "ligand_elements": list(p.ligand_elements),
-            })
-        rows.append({
-            "id": r.id, "name": r.name or "", "sequence": r.sequence, "text": r.text or "",
-            "structure_tokens": r.structure_tokens or None, "family": r.family, "ec": r.ec,
-            "organism": r.organism, "source": r.source, "split": splits.get(r.id, "train"),
-            "cluster": int(clusters.get(r.id, -1)), "has_structure": has_structure,
-            "n_pockets": len(r.pockets) if has_structure else 0, "length": len(r.sequence),
-        })
-
-    proteins = pd.DataFrame(rows, columns=list(PROTEIN_COLUMNS))
-    if np.isfinite(plddt_mean).any():  # only stores with predicted models get the column
-        proteins["plddt_mean"] = np.asarray(plddt_mean, dtype=np.float32)
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "proteins": len(proteins),
-        **(manifest_extra or {}),
-    }
-
-    # a failed write must not leave a half folder next to the store (the old store is untouched)
-    with atomic_dir(path) as tmp:
-        proteins.to_parquet(tmp / "proteins.parquet", index=False)
-        if n_struct:
-            w = ArrayWriter(tmp / ARRAYS_DIR, n_struct, n_res, id_width, resnum_width, any_side, any_plddt)
-            for r in records:
-                if r.coords is not None:
-                    ex = r.extra or {}
-                    w.add(r.id, np.asarray(r.coords, dtype=np.float32),
-                          r.residue_numbers or [str(i + 1) for i in range(len(r.sequence))],
-                          ex.get("side_chains"), ex.get("plddt"))
-            w.close()
-        pd.DataFrame(pocket_rows, columns=list(_POCKET_COLUMNS)).to_parquet(tmp / "pockets.parquet", index=False)
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        sizes.add(r)
+    with store_writer(path, sizes, splits, clusters, manifest_extra, allow_empty) as w:
+        w.add(records)
     return path

@@ -91,3 +91,32 @@ def test_bad_shard_and_workers_options(tmp_path):
     for bad in ("3/3", "a/b", "1"):
         assert main(["data", "build", str(FIX / "pocket_toy.pdb"), "--out", str(tmp_path / "x"), "--shard", bad]) == 1
     assert main(["data", "build", str(FIX / "pocket_toy.pdb"), "--out", str(tmp_path / "x"), "--workers", "0"]) == 1
+
+
+def test_build_writes_the_store_in_chunks_without_holding_every_structure(inputs, tmp_path, monkeypatch):
+    """The store is written `chunk_size` proteins at a time and no more structures than one chunk's are in memory
+    then (the rest stay in the parse cache); the store is the same as one written in a single chunk."""
+    import gc
+
+    from engine.data import store as store_mod
+    from engine.modality import ProteinRecord
+
+    whole, _ = build_store([inputs], tmp_path / "whole", cache_dir=tmp_path / "c", workers=1, chunk_size=10_000)
+    calls = []
+    add = store_mod.StoreWriter.add
+
+    def spy(self, records):
+        held = sum(1 for o in gc.get_objects() if type(o) is ProteinRecord and o.coords is not None)
+        calls.append((len(records), sum(r.coords is not None for r in records), held))
+        return add(self, records)
+
+    monkeypatch.setattr(store_mod.StoreWriter, "add", spy)
+    path, _ = build_store([inputs], tmp_path / "chunked", cache_dir=tmp_path / "c", workers=1, chunk_size=2)
+    n = len(ProteinStore.open(path))
+    n_struct = len(ProteinStore.open(path).ids(modality="structure"))
+    assert n_struct > 4 and [c[0] for c in calls] == [2] * (n // 2) + ([n % 2] if n % 2 else [])
+    assert all(held <= 2 for _, _, held in calls), calls  # only the chunk being written has coordinates
+    (a, ca), (b, cb) = _summary(whole), _summary(path)
+    assert a.equals(b) and ca.keys() == cb.keys()
+    assert all(np.array_equal(ca[k], cb[k], equal_nan=True) for k in ca)
+    assert ProteinStore.open(path).proteins["split"].tolist() == ProteinStore.open(whole).proteins["split"].tolist()
