@@ -1,4 +1,4 @@
-"""engine.significance: E-values from an empirical null of unrelated pairs, a probability checked out of fold."""
+"""engine.significance: E-values from an empirical null of unrelated pairs and a probability map, fitted on valid, checked on test."""
 
 import json
 
@@ -10,7 +10,8 @@ from engine.data.store import ProteinStore, write_store
 from engine.embed import EmbeddingSet
 from engine.modality import ProteinRecord
 from engine.query import Hit
-from engine.significance import E_SIGNIFICANT, SignificanceTable, annotate, assess, build_table, table_for
+from engine.significance import (E_SIGNIFICANT, MIN_BIN_HITS, SignificanceTable, annotate, assess, build_table, decile_check,
+                                 fit_null, fit_probability, table_for)
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +40,42 @@ def world(tmp_path_factory):
     return {"store": ProteinStore.open(store), "eset": EmbeddingSet.open(emb), "centres": centres, "rng": rng}
 
 
-def test_evalues_are_calibrated_out_of_fold_and_probability_checked(world):
+def test_table_is_fitted_on_valid_and_checked_on_test(world):
     table, report = build_table(world["eset"], world["store"], folds=4)
     r = report["sequence->sequence"]
+    split = world["store"].proteins.set_index("id")["split"]
+    ids = world["eset"].ids("sequence")
+    assert r["fit_queries"] == sum(split[i] == "valid" for i in ids)
+    assert r["check_queries"] == sum(split[i] == "test" for i in ids) and r["fit_hits"] > 100
+    assert table.meta["fit_split"] == "valid" and table.meta["check_split"] == "test"
     # unrelated queries reach E <= 0.05 about 5% of the time (1 - exp(-0.05) = 0.049), out of fold
     assert 0.0 <= r["unrelated_significant_share"] <= 0.12
-    assert r["deciles"] and all(d["within_0.1"] is not False for d in r["deciles"]) == r["calibrated"]
-    assert sum(d["hits"] for d in r["deciles"]) > 100
+    judged = [d["within_0.1"] for d in r["fit_deciles"] if d["within_0.1"] is not None]
+    assert r["calibrated"] == (len(judged) >= 2 and all(judged))  # decided on valid, out of fold
+    assert r["deciles"] and sum(d["hits"] for d in r["deciles"]) == r["checked_hits"] > 100
+    # the probability map never sees test queries: without them (no check split) it comes out the same
+    other, _ = build_table(world["eset"], world["store"], folds=4, check_split="no-such-split")
+    a, b = table.pair("sequence", "sequence"), other.pair("sequence", "sequence")
+    assert np.array_equal(a.prob_x, b.prob_x) and np.array_equal(a.prob_y, b.prob_y)
     path = table.save(world["eset"].path)
     loaded = SignificanceTable.load(path.parent, world["eset"])
     assert loaded is not None and loaded.pair("sequence", "sequence").n_targets == 600
+
+
+def test_probability_map_is_monotone_binned_and_recovers_a_known_curve():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 1, 3000)  # scores
+    truth = 1 / (1 + np.exp(-10 * (x - 0.5)))
+    rel = rng.random(3000) < truth
+    table = fit_null(rng.normal(size=200), 100)
+    fit_probability(table, x, rel)
+    assert np.all(np.diff(table.prob_y) >= 0) and len(table.prob_x) <= 3000 // MIN_BIN_HITS
+    for xi in (0.1, 0.4, 0.5, 0.6, 0.9):
+        assert abs(table.probability(np.array([xi]))[0] - 1 / (1 + np.exp(-10 * (xi - 0.5)))) < 0.1
+    deciles = decile_check(table.probability(x), rel)
+    assert all(d["within_0.1"] is not False for d in deciles)
+    few = decile_check(np.array([0.05] * 5 + [0.95] * 30), np.array([True] * 5 + [True] * 30))
+    assert few[0]["within_0.1"] is None and few[1]["within_0.1"] is True  # 5 hits: "too few", not a failure
 
 
 def test_relatives_are_significant_and_noise_is_not(world):
