@@ -1,12 +1,13 @@
-"""CPU floor for the packed ESM-2 engine: ours vs fair-esm fp32, interleaved repeats, medians.
+"""CPU floor for the one embedding path (OneProt.pooled, packed ESM): ours vs fair-esm fp32, medians.
 
     python benchmarks/cpu_embed.py [--repeats 3] [--n 32]
 
-For the ESM-2 8M architecture and the project's small configs (random weights; one with a 3Di-letter
-alphabet), both methods go from strings to (N, D) mean-pooled vectors: fair-esm as its extract.py
-does (BatchConverter, length-sorted padded batches of <= 4,096 tokens, fp32), ours with
-`PackedESMEmbedder` (packed batches, fp32 on CPU). Runs alternate baseline/ours so both see the same
-machine load; the table reports medians and the ratio, and writes benchmarks/results/cpu_embed_<date>.md.
+For the ESM-2 8M architecture and the project's small configs (random weights; one the 3Di-token
+encoder), both methods go from strings to (N, D) mean-pooled vectors with the same network (the
+encoder's own fair-esm ESM2 module): fair-esm as its extract.py does (BatchConverter, length-sorted
+padded batches of <= 4,096 tokens, fp32), ours through `OneProt.pooled` (the encoder's packed method,
+token budget 8,192, fp32 on CPU). Runs alternate baseline/ours so both see the same machine load; the
+table reports medians and the ratio, and writes benchmarks/results/cpu_embed_<date>.md.
 """
 
 from __future__ import annotations
@@ -23,26 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gpu_embed import SIZES, SMALL, build_fair_esm, make_sequences, min_cosine
+from gpu_embed import SIZES, SMALL, build_oneprot, make_sequences, min_cosine
 
-from engine.encoders.packed_esm import PackedESMEmbedder
+from engine.encoders.esm_arch import THREEDI_LETTERS
 from engine.files import write_text_atomic
 from engine.token_batching import token_budget_batches
 
-THREE_DI = np.array(list("acdefghiklmnpqrstvwy"))
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def three_di_model(layers: int, dim: int, heads: int, seed: int = 0):
-    """A from-scratch ESM2 over Foldseek 3Di letters (custom alphabet, BOS and EOS)."""
-    import esm
-    from esm.model.esm2 import ESM2
-
-    alphabet = esm.data.Alphabet(standard_toks=list(THREE_DI), append_toks=("<cls>", "<mask>"),
-                                 prepend_bos=True, append_eos=True)
-    torch.manual_seed(seed)
-    return ESM2(num_layers=layers, embed_dim=dim, attention_heads=heads, alphabet=alphabet).eval(), \
-        alphabet
+BUDGET = 8192  # tokens per packed batch on the CPU
 
 
 @torch.inference_mode()
@@ -78,29 +67,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    configs = [("ESM-2 8M arch", SIZES["8M"], "esm"), ("small-4x128", SMALL["small-4x128"], "esm"),
-               ("small-2x64 3Di alphabet", SMALL["small-2x64"], "3di")]
+    configs = [("ESM-2 8M arch", SIZES["8M"], "sequence"), ("small-4x128", SMALL["small-4x128"], "sequence"),
+               ("small-2x64 3Di alphabet", SMALL["small-2x64"], "structure_tokens")]
     rows = []
-    for label, (layers, dim, heads), kind in configs:
-        if kind == "esm":
-            model, alphabet = build_fair_esm(layers, dim, heads, "cpu")
+    for label, (layers, dim, heads), modality in configs:
+        oneprot = build_oneprot(layers, dim, heads, "cpu", modality)
+        model = oneprot.encoders[modality].esm
+        alphabet = model.alphabet
+        if modality == "sequence":
             seqs = make_sequences(args.n, 1, median=150, max_len=500)
         else:
-            model, alphabet = three_di_model(layers, dim, heads)
             rng = np.random.default_rng(1)
             lengths = np.clip(rng.lognormal(np.log(150), 0.6, args.n).astype(int), 20, 500)
-            seqs = ["".join(rng.choice(THREE_DI, size=k)) for k in lengths]
+            seqs = ["".join(rng.choice(list(THREEDI_LETTERS), size=k)) for k in lengths]
         tokens = sum(len(s) + 2 for s in seqs)
-        embedder = PackedESMEmbedder(model, alphabet, device="cpu", dtype=torch.float32)
+
+        def embed(items):
+            return torch.from_numpy(oneprot.pooled(modality, items, BUDGET))
+
         fair_times, ours_times = [], []
         reference = fair_esm_extract(model, alphabet, seqs[:4])  # warm-up both
-        embedder.embed(seqs[:4])
+        embed(seqs[:4])
         for _ in range(args.repeats):
             start = time.perf_counter()
             reference = fair_esm_extract(model, alphabet, seqs)
             fair_times.append(time.perf_counter() - start)
             start = time.perf_counter()
-            ours = embedder.embed(seqs)
+            ours = embed(seqs)
             ours_times.append(time.perf_counter() - start)
         fair_s, ours_s = statistics.median(fair_times), statistics.median(ours_times)
         row = dict(model=label, tokens=tokens, fair=tokens / fair_s, ours=tokens / ours_s,
@@ -111,13 +104,14 @@ def main(argv: list[str] | None = None) -> int:
               f"  ours/fair {row['ratio']:.2f}x  min cos {row['cos']:.6f}  max|diff| {row['diff']:.1e}",
               flush=True)
     md = [
-        f"# CPU embedding: packed engine vs fair-esm fp32 ({dt.date.today().isoformat()})",
+        f"# CPU embedding: OneProt.pooled (packed ESM) vs fair-esm fp32 ({dt.date.today().isoformat()})",
         "",
         f"Machine: {cpu_name()}, {os.cpu_count()} CPUs shared with other jobs; torch "
         f"{torch.__version__}, {args.threads} thread(s). `python benchmarks/cpu_embed.py --repeats "
         f"{args.repeats} --n {args.n}`: {args.n} random sequences per model (log-normal lengths, "
         "median 150, max 500), random weights; fair-esm as extract.py (BatchConverter, padded "
-        "batches <= 4,096 tokens, fp32); ours = PackedESMEmbedder fp32, end to end from strings. "
+        f"batches <= 4,096 tokens, fp32); ours = OneProt.pooled (the ESM encoder's packed method, "
+        f"token budget {BUDGET:,}) fp32, end to end from strings. "
         f"Runs interleaved, medians of {args.repeats}. Floor: ours no slower than fair-esm fp32.",
         "",
         "| model | tokens | fair-esm fp32 tok/s | ours tok/s | ours / fair-esm | min cosine | max abs diff |",

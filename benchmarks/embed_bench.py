@@ -3,8 +3,9 @@
 Same network in both (an ESM-2 t6-320 architecture, random weights, mean pooling), same inputs
 (log-normal lengths). The baseline is what fair-esm's extract.py does: FastaBatchedDataset
 batches by its token budget, alphabet.get_batch_converter(), mean of the last layer over residues.
-Ours: length-sorted token-budget batches through the packed (padding-free) ESM forward pass
-(engine.encoders.packed_esm) with the encoder's own tokens and pooling, then the projection head.
+Ours: OneProt.embed, the one embedding path: the ESM encoder's packed method (length-sorted token-budget
+batches through the padding-free forward pass of engine.encoders.packed_esm) with the encoder's own tokens
+and pooling, then the projection head.
 Outputs are checked against each other (cosine of pooled vectors).
 
     python benchmarks/embed_bench.py [--n 200] [--mean-length 200] [--threads 2]

@@ -1,10 +1,12 @@
 """ESM-2 embedding throughput on one GPU: fair-esm fp32, fair-esm bf16 autocast, transformers SDPA bf16
-and the packed engine (engine/encoders/packed_esm.py), same inputs, one process.
+and the one embedding path (OneProt.pooled: the ESM encoder's packed method, engine/encoders/packed_esm.py),
+same network and inputs, one process.
 
     python benchmarks/gpu_embed.py            # H100/H200: 8M, 35M, 150M, 650M; < 8 minutes
     python benchmarks/gpu_embed.py --quick    # CPU: small configs, few sequences, proves the pipeline
 
-Random weights with the released ESM-2 hyper-parameters (no download). 3,000 sequences, lengths
+Random weights with the released ESM-2 hyper-parameters (no download), in a OneProt sequence encoder whose
+fair-esm ESM2 module the fair-esm baselines run; ours runs the whole OneProt cast to bf16 (fp32 on CPU). 3,000 sequences, lengths
 log-normal around 300 (sigma 0.6, 20..1022 residues), seeded. Every method goes from strings to pooled
 (N, D) vectors on the host: baselines tokenise with their own tokenisers (timed once per tokeniser and
 added to each baseline's time; "model-only" columns leave it out) and run length-sorted padded batches
@@ -30,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.encoders.packed_esm import PackedESMEmbedder
+from engine.encoders.packed_esm import PackedOptions
 from engine.files import write_text_atomic
 from engine.token_batching import token_budget_batches
 
@@ -42,6 +44,13 @@ AMINO = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def default_budget(dim: int, device: str) -> int:
+    """Tokens per packed batch: 8,192 on CPU; on a GPU, 65,536 from ESM-2 650M's width up, else 131,072."""
+    if not device.startswith("cuda"):
+        return 8192
+    return 65536 if dim >= 1024 else 131072
+
+
 def make_sequences(n: int, seed: int, median: int = 300, sigma: float = 0.6,
                    max_len: int = 1022) -> list[str]:
     """`n` random protein strings, lengths log-normal around `median`, clipped to 20..max_len."""
@@ -50,16 +59,19 @@ def make_sequences(n: int, seed: int, median: int = 300, sigma: float = 0.6,
     return ["".join(rng.choice(AMINO, size=k)) for k in lengths]
 
 
-def build_fair_esm(layers: int, dim: int, heads: int, device: str, seed: int = 0):
-    """A randomly initialised fair-esm ESM2 (ESM-1b alphabet) built directly on `device`."""
-    import esm
-    from esm.model.esm2 import ESM2
+def build_oneprot(layers: int, dim: int, heads: int, device: str, modality: str = "sequence", seed: int = 0):
+    """A OneProt whose `modality` ESM encoder (mean pooling, random weights) has these sizes, built on `device`.
+
+    A 3Di-token encoder needs the sequence anchor beside it: a one-layer one, not timed."""
+    from engine.model import ModelConfig, OneProt
 
     torch.manual_seed(seed)
-    alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
+    enc = {modality: {"layers": layers, "dim": dim, "heads": heads, "pooling": "mean", "max_length": 1022}}
+    if modality != "sequence":
+        enc["sequence"] = {"layers": 1, "dim": 16, "heads": 2}
     with torch.device(device):
-        model = ESM2(num_layers=layers, embed_dim=dim, attention_heads=heads, alphabet=alphabet)
-    return model.eval(), alphabet
+        model = OneProt(ModelConfig(encoders=enc, dim=128))
+    return model.eval()
 
 
 def build_transformers(layers: int, dim: int, heads: int, alphabet, device: str, dtype):
@@ -193,7 +205,9 @@ def bench_size(name, arch, seqs, args, shared, rows, start_time):
     tokens = shared["tokens"]
     floor = flop_floor(shared["lengths"], layers, dim, shared["tflops"])
     budget_left = lambda: args.time_budget - (time.perf_counter() - start_time)  # noqa: E731
-    model, alphabet = build_fair_esm(layers, dim, heads, device)
+    oneprot = build_oneprot(layers, dim, heads, device)
+    model = oneprot.encoders["sequence"].esm  # the baselines run the same fair-esm module
+    alphabet = model.alphabet
     results = {}
 
     def record(method, secs, model_secs, vectors, note=""):
@@ -210,20 +224,24 @@ def bench_size(name, arch, seqs, args, shared, rows, start_time):
     vec, secs = timed(lambda: run_fair_esm(model, alphabet, shared["fair_tokens"], shared["padded"],
                                            n, device, False), device)
     record("fair-esm fp32", secs + shared["fair_tok_s"], secs, vec)
-    # 2. ours, bf16 on GPU (fp32 on CPU); the module is cast in place, so after the fp32 runs
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     if not args.skip_fair_bf16 and budget_left() > 0:
         run_fair_esm(model, alphabet, shared["fair_tokens"][:warm], shared["padded"][:warm], n,
                      device, True)
         vec, secs = timed(lambda: run_fair_esm(model, alphabet, shared["fair_tokens"],
                                                shared["padded"], n, device, True), device)
         record("fair-esm bf16 autocast", secs + shared["fair_tok_s"], secs, vec)
+    # 2. ours: OneProt.pooled, the model cast to bf16 on GPU (fp32 on CPU), after the fp32 runs
+    oneprot.to(torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    budget = args.token_budget or default_budget(dim, device)
+
+    def ours(options: PackedOptions, items=seqs, token_budget=budget):
+        return torch.from_numpy(oneprot.pooled("sequence", items, token_budget, options))
+
     for attention in ("auto", "padded"):  # padded attention only if the varlen kernel fails here
         try:
-            embedder = PackedESMEmbedder(model, alphabet, device=device, dtype=dtype,
-                                         token_budget=args.token_budget, attention=attention)
-            embedder.embed(seqs[:64])
-            vec, secs = timed(lambda: embedder.embed(seqs), device)
+            options = PackedOptions(attention=attention)
+            ours(options, seqs[:64])
+            vec, secs = timed(lambda: ours(options), device)
             record("ours (packed)" if attention == "auto" else "ours (padded attention)",
                    secs, secs, vec)
             break
@@ -231,33 +249,22 @@ def bench_size(name, arch, seqs, args, shared, rows, start_time):
             print(f"  ours with attention={attention} failed: {type(error).__name__}: {error}"[:400],
                   flush=True)
     if args.variants and "ours (packed)" in results:  # same path, one option changed each
-        base_budget = embedder.token_budget
-        for label, options in (("ours, unfused GELU", dict(fused_gelu=False)),
-                               ("ours, 2x token budget", dict(token_budget=2 * base_budget))):
-            variant = PackedESMEmbedder(model, alphabet, device=device, dtype=dtype,
-                                        **{"token_budget": args.token_budget, **options})
-            variant.embed(seqs[:64])
-            vec, secs = timed(lambda: variant.embed(seqs), device)
+        for label, options, variant_budget in (("ours, unfused GELU", PackedOptions(fused_gelu=False), budget),
+                                               ("ours, 2x token budget", PackedOptions(), 2 * budget)):
+            ours(options, seqs[:64], variant_budget)
+            vec, secs = timed(lambda: ours(options, token_budget=variant_budget), device)
             record(label, secs, secs, vec)
-    if args.compile and budget_left() > 120:
-        try:
-            compiled = PackedESMEmbedder(model, alphabet, device=device, dtype=dtype,
-                                         token_budget=args.token_budget, compile=True)
-            _, csecs = timed(lambda: compiled.embed(seqs[:512]), device)
-            vec, secs = timed(lambda: compiled.embed(seqs), device)
-            record("ours + torch.compile", secs, secs, vec, f"(compile+warm-up {csecs:.0f} s)")
-        except Exception as error:  # noqa: BLE001 - report and keep the uncompiled result
-            print(f"  compile failed: {type(error).__name__}: {error}"[:300], flush=True)
-    if args.cuda_graphs and budget_left() > 120:
-        try:
-            graphed = PackedESMEmbedder(model, alphabet, device=device, dtype=dtype,
-                                        token_budget=args.token_budget, cuda_graphs=True)
-            _, csecs = timed(lambda: graphed.embed(seqs[:512]), device)
-            vec, secs = timed(lambda: graphed.embed(seqs), device)
-            record("ours + CUDA graphs", secs, secs, vec, f"(capture+warm-up {csecs:.0f} s)")
-        except Exception as error:  # noqa: BLE001
-            print(f"  CUDA graphs failed: {type(error).__name__}: {error}"[:300], flush=True)
-    del model
+    for flag, label, options, what in (
+            (args.compile, "ours + torch.compile", PackedOptions(compile=True), "compile"),
+            (args.cuda_graphs, "ours + CUDA graphs", PackedOptions(cuda_graphs=True), "capture")):
+        if flag and budget_left() > 120:
+            try:
+                _, csecs = timed(lambda: ours(options, seqs[:512]), device)
+                vec, secs = timed(lambda: ours(options), device)
+                record(label, secs, secs, vec, f"({what}+warm-up {csecs:.0f} s)")
+            except Exception as error:  # noqa: BLE001 - report and keep the uncompiled result
+                print(f"  {label} failed: {type(error).__name__}: {error}"[:300], flush=True)
+    del model, oneprot
     gc.collect()
     # 3. transformers EsmModel bf16 + SDPA
     if budget_left() > 0:
@@ -344,7 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     card = card_name(args.device)
     tflops, ceil_dtype = matmul_ceiling(args.device)
     lengths = np.array([len(s) + 2 for s in seqs])
-    _, alphabet = build_fair_esm(1, 32, 2, "cpu")
+    import esm
+
+    alphabet = esm.data.Alphabet.from_architecture("ESM-1b")  # the sequence encoder's alphabet
     padded = token_budget_batches(lengths, args.baseline_budget, padded=True)
     fair_tokens, fair_tok_s = tokenise_fair_esm(alphabet, seqs, padded)
     hf_tokens, hf_tok_s = tokenise_transformers(transformers_tokenizer(alphabet), seqs, padded)

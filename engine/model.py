@@ -11,7 +11,7 @@ import contextlib
 import math
 from dataclasses import asdict, dataclass, field
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from engine.config import dataclass_from_dict
 from engine.errors import OneProtError
 from engine.modality import ANCHOR, Modality, parse_modality
 from engine.token_batching import DEFAULT_BATCH_TOKENS, background_map, item_cost, token_budget_batches
+
+if TYPE_CHECKING:  # only a type here; the ESM encoders import it when they are built
+    from engine.encoders.packed_esm import PackedOptions
 
 
 @dataclass
@@ -216,53 +219,74 @@ class OneProt(nn.Module):
 
     # ---- embedding: the one path from raw items to vectors ---------------------------------------------
     def pooled_batches(self, modality: str | Modality, items: list[Any], batch_tokens: int = DEFAULT_BATCH_TOKENS,
-                       packed: bool = True) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-        """Yield (positions, (B, H) pooled encoder outputs) over length-sorted token-budget batches.
+                       packed: bool = True, options: PackedOptions | None = None,
+                       ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield (positions in items, (B, H) pooled encoder outputs) over length-sorted token-budget batches.
 
-        An encoder that packs (`packs = True`, the ESM encoders) takes raw items padding-free and a batch
-        costs the sum of its lengths; any other encoder gets its own collate (one batch ahead, in a
-        background thread) + forward, and a batch costs its padded size. Call under torch.no_grad().
+        An encoder that packs (`packs = True`, the ESM encoders) takes raw items padding-free in its own
+        token-budget batches (`pooled_packed`; `options` choose its attention backend, compile, ...); any other
+        encoder gets its own collate (one batch ahead, in a background thread) + forward, and a batch costs its
+        padded size. Call under torch.no_grad().
         """
         m, encoder = self._encoder(modality)
-        costs = [item_cost(x, m) for x in items]
         if packed and encoder.packs:
-            for idx in token_budget_batches(costs, batch_tokens):
-                yield idx, encoder.pooled_packed([items[i] for i in idx])
+            yield from encoder.pooled_packed(items, batch_tokens, options)
             return
-        batches = token_budget_batches(costs, batch_tokens, padded=True)
+        batches = token_budget_batches([item_cost(x, m) for x in items], batch_tokens, padded=True)
         for idx, batch in background_map(lambda idx: (idx, encoder.collate([items[i] for i in idx])), batches):
-            yield idx, encoder(move_batch(batch, self.device)).pooled
+            yield torch.from_numpy(idx), encoder(move_batch(batch, self.device)).pooled
 
     @torch.no_grad()
     def embed(self, modality: str | Modality, items: list[Any], batch_tokens: int = DEFAULT_BATCH_TOKENS,
-              packed: bool = True) -> np.ndarray:
-        """Raw items -> (N, D) float32 normalised embeddings, in input order (eval mode, bf16 autocast on CUDA)."""
-        return self._run(modality, items, batch_tokens, packed, project=True)
+              packed: bool = True, options: PackedOptions | None = None) -> np.ndarray:
+        """Raw items -> (N, D) float32 normalised embeddings, in input order (eval mode; on CUDA an fp32 model runs
+        under bf16 autocast, a model cast with `.to(torch.bfloat16)` runs pure bf16)."""
+        return self._run(modality, items, batch_tokens, packed, options, project=True)
 
     @torch.no_grad()
-    def pooled(self, modality: str | Modality, items: list[Any], batch_tokens: int = DEFAULT_BATCH_TOKENS) -> np.ndarray:
+    def pooled(self, modality: str | Modality, items: list[Any], batch_tokens: int = DEFAULT_BATCH_TOKENS,
+               options: PackedOptions | None = None) -> np.ndarray:
         """Raw items -> (N, H) float32 encoder outputs before the head, in input order."""
-        return self._run(modality, items, batch_tokens, True, project=False)
+        return self._run(modality, items, batch_tokens, True, options, project=False)
+
+    @torch.no_grad()
+    def residues(self, modality: str | Modality, items: list[Any], batch_tokens: int = DEFAULT_BATCH_TOKENS,
+                 options: PackedOptions | None = None) -> list[np.ndarray]:
+        """Raw items -> each item's per-residue final encoder states (L_i, H) float32 (token encoders only)."""
+        _, encoder = self._encoder(modality)
+        with self._evaluating():
+            return [r.numpy() for r in encoder.residues_packed(list(items), batch_tokens, options)]
 
     def _run(self, modality: str | Modality, items: list[Any], batch_tokens: int, packed: bool,
-             project: bool) -> np.ndarray:
+             options: PackedOptions | None, project: bool) -> np.ndarray:
         m, encoder = self._encoder(modality)
         items = list(items)
-        out = np.zeros((len(items), self.config.dim if project else encoder.output_dim), dtype=np.float32)
+        dim = self.config.dim if project else encoder.output_dim
         if not items:
-            return out
+            return np.zeros((0, dim), dtype=np.float32)
+        # results stay on the device until the end: one device->host copy, no sync per batch
+        out = torch.zeros((len(items), dim), dtype=torch.float32, device=self.device)
+        with self._evaluating():
+            for idx, pooled in self.pooled_batches(m, items, batch_tokens, packed, options):
+                z = self.project(m, pooled) if project else pooled
+                out.index_copy_(0, idx.to(out.device), z.float())
+        return out.cpu().numpy()
+
+    @contextlib.contextmanager
+    def _evaluating(self) -> Iterator[None]:
+        """Eval mode and the device's autocast for the duration; the training flag is restored after."""
         was_training = self.training
         self.eval()
         try:
-            with autocast_for(self.device):
-                for idx, pooled in self.pooled_batches(m, items, batch_tokens, packed):
-                    z = self.project(m, pooled) if project else pooled
-                    out[idx] = z.float().cpu().numpy()
+            with autocast_for(self.device, next(self.parameters()).dtype):
+                yield
         finally:
             self.train(was_training)
-        return out
 
 
-def autocast_for(device: torch.device):
-    """bf16 autocast on CUDA (what the anchors were measured with); plain fp32 elsewhere."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+def autocast_for(device: torch.device, dtype: torch.dtype = torch.float32):
+    """bf16 autocast for an fp32 model on CUDA (what the anchors were measured with); a model cast to bf16/fp16
+    runs as it is (autocast would lift its layer norms to fp32), and so does everything on the CPU."""
+    if device.type == "cuda" and dtype == torch.float32:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()

@@ -13,12 +13,14 @@ Raw item per modality:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from engine.errors import OneProtError
 from engine.modality import Modality
 
 
@@ -35,8 +37,8 @@ class ModalityEncoder(nn.Module):
     modality: Modality
     output_dim: int
     config_class: type  # the dataclass its config dict is read into (engine.recipe checks overrides with it)
-    # True: pooled_packed(items) embeds raw items without padding, so OneProt.embed batches them by the sum of
-    # their lengths and skips collate; False: OneProt.embed collates padded batches and calls forward
+    # True: pooled_packed(items, batch_tokens) embeds raw items without padding in its own token-budget batches
+    # and OneProt.embed skips collate; False: OneProt.embed collates padded batches and calls forward
     packs: bool = False
 
     def collate(self, items: list[Any]) -> dict[str, Any]:
@@ -45,9 +47,16 @@ class ModalityEncoder(nn.Module):
     def forward(self, batch: dict[str, Any]) -> EncoderOutput:  # noqa: D401
         raise NotImplementedError
 
-    def pooled_packed(self, items: list[Any]) -> torch.Tensor:
-        """Raw items -> (B, H) pooled states without padding; only encoders with `packs = True` have it."""
+    def pooled_packed(self, items: list[Any], batch_tokens: int, options: Any = None
+                      ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield (positions in items, (B, H) pooled states) per token-budget batch, without padding;
+        only encoders with `packs = True` have it."""
         raise NotImplementedError(f"{type(self).__name__} has no packed forward (packs = False)")
+
+    def residues_packed(self, items: list[Any], batch_tokens: int, options: Any = None) -> list[torch.Tensor]:
+        """Per-residue final states (L_i, H) of each item; only token encoders (ESM) have them."""
+        raise OneProtError(f"the {self.modality.value} encoder ({type(self).__name__}) gives no per-residue states",
+                           "modality")
 
     def ensure_loaded(self) -> "ModalityEncoder":
         """Read any part deferred to first use (the text backbone does this); a no-op by default."""

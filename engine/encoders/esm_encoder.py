@@ -6,21 +6,34 @@ Collate is the only place that adds BOS/EOS and padding. Pooling never sees them
 On CPU the forward pass (training included) runs padding-free through
 `engine.encoders.packed_esm` (same maths as fair-esm's `ESM2.forward`, one fused attention call per
 sequence): 2.6-3x faster for a demo training batch (benchmarks/esm_train_step.py). On other
-devices it runs fair-esm's padded forward.
+devices it runs fair-esm's padded forward. Embedding (OneProt.embed / pooled / residues) always takes
+the packed methods `pooled_packed` / `residues_packed`: raw strings, token-budget batches, no padding.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from engine.encoders.base import EncoderOutput, ModalityEncoder
 from engine.encoders.esm_arch import RELEASED_ESM2, EsmArch, build_esm2, load_esm_weights, load_into
-from engine.encoders.pooling import make_pooling
+from engine.encoders.packed_esm import (
+    ESMTokenizer,
+    PackedOptions,
+    mean_pool,
+    pack_padded,
+    packed_batches,
+    packed_forward,
+    packed_to_padded,
+)
+from engine.encoders.pooling import MeanPooling, make_pooling
 from engine.config import dataclass_from_dict
 from engine.errors import OneProtError
+from engine.token_batching import DEFAULT_BATCH_TOKENS
 
 
 @dataclass
@@ -79,10 +92,14 @@ class EsmTokenEncoder(ModalityEncoder):
         self.alphabet = self.esm.alphabet
         self._upstream_3di = kind == "3di_upstream"
         self._lookup = {tok: i for tok, i in self.alphabet.tok_to_idx.items() if len(tok) == 1}
+        self._table = np.full(256, self.alphabet.unk_idx, dtype=np.int64)
+        for tok, i in self._lookup.items():
+            if ord(tok) < 256:
+                self._table[ord(tok)] = i
         self._special = torch.tensor([self.alphabet.cls_idx, self.alphabet.eos_idx, self.alphabet.padding_idx])
         self.pool = make_pooling(cfg.pooling, arch.dim)
         self.output_dim = arch.dim
-        self._packed_tokenizer = None  # built on first pooled_packed call
+        self._packed_tokenizer = ESMTokenizer(self.alphabet, residue_ids=self._residue_ids)
         # upstream's poolings weigh every non-padding token, BOS and EOS included (engine.encoders.pooling)
         self._pool_includes_special = bool(getattr(self.pool, "includes_special", False))
         if cfg.freeze:
@@ -111,13 +128,19 @@ class EsmTokenEncoder(ModalityEncoder):
     # ---- batching -----------------------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:
         """Letters -> token ids (no BOS/EOS), truncated to `max_length`; unknown letters -> <unk>."""
-        unk = self.alphabet.unk_idx
+        return self._residue_ids(text).tolist()
+
+    def _residue_ids(self, text: str) -> np.ndarray:
+        """`tokenize` as an int64 array, through a byte table (the packed path tokenises every item)."""
         if self._upstream_3di:
             from engine.data.tokens3di import upstream_3di_letters
 
             # upstream's added tokens are the lowercase 3Di letters; '#' is removed before tokenising
-            return [self._lookup.get(ch, unk) for ch in upstream_3di_letters(text)[: self.config.max_length]]
-        return [self._lookup.get(ch, unk) for ch in text.strip().upper()[: self.config.max_length]]
+            letters = upstream_3di_letters(text)[: self.config.max_length]
+            return np.array([self._lookup.get(ch, self.alphabet.unk_idx) for ch in letters], dtype=np.int64)
+        # a character outside latin-1 becomes "?", which no alphabet has: <unk>, as the lookup gives
+        raw = text.strip().upper()[: self.config.max_length].encode("latin-1", "replace")
+        return self._table[np.frombuffer(raw, dtype=np.uint8)]
 
     def collate(self, items: list[str]) -> dict[str, Any]:
         """Strings -> {'tokens': (B, T) with BOS/EOS and padding}."""
@@ -144,21 +167,32 @@ class EsmTokenEncoder(ModalityEncoder):
 
     def packed_residue_states(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Same result as `residue_states(tokens)`, without computing on padding (every row needs a residue)."""
-        from engine.encoders.packed_esm import pack_padded, packed_forward, packed_to_padded
-
         packed = pack_padded(tokens, self.alphabet.padding_idx)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze):
             return packed_to_padded(packed_forward(self.esm, packed).last, packed)
 
-    def pooled_packed(self, items: list[str]) -> torch.Tensor:
-        """(B, H) pooled states straight from strings through the padding-free forward pass (same tokens)."""
-        from engine.encoders.packed_esm import ESMTokenizer, padded_residue_states
+    def pooled_packed(self, items: list[str], batch_tokens: int = DEFAULT_BATCH_TOKENS,
+                      options: PackedOptions | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield (positions in `items`, (B, H) pooled states) per token-budget batch, padding-free, same tokens
+        as `collate`; both stay on the device. Mean pooling is a segment sum over the packed states. Call under
+        torch.no_grad() (OneProt.embed does); a frozen backbone records no graph either way."""
+        mean = isinstance(self.pool, MeanPooling)
+        for packed, states in packed_batches(self.esm, self._packed_tokenizer, list(items), batch_tokens, options):
+            yield packed.order, mean_pool(states, packed) if mean else self.pool(*packed_to_padded(states, packed))
 
-        if self._packed_tokenizer is None:
-            self._packed_tokenizer = ESMTokenizer(self.alphabet, residue_ids=self.tokenize)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze):
-            states, mask = padded_residue_states(self.esm, self._packed_tokenizer, items)  # (B, L, H)
-        return self.pool(states, mask)
+    def residues_packed(self, items: list[str], batch_tokens: int = DEFAULT_BATCH_TOKENS,
+                        options: PackedOptions | None = None) -> list[torch.Tensor]:
+        """Final-layer states of each item's residues, (L_i, H) float32 on the host, in input order."""
+        items = list(items)
+        n_res = [self._packed_tokenizer.n_residues(s, f"sequences[{i}]") if isinstance(s, str) else 0
+                 for i, s in enumerate(items)]
+        # offsets[i] = first row of item i; the extra last row swallows BOS/EOS
+        offsets = np.concatenate([[0], np.cumsum(n_res)]).astype(np.int64)
+        out = torch.zeros(int(offsets[-1]) + 1, self.output_dim, device=next(self.esm.parameters()).device)
+        for packed, states in packed_batches(self.esm, self._packed_tokenizer, items, batch_tokens, options,
+                                             residue_offsets=offsets):
+            out.index_copy_(0, packed.residue_dest, states.float().detach())
+        return list(out[:-1].cpu().split(n_res))  # the only device->host copy
 
     def crop_for_training(self, tokens: torch.Tensor) -> torch.Tensor:
         """Augmentation: each row keeps a random contiguous window of its residues, at least `train_crop` of

@@ -1,4 +1,4 @@
-"""Packed (padding-free) forward pass and fast embedder for fair-esm `esm.model.esm2.ESM2` encoders.
+"""Packed (padding-free) forward pass and token-budget batching for fair-esm `esm.model.esm2.ESM2` encoders.
 
 Any ESM-2-architecture module works: the released sizes (8M..15B), small from-scratch configs and
 custom alphabets (e.g. Foldseek 3Di letters). The forward pass reads the module's own parameters,
@@ -22,29 +22,27 @@ Public API:
     pack_sequences(tokenizer, sequences) -> PackedTokens (engine/token_batching.py layout)
     pack_padded(tokens, padding_idx) -> PackedTokens           from a padded (B, T) batch
     packed_forward(model, packed, repr_layers=()) -> PackedStates   (T, D) last-layer states
+    packed_batches(model, tokenizer, seqs, token_budget, options) -> (packed, (T, D) states) per batch
     mean_pool(states, packed) -> (N, D) float32                    mean over residues
     packed_to_padded(states, packed) -> ((N, L, D), (N, L) mask)    residues only, for attention pooling
-    PackedESMEmbedder(model, alphabet, device, dtype, token_budget).embed(seqs) -> (N, D) float32
-    PackedESMEmbedder(...).embed_residues(seqs) -> list of (L_i, D) float32
-    padded_residue_states(model, tokenizer, seqs) -> ((N, L, D), (N, L) mask)   training forward
 
-With the project's encoders (engine/encoders/esm_encoder.py): `PackedESMEmbedder(encoder.esm,
-encoder.alphabet, residue_ids=encoder.tokenize)` embeds with exactly the encoder's tokens, and
-`padded_residue_states(encoder.esm, ESMTokenizer(encoder.alphabet, residue_ids=encoder.tokenize),
-items)` is a packed drop-in for `encoder.residue_states(tokens)` (same states and mask layout, so the
-attention pooling is unchanged); it is differentiable, for frozen and fine-tuned backbones alike.
-
-`PackedESMEmbedder` casts and moves the module in place (`model.to(device, dtype)`, like
-`model.half()`), sorts sequences by length into token-budget batches, tokenises and pins the next
-batch in a background thread, keeps every result on the device (no per-batch `.item()`/`.cpu()`)
-and copies once at the end. `compile=True` compiles the dense part of each layer with
-`torch.compile(dynamic=True)`; `cuda_graphs=True` additionally pads the token count to a multiple of
+This module is the engine; the one embedding path is `OneProt.embed` / `OneProt.pooled` /
+`OneProt.residues`, which reach it through the ESM encoder's packed methods
+(`EsmTokenEncoder.pooled_packed`, `residues_packed`, engine/encoders/esm_encoder.py) with the
+encoder's own tokens. `PackedOptions` carries the attention backend, the fused GELU epilogue,
+torch.compile and CUDA graphs. The forward runs in the parameters' dtype: cast the model
+(`model.to(torch.bfloat16)`) for pure bf16, or let `OneProt.embed`'s CUDA autocast run an fp32 model
+in mixed bf16. `packed_batches` sorts sequences by length into token-budget batches, tokenises and
+pins the next batch in a background thread and keeps results on the device (no per-batch
+`.item()`/`.cpu()`). `compile` compiles the dense part of each layer with
+`torch.compile(dynamic=True)`; `cuda_graphs` additionally pads the token count to a multiple of
 `pad_multiple` (a dummy sequence of padding tokens) and uses the "reduce-overhead" mode.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -363,111 +361,75 @@ def packed_to_padded(states: torch.Tensor, packed: PackedTokens) -> tuple[torch.
     return block[:-1].view(n, longest, dim), mask
 
 
-def padded_residue_states(model: nn.Module, tokenizer: ESMTokenizer, sequences: list[str], *,
-                          attention: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
-    """Packed forward of `sequences`, returned as residue states (N, L, D) and mask (N, L)."""
+@dataclass(frozen=True)
+class PackedOptions:
+    """How the padding-free forward runs; the defaults suit the device it runs on.
+
+    attention: "auto" (varlen flash on CUDA bf16/fp16, else padded on CUDA, per_sequence on CPU) or one
+    of ATTENTION_BACKENDS; fused_gelu: GELU in fc1's GEMM epilogue (see `_post_attention_fused`);
+    compile: torch.compile the dense part of each layer; cuda_graphs: compile in "reduce-overhead" mode
+    with the token count padded to `pad_multiple`; prefetch: batches tokenised ahead in a background thread.
+    """
+
+    attention: str = "auto"
+    fused_gelu: bool = True
+    compile: bool = False
+    cuda_graphs: bool = False
+    pad_multiple: int = 1024
+    prefetch: int = 2
+
+
+@functools.lru_cache(maxsize=2)
+def _compiled_layers(mode: str | None) -> tuple[Any, Any]:
+    """One compiled (pre, post) pair per mode, shared by every call so each graph is traced once."""
+    return (torch.compile(_pre_attention, dynamic=True, mode=mode),
+            torch.compile(_post_attention, dynamic=True, mode=mode))
+
+
+def packed_batches(model: nn.Module, tokenizer: ESMTokenizer, sequences: list[str], token_budget: int,
+                   options: PackedOptions | None = None, residue_offsets: np.ndarray | None = None,
+                   ) -> Iterator[tuple[PackedTokens, torch.Tensor]]:
+    """Yield (packed batch on the model's device, (T, D) last-layer states) per token-budget batch.
+
+    Sequences are sorted by length into batches of at most `token_budget` tokens; the next batch is
+    tokenised (and pinned, on CUDA) in a background thread; `packed.order` holds each row's position
+    in `sequences`. Runs in the parameters' dtype; nothing is copied back to the host.
+    `residue_offsets` (N+1 rows, last = discard row) fills `packed.residue_dest` for per-residue output.
+    """
+    opts = options or PackedOptions()
     device = next(model.parameters()).device
-    packed = pack_sequences(tokenizer, list(sequences), pin=device.type == "cuda").to(device)
-    return packed_to_padded(packed_forward(model, packed, attention=attention).last, packed)
+    if opts.cuda_graphs and device.type != "cuda":
+        raise OneProtError("CUDA graphs need a CUDA device", "cuda_graphs")
+    compiled = _compiled_layers("reduce-overhead" if opts.cuda_graphs else None) \
+        if opts.compile or opts.cuda_graphs else None
+    for i, seq in enumerate(sequences):
+        if not isinstance(seq, str) or not seq:
+            raise OneProtError("expected a non-empty string", f"sequences[{i}]")
+    extra = int(tokenizer.prepend_bos) + int(tokenizer.append_eos)
+    lengths = [tokenizer.n_residues(s, f"sequences[{i}]") + extra for i, s in enumerate(sequences)]
+    pin = device.type == "cuda"
 
+    def prepare(indices: np.ndarray) -> PackedTokens:  # runs in the background thread
+        arrays = [tokenizer.encode(sequences[i], f"sequences[{i}]") for i in indices]
+        offsets = residue_offsets[indices] if residue_offsets is not None else None
+        return pack_token_arrays(arrays, indices, prepend_bos=tokenizer.prepend_bos,
+                                 append_eos=tokenizer.append_eos,
+                                 padding_idx=tokenizer.alphabet.padding_idx,
+                                 pad_multiple=opts.pad_multiple if opts.cuda_graphs else 1, pin=pin,
+                                 residue_offsets=offsets,
+                                 discard_row=int(residue_offsets[-1]) if offsets is not None else -1)
 
-def _default_budget(model: nn.Module, device: torch.device) -> int:
-    if device.type != "cuda":
-        return 8192
-    return 65536 if model.embed_dim >= 1024 else 131072
-
-
-class PackedESMEmbedder:
-    """Embeds many sequences with an ESM2 module: packed batches, bf16 on GPU, results kept on device."""
-
-    def __init__(self, model: nn.Module, alphabet: Any = None, device: str | torch.device | None = None,
-                 dtype: torch.dtype | None = None, token_budget: int | None = None, *,
-                 attention: str = "auto", max_residues: int | None = None,
-                 residue_ids: Callable[[str], Any] | None = None, compile: bool = False,
-                 cuda_graphs: bool = False, pad_multiple: int = 1024, prefetch: int = 2,
-                 fused_gelu: bool = True):
-        self.device = torch.device(device) if device is not None else next(model.parameters()).device
-        if dtype is None:
-            dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
-        if cuda_graphs and self.device.type != "cuda":
-            raise OneProtError("CUDA graphs need a CUDA device", "cuda_graphs")
-        self.model = model.to(device=self.device, dtype=dtype).eval()  # in place, no copy
-        self.dtype = dtype
-        self.tokenizer = ESMTokenizer(alphabet if alphabet is not None else model.alphabet,
-                                      max_residues, residue_ids)
-        self.token_budget = token_budget or _default_budget(model, self.device)
-        self.attention = attention
-        self.pad_multiple = pad_multiple if cuda_graphs else 1
-        self.cuda_graphs = cuda_graphs
-        self.prefetch = prefetch
-        self.fused_gelu = fused_gelu
-        self.compiled = None
-        if compile or cuda_graphs:
-            mode = "reduce-overhead" if cuda_graphs else None
-            self.compiled = (torch.compile(_pre_attention, dynamic=True, mode=mode),
-                             torch.compile(_post_attention, dynamic=True, mode=mode))
-
-    @property
-    def dim(self) -> int:
-        """Size of the output vectors."""
-        return int(self.model.embed_dim)
-
-    def _residue_counts(self, sequences: list[str]) -> list[int]:
-        for i, seq in enumerate(sequences):
-            if not isinstance(seq, str) or not seq:
-                raise OneProtError("expected a non-empty string", f"sequences[{i}]")
-        return [self.tokenizer.n_residues(s, f"sequences[{i}]") for i, s in enumerate(sequences)]
-
-    def _batches(self, sequences: list[str], residue_offsets: np.ndarray | None = None):
-        """Yield (packed batch on device, (T, D) last-layer states) per token-budget batch."""
-        n_res = self._residue_counts(sequences)
-        pin = self.device.type == "cuda"
-        tok = self.tokenizer
-        extra = int(tok.prepend_bos) + int(tok.append_eos)
-
-        def prepare(indices: np.ndarray) -> PackedTokens:  # runs in the background thread
-            arrays = [tok.encode(sequences[i], f"sequences[{i}]") for i in indices]
-            offsets = residue_offsets[indices] if residue_offsets is not None else None
-            return pack_token_arrays(arrays, indices, prepend_bos=tok.prepend_bos,
-                                     append_eos=tok.append_eos, padding_idx=tok.alphabet.padding_idx,
-                                     pad_multiple=self.pad_multiple, pin=pin,
-                                     residue_offsets=offsets,
-                                     discard_row=int(residue_offsets[-1]) if offsets is not None
-                                     else -1)
-
-        batches = token_budget_batches([n + extra for n in n_res], self.token_budget)
-        for host in background_map(prepare, batches, depth=self.prefetch):
-            packed = host.to(self.device)
-            if self.cuda_graphs:  # one graph step per batch: earlier batches' buffers may be reused
-                torch.compiler.cudagraph_mark_step_begin()
-            yield packed, packed_forward(self.model, packed, attention=self.attention,
-                                         compiled=self.compiled, fused_gelu=self.fused_gelu).last
-
-    @torch.inference_mode()
-    def embed(self, sequences: list[str], *, to_cpu: bool = True) -> torch.Tensor:
-        """(N, D) float32 mean-pooled last-layer states, in the order of `sequences`."""
-        sequences = list(sequences)
-        out = torch.zeros(len(sequences), self.dim, device=self.device)
-        for packed, states in self._batches(sequences):
-            out.index_copy_(0, packed.order, mean_pool(states, packed))
-        return out.cpu() if to_cpu else out  # the only device->host copy
-
-    @torch.inference_mode()
-    def embed_residues(self, sequences: list[str], *, to_cpu: bool = True) -> list[torch.Tensor]:
-        """Per-residue last-layer states (L_i, D) float32 for each sequence, BOS/EOS dropped."""
-        sequences = list(sequences)
-        n_res = self._residue_counts(sequences)
-        # offsets[i] = first row of sequence i; the extra last entry is the discard row
-        offsets = np.concatenate([[0], np.cumsum(n_res)]).astype(np.int64)
-        out = torch.zeros(int(offsets[-1]) + 1, self.dim, device=self.device)
-        for packed, states in self._batches(sequences, residue_offsets=offsets):
-            out.index_copy_(0, packed.residue_dest, states.float())
-        out = out[:-1].cpu() if to_cpu else out[:-1]
-        return list(out.split(n_res))
+    batches = token_budget_batches(lengths, token_budget)
+    for host in background_map(prepare, batches, depth=opts.prefetch):
+        packed = host.to(device)
+        if opts.cuda_graphs:  # one graph step per batch: earlier batches' buffers may be reused
+            torch.compiler.cudagraph_mark_step_begin()
+        yield packed, packed_forward(model, packed, attention=opts.attention, compiled=compiled,
+                                     fused_gelu=opts.fused_gelu).last
 
 
 __all__ = [
-    "ATTENTION_BACKENDS", "ESMTokenizer", "PackedStates", "PackedESMEmbedder",
-    "pack_sequences", "packed_forward", "packed_attention", "mean_pool",
-    "packed_to_padded", "padded_residue_states", "rotary_tables", "resolve_attention",
+    "ATTENTION_BACKENDS", "ESMTokenizer", "PackedOptions", "PackedStates", "pack_sequences",
+    "packed_batches", "packed_forward", "packed_attention", "mean_pool", "packed_to_padded",
+    "rotary_tables", "resolve_attention",
 ]

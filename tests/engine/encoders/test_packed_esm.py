@@ -1,5 +1,8 @@
-"""The packed ESM-2 forward pass equals fair-esm's padded forward (random weights, tiny configs)."""
+"""The packed ESM-2 forward pass equals fair-esm's padded forward (random weights, tiny configs), and the
+one embedding path (OneProt.pooled / embed / residues through the ESM encoders' packed methods) gives
+fair-esm's vectors with every option it offers."""
 
+import copy
 import random
 
 import esm
@@ -10,29 +13,45 @@ import torch.nn.functional as F
 from esm.model.esm2 import ESM2
 
 from engine.encoders import packed_esm
+from engine.encoders.esm_arch import THREEDI_LETTERS
 from engine.encoders.packed_esm import (
     ESMTokenizer,
-    PackedESMEmbedder,
+    PackedOptions,
     mean_pool,
     pack_sequences,
     packed_attention,
     packed_forward,
     packed_to_padded,
-    padded_residue_states,
 )
 from engine.errors import OneProtError
+from engine.model import ModelConfig, OneProt
 
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 THREE_DI = "acdefghiklmnpqrstvwy"
 
 
-def _model(alphabet, layers=2, dim=48, heads=4, seed=0):
+def _randomise(model, seed=0):
     torch.manual_seed(seed)
-    model = ESM2(num_layers=layers, embed_dim=dim, attention_heads=heads, alphabet=alphabet).eval()
     with torch.no_grad():  # larger-than-init weights so layer differences show up in the outputs
         for name, p in model.named_parameters():
             if "norm" not in name:
                 p.normal_(0, 0.15)
+    return model
+
+
+def _model(alphabet, layers=2, dim=48, heads=4, seed=0):
+    torch.manual_seed(seed)
+    return _randomise(ESM2(num_layers=layers, embed_dim=dim, attention_heads=heads, alphabet=alphabet).eval(), seed)
+
+
+def _oneprot(layers=2, seq_dim=64, tok_dim=32, heads=4, pooling="mean", seed=0):
+    """A OneProt whose two ESM encoders (amino acids; 3Di letters) carry large random weights."""
+    torch.manual_seed(seed)
+    enc = {"sequence": {"layers": layers, "dim": seq_dim, "heads": heads, "pooling": pooling},
+           "structure_tokens": {"layers": layers, "dim": tok_dim, "heads": heads, "pooling": pooling}}
+    model = OneProt(ModelConfig(encoders=enc, dim=16)).eval()
+    for encoder in model.encoders.values():
+        _randomise(encoder.esm, seed)
     return model
 
 
@@ -57,29 +76,36 @@ def _reference(model, alphabet, seqs):
     return residues, torch.stack([r.mean(0) for r in residues])
 
 
-@pytest.fixture(scope="module", params=["esm", "3di"])
+@pytest.fixture(scope="module", params=["sequence", "structure_tokens"])
 def case(request):
-    """A random model, 14 sequences of 1..300 residues and fair-esm's padded outputs, built once."""
-    which = request.param
-    alphabet = esm.data.Alphabet.from_architecture("ESM-1b") if which == "esm" else _three_di_alphabet()
-    letters = AMINO if which == "esm" else THREE_DI
-    model = _model(alphabet, layers=2, dim=64 if which == "esm" else 32)
+    """A OneProt, one of its ESM encoders, 14 items of 1..300 residues and fair-esm's padded outputs."""
+    modality = request.param
+    model = _oneprot()
+    letters = AMINO if modality == "sequence" else THREEDI_LETTERS
     seqs = _sequences(letters, 14, 300)
-    return model, alphabet, seqs, *_reference(model, alphabet, seqs)
+    esm_model = model.encoders[modality].esm
+    return model, modality, seqs, *_reference(esm_model, esm_model.alphabet, seqs)
 
 
 @pytest.mark.parametrize("attention", ["per_sequence", "padded"])
-def test_embed_matches_padded_fair_esm(case, attention):
-    model, alphabet, seqs, ref_res, ref_pool = case
-    embedder = PackedESMEmbedder(model, alphabet, token_budget=1500, attention=attention)
-    pooled = embedder.embed(seqs)
-    assert pooled.shape == (len(seqs), model.embed_dim) and pooled.dtype == torch.float32
+def test_one_path_matches_padded_fair_esm(case, attention):
+    model, modality, seqs, ref_res, ref_pool = case
+    options = PackedOptions(attention=attention)
+    pooled = torch.from_numpy(model.pooled(modality, seqs, 1500, options))
+    assert pooled.shape == ref_pool.shape and pooled.dtype == torch.float32
     assert F.cosine_similarity(pooled, ref_pool).min() >= 0.999
     assert (pooled - ref_pool).abs().max() < 1e-4
-    residues = embedder.embed_residues(seqs)
+    residues = model.residues(modality, seqs, 1500, options)
     for got, want in zip(residues, ref_res):
-        assert got.shape == want.shape
-        assert (got - want).abs().max() < 1e-4
+        assert got.shape == want.shape and got.dtype == np.float32
+        assert np.abs(got - want.numpy()).max() < 1e-4
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_fused_gelu_epilogue_matches_fair_esm(case, fused):
+    model, modality, seqs, ref_res, ref_pool = case
+    pooled = model.pooled(modality, seqs, 1500, PackedOptions(fused_gelu=fused))
+    assert np.abs(pooled - ref_pool.numpy()).max() < 1e-4  # exact GELU on the CPU
 
 
 def test_token_dropout_masks_layers_and_filler_segment():
@@ -155,45 +181,43 @@ def test_varlen_backend_receives_flash_style_arguments(monkeypatch):
 
 
 def test_order_long_sequences_and_empty_input():
-    alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
-    model = _model(alphabet, layers=1, dim=16, heads=2)
+    model = _oneprot(layers=1, seq_dim=16, tok_dim=16, heads=2)
     seqs = _sequences(AMINO, 8, 120, seed=7)
     # budget far below the longest sequence: each long one runs alone, order still the caller's
-    embedder = PackedESMEmbedder(model, alphabet, token_budget=50)
-    pooled = embedder.embed(seqs)
-    singles = torch.cat([embedder.embed([s]) for s in seqs])
-    assert torch.allclose(pooled, singles, atol=1e-5)
-    assert embedder.embed([]).shape == (0, 16)
-    assert embedder.embed_residues([]) == []
-    with pytest.raises(OneProtError, match=r"sequences\[1\]"):
-        embedder.embed(["ACD", ""])
-    with pytest.raises(OneProtError, match="unknown token"):
-        embedder.embed(["AC#D"])
+    pooled = model.pooled("sequence", seqs, batch_tokens=50)
+    singles = np.concatenate([model.pooled("sequence", [s]) for s in seqs])
+    np.testing.assert_allclose(pooled, singles, atol=1e-5)
+    np.testing.assert_allclose(model.embed("sequence", seqs, 50), model.embed("sequence", seqs, 100_000), atol=1e-5)
+    assert model.pooled("sequence", []).shape == (0, 16)
+    assert model.residues("sequence", []) == []
+    with pytest.raises(OneProtError, match=r"sequences\[1\]"):  # the position in the caller's list
+        model.embed("sequence", ["ACD", ""])
 
 
-def test_mask_tokens_caller_tokenizer_and_padded_states():
-    """Multi-letter tokens count once; a caller's tokenizer is used as is; padded states line up."""
+def test_encoder_tokens_mask_tokens_and_attention_pooling():
+    """The path uses the encoder's own tokens; multi-letter tokens count once in the packed layout;
+    attention pooling over packed states equals the collate + forward path."""
+    model = _oneprot(layers=1, seq_dim=16, tok_dim=16, heads=2)
+    lower = model.pooled("sequence", [" mkv ", "ac#d"])
+    plain = model.pooled("sequence", ["MKV", "AC"])
+    np.testing.assert_allclose(lower[0], plain[0], atol=1e-6)
+    assert not np.allclose(lower[1], plain[1], atol=1e-3)  # '#' became <unk>, not dropped
+    assert [len(r) for r in model.residues("sequence", ["MKV", " ac#d "])] == [3, 4]
+
     alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
-    model = _model(alphabet, layers=1, dim=16, heads=2)
+    esm_model = _model(alphabet, layers=1, dim=16, heads=2)
     seqs = ["AC<mask>DE", "MKV", "<mask>" * 4]
-    ref_res, _ = _reference(model, alphabet, seqs)
-    residues = PackedESMEmbedder(model, alphabet).embed_residues(seqs)
-    assert [len(r) for r in residues] == [5, 3, 4]
-    assert all((g - w).abs().max() < 1e-5 for g, w in zip(residues, ref_res))
-
-    def upper_ids(text):  # what EsmTokenEncoder.tokenize does: strip, upper-case, <unk> fallback
-        return [alphabet.tok_to_idx.get(c, alphabet.unk_idx) for c in text.strip().upper()]
-
-    lower = PackedESMEmbedder(model, alphabet, residue_ids=upper_ids).embed([" mkv ", "ac#d"])
-    plain = PackedESMEmbedder(model, alphabet).embed(["MKV", "AC"])
-    assert torch.allclose(lower[0], plain[0], atol=1e-6)
-    assert not torch.allclose(lower[1], plain[1], atol=1e-3)  # '#' became <unk>, not dropped
-    states, mask = padded_residue_states(model, ESMTokenizer(alphabet), ["MKV", "ACDEFG"])
-    assert states.shape == (2, 6, 16) and mask.sum(1).tolist() == [3, 6]
-    _, _, tokens = alphabet.get_batch_converter()([("a", "MKV"), ("b", "ACDEFG")])
+    ref_res, _ = _reference(esm_model, alphabet, seqs)
+    packed = pack_sequences(ESMTokenizer(alphabet), seqs)
     with torch.no_grad():
-        want = model(tokens, repr_layers=[1])["representations"][1][:, 1:-1]
-    assert (states[mask] - want[mask]).abs().max() < 1e-5
+        block, mask = packed_to_padded(packed_forward(esm_model, packed).last, packed)
+    assert mask.sum(1).tolist() == [5, 3, 4]
+    assert all((block[i][mask[i]] - w).abs().max() < 1e-5 for i, w in enumerate(ref_res))
+
+    attn = _oneprot(layers=1, seq_dim=16, tok_dim=16, heads=2, pooling="attention")
+    items = _sequences(AMINO, 6, 50, seed=2)
+    np.testing.assert_allclose(attn.embed("sequence", items, 60), attn.embed("sequence", items, packed=False),
+                               atol=1e-5)
 
 
 def test_tokenizer_matches_fair_esm_and_truncates():
@@ -205,43 +229,43 @@ def test_tokenizer_matches_fair_esm_and_truncates():
     capped = ESMTokenizer(alphabet, max_residues=4).encode("MKTAYIAKQR")
     assert capped.tolist() == [alphabet.cls_idx] + [alphabet.get_idx(c) for c in "MKTA"] + [alphabet.eos_idx]
     assert np.array_equal(ESMTokenizer(alphabet).encode("K"), [0, 15, 2])
+    with pytest.raises(OneProtError, match="unknown token"):
+        ESMTokenizer(alphabet).encode("AC#D")
 
 
 def test_bad_backend_and_cuda_only_options():
-    alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
-    model = _model(alphabet, layers=1, dim=16, heads=2)
+    model = _oneprot(layers=1, seq_dim=16, tok_dim=16, heads=2)
     with pytest.raises(OneProtError, match="choose from"):
-        PackedESMEmbedder(model, alphabet, attention="nope").embed(["ACD"])
+        model.pooled("sequence", ["ACD"], options=PackedOptions(attention="nope"))
     with pytest.raises(OneProtError, match="varlen"):
-        PackedESMEmbedder(model, alphabet, attention="varlen").embed(["ACD"])
+        model.embed("sequence", ["ACD"], options=PackedOptions(attention="varlen"))
     with pytest.raises(OneProtError, match="CUDA"):
-        PackedESMEmbedder(model, alphabet, cuda_graphs=True)
-
-
-def test_fused_gelu_epilogue_matches_fair_esm(case):
-    model, alphabet, seqs, ref_res, ref_pool = case
-    pooled = PackedESMEmbedder(model, alphabet, token_budget=1500, fused_gelu=True).embed(seqs)
-    assert (pooled - ref_pool).abs().max() < 1e-4  # exact GELU on the CPU
+        model.residues("sequence", ["ACD"], options=PackedOptions(cuda_graphs=True))
+    with pytest.raises(OneProtError, match="no per-residue states"):
+        OneProt(ModelConfig(encoders={"sequence": {"layers": 1, "dim": 16, "heads": 2}, "text": {}}, dim=8)
+                ).residues("text", ["a kinase"])
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_bf16_varlen_on_gpu_matches_fp32_reference():
-    alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
-    model = _model(alphabet, layers=4, dim=128, heads=8)
+    model = _oneprot(layers=4, seq_dim=128, heads=8)
     seqs = _sequences(AMINO, 64, 500)
-    _, ref_pool = _reference(model, alphabet, seqs)
-    for fused in (False, True):
-        pooled = PackedESMEmbedder(model, alphabet, device="cuda", dtype=torch.bfloat16, fused_gelu=fused).embed(seqs)
-        assert F.cosine_similarity(pooled, ref_pool).min() >= 0.999, fused
+    esm_model = model.encoders["sequence"].esm
+    _, ref_pool = _reference(esm_model, esm_model.alphabet, seqs)
+    autocast = copy.deepcopy(model).to("cuda")  # fp32 weights under OneProt's bf16 autocast
+    cast = copy.deepcopy(model).to("cuda", torch.bfloat16)  # pure bf16: the varlen flash kernel
+    for gpu_model in (autocast, cast):
+        for fused in (False, True):
+            pooled = torch.from_numpy(gpu_model.pooled("sequence", seqs, options=PackedOptions(fused_gelu=fused)))
+            assert F.cosine_similarity(pooled, ref_pool).min() >= 0.999, fused
 
 
 @pytest.mark.slow
 def test_torch_compile_path_matches_eager():
     """compile=True traces the dense layer parts (about a minute on 2 CPUs): same vectors."""
-    alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
-    model = _model(alphabet, layers=2, dim=32, heads=4)
+    model = _oneprot(layers=2, seq_dim=32, tok_dim=16, heads=4)
     seqs = _sequences(AMINO, 10, 80, seed=11)
-    eager = PackedESMEmbedder(model, alphabet).embed(seqs)
-    compiled = PackedESMEmbedder(model, alphabet, compile=True, token_budget=300).embed(seqs)
-    assert (compiled - eager).abs().max() < 1e-4
+    eager = model.pooled("sequence", seqs)
+    compiled = model.pooled("sequence", seqs, 300, PackedOptions(compile=True))
+    assert np.abs(compiled - eager).max() < 1e-4
