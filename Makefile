@@ -4,7 +4,7 @@
 VENV ?= .venv
 PORT ?= 5006
 
-.PHONY: setup setup-dev explorer test test-fast demo-checkpoint demo-index demo-reports
+.PHONY: setup setup-dev explorer test test-fast demo-checkpoint demo-embeddings demo-index demo-reports
 
 setup:
 	bash scripts/setup.sh
@@ -25,9 +25,11 @@ test-fast: setup-dev
 demo-checkpoint: setup
 	PATH=$(VENV)/bin:$$PATH bash scripts/train_demo.sh
 
-demo-index: setup
-	PATH=$(VENV)/bin:$$PATH bash scripts/build_demo_index.sh
+demo-embeddings: setup
+	PATH=$(VENV)/bin:$$PATH bash scripts/build_demo_embeddings.sh
 	PATH=$(VENV)/bin:$$PATH python -m explorer.prepare
+
+demo-index: demo-embeddings  # its old name
 
 demo-reports: setup
 	PATH=$(VENV)/bin:$$PATH bash scripts/demo_reports.sh

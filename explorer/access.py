@@ -1,7 +1,7 @@
 """Which folders a page user may point the explorer at.
 
 The rule: a path typed into the page must resolve (symlinks followed) inside one of
-  1. the repository's assets folder (engine.paths.ASSETS: the bundled demo store/checkpoint/index),
+  1. the repository's assets folder (engine.paths.ASSETS: the bundled demo store/checkpoint/embeddings),
   2. a folder named on the server's command line (--data/--checkpoint/--embeddings/--allow).
 Not the working directory: a server started in a home folder would otherwise open all of it.
 The name `demo` is always allowed. Whoever starts the server decides the roots; a page visitor cannot

@@ -45,12 +45,12 @@ class DataView(pn.viewable.Viewer):
         s = self.state
         self.data = pn.widgets.TextInput(name="Store", value=s.data)
         self.checkpoint = pn.widgets.TextInput(name="Checkpoint", value=s.checkpoint)
-        self.index = pn.widgets.TextInput(name="Embeddings", value=s.index)
+        self.embeddings = pn.widgets.TextInput(name="Embeddings", value=s.embeddings)
         self.open = pn.widgets.Button(name="Open", button_type="default")
-        self.open.on_click(lambda _: s.open_paths(self.data.value, self.checkpoint.value, self.index.value))
+        self.open.on_click(lambda _: s.open_paths(self.data.value, self.checkpoint.value, self.embeddings.value))
         self.rule = pn.pane.HTML(f"<small>{html.escape(s.roots.describe())}</small>")
         self.stats = pn.pane.HTML("")
-        s.param.watch(self._sync, ["data", "checkpoint", "index"])
+        s.param.watch(self._sync, ["data", "checkpoint", "embeddings"])
 
     def refresh(self) -> None:
         s = self.state
@@ -62,11 +62,11 @@ class DataView(pn.viewable.Viewer):
 
     def _sync(self, *_) -> None:
         s = self.state
-        self.data.value, self.checkpoint.value, self.index.value = s.data, s.checkpoint, s.index
+        self.data.value, self.checkpoint.value, self.embeddings.value = s.data, s.checkpoint, s.embeddings
         self.refresh()
 
     def __panel__(self):
-        return pn.Column(self.stats, self.data, self.checkpoint, self.index, self.open, self.rule)
+        return pn.Column(self.stats, self.data, self.checkpoint, self.embeddings, self.open, self.rule)
 
 
 class ExplorerApp(pn.viewable.Viewer):
@@ -94,7 +94,7 @@ class ExplorerApp(pn.viewable.Viewer):
         self.model_note = pn.pane.HTML("", sizing_mode="stretch_width", styles={"color": "#555"})
         s.param.watch(self._show_error, "error")
         s.param.watch(self._show_status, "status")
-        s.param.watch(self._reload_views, ["data", "index", "checkpoint"])
+        s.param.watch(self._reload_views, ["data", "embeddings", "checkpoint"])
         self._shown_tabs = {"Explore"}  # tabs opened in this session; the others fill when first shown
 
     def load(self) -> None:
@@ -277,7 +277,7 @@ def _model_note(res) -> str:
 
 def warm_up(options: AppOptions) -> None:
     """Once per server process: open the data and project the default map in the background."""
-    key = (options.data, options.checkpoint, options.index)
+    key = (options.data, options.checkpoint, options.embeddings)
     with _WARM_LOCK:
         if key in _WARMED:
             return

@@ -1,6 +1,6 @@
 """The explorer's only doorway into the engine: shared, lazily loaded, thread-safe resources.
 
-Every session of a served app shares one `Resources` per (store, checkpoint, index) triple, so 20
+Every session of a served app shares one `Resources` per (store, checkpoint, embeddings) triple, so 20
 browser tabs cost one store, one model and one set of indexes. Heavy imports (torch, faiss, umap)
 happen on first use, not at page load, which keeps cold start short.
 """
@@ -75,8 +75,8 @@ def _label(row, column: str) -> str:
 class Resources:
     """Store, embeddings, model and per-modality search indexes behind one lock each."""
 
-    def __init__(self, data: str, checkpoint: str, index: str):
-        self.data, self.checkpoint_path, self.index_path = data, checkpoint, index
+    def __init__(self, data: str, checkpoint: str, embeddings: str):
+        self.data, self.checkpoint_path, self.embeddings_path = data, checkpoint, embeddings
         self._lock = threading.RLock()
         self._model_load_lock = threading.Lock()
         self._model_lock = threading.Lock()  # one forward pass at a time: torch on 2 cores gains nothing from more
@@ -103,7 +103,7 @@ class Resources:
             if self._embeddings is None:
                 from engine.embed import EmbeddingSet
 
-                self._embeddings = EmbeddingSet.open(_resolve_embeddings(self.index_path))
+                self._embeddings = EmbeddingSet.open(_resolve_embeddings(self.embeddings_path))
             return self._embeddings
 
     @property
@@ -219,9 +219,9 @@ class Resources:
         return search(self.embeddings, vector, target, int(k), exclude, labels=False, query_modality=query_modality)
 
 
-def get_resources(data: str, checkpoint: str, index: str) -> Resources:
+def get_resources(data: str, checkpoint: str, embeddings: str) -> Resources:
     """The shared Resources for this triple of paths (created on first request)."""
-    key = (str(data), str(checkpoint), str(index))
+    key = (str(data), str(checkpoint), str(embeddings))
     with _RESOURCES_LOCK:
         if key not in _RESOURCES:
             _RESOURCES[key] = Resources(*key)

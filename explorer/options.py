@@ -15,7 +15,7 @@ class AppOptions:
 
     data: str = "demo"
     checkpoint: str = "demo"
-    index: str = "demo"
+    embeddings: str = "demo"  # embeddings folder (`oneprot embed`), not a search index
     allow: list[str] = field(default_factory=list)  # extra folders page users may open
     max_upload_mb: float = 5.0
     datashade_above: int = 50_000  # points; beyond this the map is rasterized server-side
@@ -32,7 +32,7 @@ class AppOptions:
 
     @property
     def named_paths(self) -> list[str]:
-        return [self.data, self.checkpoint, self.index, *self.allow, self.runs_folder]
+        return [self.data, self.checkpoint, self.embeddings, *self.allow, self.runs_folder]
 
 
 def parse_options(argv: list[str] | None = None) -> AppOptions:

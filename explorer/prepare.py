@@ -1,6 +1,6 @@
 """`python -m explorer.prepare [--embeddings demo] [--modalities sequence,structure]`: precompute maps.
 
-Writes the UMAP of each listed modality (and all of them jointly) into `<index>/projections/`, where
+Writes the UMAP of each listed modality (and all of them jointly) into `<embeddings>/projections/`, where
 the app looks first, so a bundled embeddings folder opens with its map already drawn (fast cold start).
 """
 

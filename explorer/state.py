@@ -19,7 +19,7 @@ class ExplorerState(param.Parameterized):
 
     data = param.String(default="demo", doc="store folder or `demo`")
     checkpoint = param.String(default="demo", doc="checkpoint folder or `demo`")
-    index = param.String(default="demo", doc="embeddings folder or `demo`")
+    embeddings = param.String(default="demo", doc="embeddings folder or `demo`")
 
     map_modalities = param.ListSelector(default=["sequence"], objects=[m.value for m in Modality],
                                         doc="modalities projected together on the map")
@@ -43,28 +43,28 @@ class ExplorerState(param.Parameterized):
         self.roots = AllowedRoots(options.named_paths)
         params.setdefault("data", options.data)
         params.setdefault("checkpoint", options.checkpoint)
-        params.setdefault("index", options.index)
+        params.setdefault("embeddings", options.embeddings)
         super().__init__(**params)
 
     # ---- resources -----------------------------------------------------------------------
     @property
     def resources(self) -> Resources:
-        return get_resources(self.data, self.checkpoint, self.index)
+        return get_resources(self.data, self.checkpoint, self.embeddings)
 
     @property
     def store(self):
         return self.resources.store
 
-    def open_paths(self, data: str, checkpoint: str, index: str) -> None:
+    def open_paths(self, data: str, checkpoint: str, embeddings: str) -> None:
         """Switch to other data typed in the page; each path must pass the allowed-folders rule."""
         with self.reporting("open"):
             d = self.roots.check(data, "data")
             c = self.roots.check(checkpoint, "checkpoint")
             check_checkpoint(self.roots, c)
-            e = self.roots.check(index, "index")
+            e = self.roots.check(embeddings, "embeddings")
             res = get_resources(d, c, e)
             _ = res.store, res.embeddings  # fail here, in the page, not later in a view
-            self.param.update(data=d, checkpoint=c, index=e, selected_ids=[], focus_id="", query=None,
+            self.param.update(data=d, checkpoint=c, embeddings=e, selected_ids=[], focus_id="", query=None,
                               embeddings_version=self.embeddings_version + 1)
             self.status = f"opened {len(res.store)} proteins"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates every committed demo result file and the README tables built from them, in one command:
 #   bash scripts/demo_reports.sh        (or: make demo-reports)
-# Run after scripts/train_demo.sh and scripts/build_demo_index.sh. Reporting only: everything here reads the
+# Run after scripts/train_demo.sh and scripts/build_demo_embeddings.sh. Reporting only: everything here reads the
 # test split (choices were made on valid beforehand). About 15 minutes on the 2-core build machine.
 # Environment: CHECKPOINT (default demo), BASELINE (default assets/checkpoints/demo-prealign), DATA (default demo).
 set -euo pipefail

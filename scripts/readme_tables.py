@@ -165,7 +165,7 @@ def embeddings(man: dict) -> str:
     parts = ", ".join(f"{c[m]:,} {m.replace('structure_tokens', '3Di')}" for m in c)
     return (f"The bundled embeddings (`assets/embeddings/demo`, model hash {man['model_hash']}) hold a subset of the "
             f"store: the test split plus every protein with a structure, pocket, family or EC label "
-            f"(`scripts/build_demo_index.sh`): {parts} vectors.")
+            f"(`scripts/build_demo_embeddings.sh`): {parts} vectors.")
 
 
 def pocket_shell(res: dict) -> str:

@@ -113,7 +113,7 @@ class ExportView(pn.viewable.Viewer):
         self.h5 = pn.widgets.FileDownload(callback=lambda: embeddings_h5(s, self.modality.value),
                                           filename="embeddings.h5", label="Embeddings (HDF5)")
         self.png = pn.widgets.FileDownload(callback=self._png, filename="map.png", label="Map as PNG")
-        s.param.watch(self._update_summary, ["selected_ids", "data", "index"])
+        s.param.watch(self._update_summary, ["selected_ids", "data", "embeddings"])
 
     def refresh(self) -> None:
         with self.state.reporting("export"):

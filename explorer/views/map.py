@@ -18,7 +18,7 @@ RASTER_PANE_HEIGHT = HEIGHT + 10
 
 
 DEMO_SELECTION = ("the demo embeds its test split and every protein with a structure, pocket, family or EC label "
-                  "(scripts/build_demo_index.sh), so the map stays meaningful and the folder small")
+                  "(scripts/build_demo_embeddings.sh), so the map stays meaningful and the folder small")
 
 
 def coverage_note(table: pd.DataFrame, resources, mods: list[str], close_gap: bool) -> str:
@@ -71,7 +71,7 @@ class MapView(pn.viewable.Viewer):
         self._selection = None  # HoloViews BoundsXY stream of the rasterized map
         self._highlights = None  # HoloViews DynamicMap of hits and focus over the rasterized map
         self._syncing = False  # True while a selection travels between the figure and the state
-        s.param.watch(self._refresh, ["map_modalities", "color_by", "embeddings_version", "data", "index", "close_gap"])
+        s.param.watch(self._refresh, ["map_modalities", "color_by", "embeddings_version", "data", "embeddings", "close_gap"])
         s.param.watch(self._update_highlights, ["query", "focus_id"])
         s.param.watch(self._show_selection, "selected_ids")
 

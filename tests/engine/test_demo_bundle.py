@@ -23,7 +23,7 @@ def test_checkpoint_hash_equals_the_embeddings_manifest():
 
     meta = json.loads((resolve_checkpoint("demo") / "meta.json").read_text())
     emb = EmbeddingSet.open("demo")
-    assert meta["model_hash"] == emb.model_hash, "the embeddings are from another checkpoint: make demo-index"
+    assert meta["model_hash"] == emb.model_hash, "the embeddings are from another checkpoint: make demo-embeddings"
     assert json.loads(RESULT.read_text())["model_hash"] == meta["model_hash"], \
         "benchmarks/results/demo_evaluate is from another checkpoint: bash scripts/demo_reports.sh"
 

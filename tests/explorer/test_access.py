@@ -83,8 +83,8 @@ def test_a_gzip_bomb_upload_stops_at_the_decompressed_limit():
 
 def test_options_parse_panel_args():
     o = parse_options(["--data", "S", "--checkpoint", "C", "--embeddings", "E", "--allow", "/x", "--bogus"])
-    assert (o.data, o.checkpoint, o.index, o.allow) == ("S", "C", "E", ["/x"])
-    assert parse_options(["--index", "F"]).index == "F"  # the old flag name still works
+    assert (o.data, o.checkpoint, o.embeddings, o.allow) == ("S", "C", "E", ["/x"])
+    assert parse_options(["--index", "F"]).embeddings == "F"  # the old flag name still works
     assert parse_options([]).data == "demo" and not parse_options([]).allow_remote
     o = parse_options(["--allow-remote", "--no-auth", "--max-decompressed-mb", "10"])
     assert o.allow_remote and o.no_auth and o.max_decompressed_mb == 10

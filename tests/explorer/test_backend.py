@@ -18,7 +18,7 @@ def test_slow_model_load_does_not_block_the_store(options, monkeypatch):
         return real(path)
 
     monkeypatch.setattr(C, "load_checkpoint", slow)
-    res = Resources(options.data, options.checkpoint, options.index)
+    res = Resources(options.data, options.checkpoint, options.embeddings)
     res.load_model_in_background()
     res.load_model_in_background()  # a second call starts nothing new
     assert started.wait(30)
@@ -34,7 +34,7 @@ def test_slow_model_load_does_not_block_the_store(options, monkeypatch):
 
 
 def test_background_load_failure_is_reported(options, tmp_path):
-    res = Resources(options.data, str(tmp_path / "no-such-checkpoint"), options.index)
+    res = Resources(options.data, str(tmp_path / "no-such-checkpoint"), options.embeddings)
     res.load_model_in_background()
     res._background.join(30)
     assert res.model_error and not res.model_loaded

@@ -70,7 +70,7 @@ def test_sequence_and_text_errors(options):
 
 def test_open_paths_refuses_folders_outside_the_roots(options):
     s = ExplorerState(options)
-    s.open_paths("/etc", options.checkpoint, options.index)
+    s.open_paths("/etc", options.checkpoint, options.embeddings)
     assert "outside the folders" in s.error and s.data == options.data
-    s.open_paths(options.data, options.checkpoint, options.index)
+    s.open_paths(options.data, options.checkpoint, options.embeddings)
     assert s.error == "" and "opened" in s.status
