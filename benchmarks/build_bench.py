@@ -52,6 +52,7 @@ def _rss_mb(field: str = "VmRSS") -> float:
 
 def _throughput(n_files: int, workers: int, tmp: Path) -> dict:
     from engine.data.build import build_store
+    from engine.data.splits import SplitRule
 
     d = tmp / f"in{workers}"
     d.mkdir()
@@ -61,7 +62,7 @@ def _throughput(n_files: int, workers: int, tmp: Path) -> dict:
         shutil.copy(src, d / f"s{k:06d}_{src.name}")
     t0 = time.perf_counter()
     _, report = build_store([d], tmp / f"store{workers}", cache_dir=tmp / f"cache{workers}", workers=workers,
-                            split_method="own")
+                            split=SplitRule(method="own"))
     sec = time.perf_counter() - t0
     return {"workers": workers, "files": n_files, "seconds": round(sec, 1), "files_per_s": round(n_files / sec, 2),
             "proteins": sum(report.used.values())}
@@ -99,8 +100,9 @@ def _child(mode: str, n: int, tmp: str) -> None:
                 del recs
     elif mode == "merge":
         from engine.data.shards import merge_stores
+        from engine.data.splits import SplitRule
 
-        merge_stores([tmp_p / f"shard{s}" for s in range(4)], tmp_p / "merged", method="own")
+        merge_stores([tmp_p / f"shard{s}" for s in range(4)], tmp_p / "merged", SplitRule(method="own"))
     elif mode == "open":
         st = ProteinStore.open(tmp_p / "merged")
         ids = st.ids(modality="structure")

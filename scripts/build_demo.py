@@ -44,13 +44,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 from engine.data import parse_cache
-from engine.data.build import parse_file, split_method
+from engine.data.build import parse_file
 from engine.data.dedupe import dedupe_structures
 from engine.data.fasta import parse_uniprot_header, read_fasta
 from engine.data.hygiene import RULE_TEXT, exclusion_reason, structure_name
 from engine.data.pocket_prediction import predict_pockets_cached
 from engine.data.sequence import clean_sequence
-from engine.data.splits import DEFAULT_FRACTIONS, assign_splits, cluster_sequences
+from engine.data.splits import DEFAULT_FRACTIONS, assign_splits, cluster_sequences, own_description, split_description
 from engine.data.stockholm import read_stockholm
 from engine.data.store import write_store
 from engine.data.structure import file_stem, is_structure_path
@@ -395,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
                                      progress=lambda d, t, c: log(f"clustered {d}/{t} unique sequences, {c} clusters"))
         splits = assign_splits(clusters, DEFAULT_FRACTIONS, seed=args.seed)
         manifest = {
-            "split_method": {**split_method(args.identity, DEFAULT_FRACTIONS, args.seed),
+            "split_method": {**split_description(own_description(args.identity), DEFAULT_FRACTIONS, args.seed),
                              "max_candidates": args.max_candidates},
             "built_by": "scripts/build_demo.py",
             "dedup": "one structure per distinct chain sequence",

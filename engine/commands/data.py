@@ -11,7 +11,7 @@ import time
 from engine.data.build import DEFAULT_MAX_FILE_MB, build_store
 from engine.data.plddt import DEFAULT_MASK_BELOW, PLDDT_MODES
 from engine.data.sequence import DEFAULT_MAX_LENGTH
-from engine.data.splits import DEFAULT_COVERAGE, DEFAULT_IDENTITY, SPLIT_METHODS
+from engine.data.splits import DEFAULT_COVERAGE, DEFAULT_IDENTITY, SPLIT_METHODS, SplitRule
 from engine.data.store import ProteinStore
 from engine.errors import OneProtError
 
@@ -95,8 +95,7 @@ def run(args: argparse.Namespace) -> int:
         from engine.data.shards import merge_stores
 
         t0 = time.time()
-        path = merge_stores(args.shards, args.out, identity=args.identity, coverage=args.coverage,
-                            method=args.split_method, seed=args.seed, threads=args.threads,
+        path = merge_stores(args.shards, args.out, _split_rule(args), threads=args.threads,
                             log=lambda s: print(s, file=sys.stderr))
         stats = ProteinStore.open(path).stats()
         print(f"wrote {path}: {stats['proteins']} proteins, splits {stats['splits']} in {time.time() - t0:.1f} s")
@@ -105,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
         from engine.data.resplit import resplit_store
 
         t0 = time.time()
-        out = resplit_store(args.store, identity=args.identity, coverage=args.coverage, method=args.split_method,
-                            seed=args.seed, threads=args.threads, log=lambda s: print(s, file=sys.stderr))
+        out = resplit_store(args.store, _split_rule(args), threads=args.threads,
+                            log=lambda s: print(s, file=sys.stderr))
         print(f"re-split {out['path']}: {out['clusters']} clusters, splits {out['splits']} "
               f"({out['split_method']['method']}) in {time.time() - t0:.1f} s")
         return 0
@@ -128,6 +127,11 @@ def run(args: argparse.Namespace) -> int:
     raise OneProtError("choose an action: build, stats, merge, import-upstream, resplit or check-leakage", "data")
 
 
+def _split_rule(args: argparse.Namespace) -> SplitRule:
+    """The --identity / --coverage / --split-method / --seed flags as one checked rule."""
+    return SplitRule(identity=args.identity, coverage=args.coverage, method=args.split_method, seed=args.seed)
+
+
 def _parse_shard(text: str) -> tuple[int, int]:
     try:
         i, n = (int(x) for x in text.split("/"))
@@ -139,20 +143,15 @@ def _parse_shard(text: str) -> tuple[int, int]:
 
 
 def _build(args: argparse.Namespace) -> int:
-    # checked before parsing, so a typo does not cost a long build
-    if not 0 < args.identity <= 1:
-        raise OneProtError(f"must be in (0, 1], got {args.identity}", "--identity")
-    if not 0 <= args.coverage <= 1:
-        raise OneProtError(f"must be in [0, 1], got {args.coverage}", "--coverage")
+    split = _split_rule(args)  # checked before parsing, so a typo does not cost a long build
     shard = _parse_shard(args.shard) if args.shard else None
     if args.workers is not None and args.workers < 1:
         raise OneProtError(f"must be >= 1, got {args.workers}", "--workers")
     t0 = time.time()
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
     path, report = build_store(args.inputs, args.out, max_file_mb=args.max_file_mb, max_length=args.max_length,
-                               identity=args.identity, seed=args.seed, log=log,
-                               predict_pockets=args.predict_pockets, coverage=args.coverage,
-                               split_method=args.split_method, threads=args.threads, ligand_dir=args.ligands,
+                               split=split, log=log, predict_pockets=args.predict_pockets,
+                               threads=args.threads, ligand_dir=args.ligands,
                                plddt=args.plddt, plddt_mask=args.plddt_mask, min_plddt=args.min_plddt,
                                workers=args.workers, shard=shard, progress=not args.quiet)
     for line in report.lines():

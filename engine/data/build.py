@@ -35,7 +35,7 @@ from engine.data.parse_pool import default_workers, run_jobs
 from engine.data.pocket_prediction import predict_pockets_cached
 from engine.data.pockets import import_fpocket, import_p2rank
 from engine.data.sequence import DEFAULT_MAX_LENGTH, clean_sequence, is_protein_like
-from engine.data.splits import DEFAULT_COVERAGE, DEFAULT_FRACTIONS, DEFAULT_IDENTITY, assign_splits, cluster_for_splits
+from engine.data.splits import SplitRule, clusters_and_splits, split_description
 from engine.data.stockholm import is_stockholm_path, read_stockholm
 from engine.data.store import store_writer
 from engine.data.structure import file_stem, is_structure_path, read_structure
@@ -234,16 +234,12 @@ def build_store(
     out: str | Path,
     max_file_mb: float = DEFAULT_MAX_FILE_MB,
     max_length: int | None = DEFAULT_MAX_LENGTH,
-    identity: float = DEFAULT_IDENTITY,
-    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
-    seed: int = 0,
+    split: SplitRule = SplitRule(),
     cache_dir: Path | None = None,
     log: Callable[[str], None] = lambda s: None,
     extra_records: list[ProteinRecord] | None = None,
     manifest_extra: dict | None = None,
     predict_pockets: bool = False,
-    coverage: float = DEFAULT_COVERAGE,
-    split_method: str = "auto",
     threads: int | None = None,
     ligand_dir: str | Path | None = None,
     plddt: str = "auto",
@@ -256,7 +252,7 @@ def build_store(
 ) -> tuple[Path, BuildReport]:
     """Parse every input, cluster, split and write the store atomically. Returns (path, report).
 
-    split_method: "auto" (MMseqs2 when the binary is present, else the own clustering), "mmseqs", "own".
+    split: how splits are made (method "auto": MMseqs2 when the binary is present, else the own clustering).
     ligand_dir: a folder of `<stem>_ligand.sdf|.mol2` files for structures whose folder has none.
     plddt / plddt_mask / min_plddt: confidence of predicted models (see parse_file, engine.data.plddt).
     workers: parsing processes (default: the cores); progress: a tqdm bar on stderr.
@@ -378,14 +374,13 @@ def build_store(
     light.sizes.id_width = max((len(r.id) for r in records), default=1)  # ids may have grown a ~N
     if shard is not None:  # splits need every shard's sequences: `oneprot data merge` makes them
         clusters, splits = [-1] * len(records), ["train"] * len(records)
-        how = {"method": f"none: shard {shard[0]} of {shard[1]}, split by `oneprot data merge`"}
+        how = split_description({"method": f"none: shard {shard[0]} of {shard[1]}, split by `oneprot data merge`"},
+                                split.fractions, split.seed)
         manifest_extra = {**(manifest_extra or {}), "shard": list(shard)}
     else:
-        clusters, how = cluster_for_splits([r.sequence for r in records], identity, coverage, split_method,
-                                           threads, log)
-        splits = assign_splits(clusters, fractions=fractions, seed=seed)
+        clusters, splits, how = clusters_and_splits([r.sequence for r in records], split, threads, log)
     manifest = {
-        "split_method": {**how, "fractions": list(fractions), "seed": seed, "unit": "whole clusters"},
+        "split_method": how,
         "built_from": [str(Path(p)) for p in inputs],
         "skipped_files": len(report.skipped),
         **(manifest_extra or {}),
@@ -396,16 +391,6 @@ def build_store(
         for chunk in light.chunks(chunk_size):
             w.add(chunk)
     return Path(out), report
-
-
-def split_method(identity: float, fractions, seed: int) -> dict:
-    """The manifest's description of how splits were made."""
-    return {
-        "method": "greedy clustering, longest first, then member linkage; reduced-alphabet 5-mer prefilter "
-                  "+ Smith-Waterman (parasail)",
-        "identity": identity, "identity_definition": "identical aligned positions / shorter length",
-        "fractions": list(fractions), "seed": seed, "unit": "whole clusters",
-    }
 
 
 def _attach_predicted(light: LightRecords, predicted: list[tuple[str, Path]], report: BuildReport) -> None:

@@ -1,6 +1,6 @@
 """Re-assign the splits of an existing store, and check a store's test split for leakage.
 
-`resplit_store` re-clusters the store's sequences (engine.data.splits.cluster_for_splits) and
+`resplit_store` re-clusters the store's sequences (engine.data.splits.clusters_and_splits) and
 rewrites only proteins.parquet and manifest.json; the other files are hard-linked (copied where
 links are impossible) into a sibling folder that replaces the store in one rename, so a killed
 re-split leaves the old store.
@@ -18,12 +18,11 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
 from engine.data import mmseqs
-from engine.data.splits import DEFAULT_COVERAGE, DEFAULT_FRACTIONS, DEFAULT_IDENTITY, assign_splits, cluster_for_splits
+from engine.data.splits import DEFAULT_IDENTITY, SplitRule, clusters_and_splits
 from engine.data.store import ProteinStore
 from engine.errors import OneProtError
 from engine.files import atomic_dir
@@ -31,11 +30,7 @@ from engine.files import atomic_dir
 
 def resplit_store(
     store: str | os.PathLike,
-    identity: float = DEFAULT_IDENTITY,
-    coverage: float = DEFAULT_COVERAGE,
-    method: str = "auto",
-    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
-    seed: int = 0,
+    rule: SplitRule = SplitRule(),
     threads: int | None = None,
     log: Callable[[str], None] = lambda s: None,
 ) -> dict:
@@ -43,13 +38,11 @@ def resplit_store(
     st = ProteinStore.open(store)
     path = st.path
     p = st.proteins.copy()
-    clusters, desc = cluster_for_splits(p["sequence"].tolist(), identity, coverage, method, threads, log)
-    p["split"] = assign_splits(clusters, fractions=fractions, seed=seed)
+    clusters, p["split"], how = clusters_and_splits(p["sequence"].tolist(), rule, threads, log)
     p["cluster"] = np.asarray(clusters, dtype=np.int64)
     manifest = dict(st.manifest)
     previous = manifest.get("split_method")
-    manifest["split_method"] = {**desc, "fractions": list(fractions), "seed": seed, "unit": "whole clusters",
-                                "resplit": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    manifest["split_method"] = {**how, "resplit": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if previous:
         manifest["previous_split_method"] = {k: v for k, v in previous.items() if k != "previous"}
     with atomic_dir(path) as tmp:

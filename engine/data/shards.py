@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from engine.data.splits import DEFAULT_COVERAGE, DEFAULT_FRACTIONS, DEFAULT_IDENTITY, assign_splits, cluster_for_splits
+from engine.data.splits import SplitRule, clusters_and_splits
 from engine.data.store import FORMAT_VERSION, PROTEIN_COLUMNS, ProteinStore
 from engine.data.store_arrays import ARRAYS_DIR, ArrayWriter
 from engine.errors import OneProtError
@@ -27,11 +27,7 @@ from engine.files import atomic_dir
 def merge_stores(
     shards: Sequence[str | os.PathLike],
     out: str | os.PathLike,
-    identity: float = DEFAULT_IDENTITY,
-    coverage: float = DEFAULT_COVERAGE,
-    method: str = "auto",
-    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
-    seed: int = 0,
+    rule: SplitRule = SplitRule(),
     threads: int | None = None,
     log: Callable[[str], None] = lambda s: None,
 ) -> Path:
@@ -62,9 +58,8 @@ def merge_stores(
         pockets.append(pk)
     allp = pd.concat(tables, ignore_index=True)
     log(f"merging {len(stores)} stores: {len(allp)} proteins")
-    clusters, how = cluster_for_splits(allp["sequence"].tolist(), identity, coverage, method, threads, log)
+    clusters, allp["split"], how = clusters_and_splits(allp["sequence"].tolist(), rule, threads, log)
     allp["cluster"] = np.asarray(clusters, dtype=np.int64)
-    allp["split"] = assign_splits(clusters, fractions=fractions, seed=seed)
 
     struct = allp[allp["has_structure"].astype(bool)]
     arrays = [st._load_structures() for st in stores]
@@ -79,7 +74,7 @@ def merge_stores(
         "format_version": FORMAT_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "proteins": int(len(allp)),
-        "split_method": {**how, "fractions": list(fractions), "seed": seed, "unit": "whole clusters"},
+        "split_method": how,
         "merged_from": [str(st.path) for st in stores],
         "built_from": sum((st.manifest.get("built_from", []) for st in stores), []),
         "skipped_files": int(sum(st.manifest.get("skipped_files", 0) for st in stores)),

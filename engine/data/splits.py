@@ -33,6 +33,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -48,6 +49,26 @@ DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
 KMER = 5
 MAX_CANDIDATES = 10
 MAX_POSTING = 200
+
+
+@dataclass(frozen=True)
+class SplitRule:
+    """How a store's splits are made (`data build`, `data merge`, `data resplit`); checked when made."""
+
+    identity: float = DEFAULT_IDENTITY
+    coverage: float = DEFAULT_COVERAGE  # MMseqs2 path only
+    method: str = "auto"  # one of SPLIT_METHODS
+    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS  # train, valid, test shares of proteins
+    seed: int = 0  # order in which whole clusters are dealt
+
+    def __post_init__(self) -> None:
+        if self.method not in SPLIT_METHODS:
+            raise OneProtError(f"unknown split method {self.method!r}; choose one of: {', '.join(SPLIT_METHODS)}",
+                               "--split-method")
+        if not 0 < self.identity <= 1:
+            raise OneProtError(f"must be in (0, 1], got {self.identity}", "--identity")
+        if not 0 <= self.coverage <= 1:
+            raise OneProtError(f"must be in [0, 1], got {self.coverage}", "--coverage")
 # Murphy et al. 2000 10-letter reduced alphabet: similar residues share a letter
 _MURPHY10 = {**{a: 0 for a in "LVIM"}, "C": 1, "A": 2, "G": 3, **{a: 4 for a in "ST"}, "P": 5,
              **{a: 6 for a in "FYW"}, **{a: 7 for a in "EDNQ"}, **{a: 8 for a in "KR"}, "H": 9}
@@ -225,6 +246,27 @@ def union_pairs(labels: Sequence[int], pairs: Iterable[tuple[int, int]]) -> list
     return [roots.setdefault(find(c), len(roots)) for c in labels]
 
 
+def own_description(identity: float) -> dict:
+    """The manifest's `split_method` entry for the own clustering (`cluster_sequences`) at `identity`."""
+    return {"method": "greedy clustering, longest first, then member linkage; reduced-alphabet 5-mer prefilter "
+                      "+ Smith-Waterman (parasail)", "tool": "own",
+            "identity": identity, "identity_definition": "identical aligned positions / shorter length",
+            "coverage": None}
+
+
+def split_description(how: dict, fractions: Sequence[float], seed: int) -> dict:
+    """A clustering's description (`cluster_for_splits`, `own_description`) + how its clusters were dealt."""
+    return {**how, "fractions": list(fractions), "seed": seed, "unit": "whole clusters"}
+
+
+def clusters_and_splits(sequences: Sequence[str], rule: SplitRule, threads: int | None = None,
+                        log: Callable[[str], None] = lambda s: None) -> tuple[list[int], list[str], dict]:
+    """Cluster per sequence, split per sequence (whole clusters) and the manifest's `split_method` entry."""
+    clusters, how = cluster_for_splits(sequences, rule.identity, rule.coverage, rule.method, threads, log)
+    return (clusters, assign_splits(clusters, fractions=rule.fractions, seed=rule.seed),
+            split_description(how, rule.fractions, rule.seed))
+
+
 def cluster_for_splits(
     sequences: Sequence[str],
     identity: float = DEFAULT_IDENTITY,
@@ -234,12 +276,7 @@ def cluster_for_splits(
     log: Callable[[str], None] = lambda s: None,
 ) -> tuple[list[int], dict]:
     """Cluster per sequence and the manifest's `split_method` entry (without fractions/seed)."""
-    if method not in SPLIT_METHODS:
-        raise OneProtError(f"unknown split method {method!r}; choose one of: {', '.join(SPLIT_METHODS)}", "--split-method")
-    if not 0 < identity <= 1:
-        raise OneProtError(f"must be in (0, 1], got {identity}", "--identity")
-    if not 0 <= coverage <= 1:
-        raise OneProtError(f"must be in [0, 1], got {coverage}", "--coverage")
+    SplitRule(identity, coverage, method)  # refuses bad values with the flag's name
     have = mmseqs.mmseqs_binary() is not None
     if method == "mmseqs" and not have:
         raise OneProtError("--split-method mmseqs needs the mmseqs binary (apt-get install mmseqs2)", "mmseqs")
@@ -248,10 +285,7 @@ def cluster_for_splits(
             log("mmseqs binary not found: splitting by the own greedy clustering (fallback)")
         log(f"clustering {len(sequences)} sequences at {identity:.0%} identity (own clustering)")
         clusters = cluster_sequences(sequences, threshold=identity)
-        desc = {"method": "greedy clustering, longest first, then member linkage; reduced-alphabet 5-mer prefilter "
-                          "+ Smith-Waterman (parasail)", "tool": "own",
-                "identity": identity, "identity_definition": "identical aligned positions / shorter length",
-                "coverage": None}
+        desc = own_description(identity)
         if method == "auto":
             desc["fallback"] = "mmseqs binary not found"
         return clusters, desc

@@ -8,7 +8,7 @@ import pytest
 from engine.cli import main
 from engine.data import mmseqs
 from engine.data.resplit import check_leakage, resplit_store
-from engine.data.splits import cluster_for_splits, union_pairs
+from engine.data.splits import SplitRule, cluster_for_splits, union_pairs
 from engine.data.store import ProteinStore, write_store
 from engine.errors import OneProtError
 from engine.modality import ProteinRecord
@@ -123,7 +123,7 @@ def test_resplit_keeps_old_store_on_failure(families, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OneProtError("simulated clustering failure", "mmseqs")
 
-    monkeypatch.setattr("engine.data.resplit.cluster_for_splits", boom)
+    monkeypatch.setattr("engine.data.resplit.clusters_and_splits", boom)
     with pytest.raises(OneProtError):
         resplit_store(store)
     assert (store / "proteins.parquet").read_bytes() == before
@@ -138,7 +138,8 @@ def test_build_splits_by_mmseqs_by_default(families, tmp_path, monkeypatch):
     monkeypatch.setenv("ONEPROT_CACHE", str(tmp_path / "cache"))
     fasta = tmp_path / "in.fasta"
     fasta.write_text("".join(f">f{f}_{k}\n{s}\n" for f, fam in enumerate(families) for k, s in enumerate(fam)))
-    path, _ = build_store([fasta], tmp_path / "store", cache_dir=tmp_path / "cache", coverage=0.7, threads=1)
+    path, _ = build_store([fasta], tmp_path / "store", cache_dir=tmp_path / "cache", split=SplitRule(coverage=0.7),
+                          threads=1)
     st = ProteinStore.open(path)
     sm = st.manifest["split_method"]
     assert sm["tool"].startswith("mmseqs") and sm["coverage"] == 0.7 and sm["fractions"] == [0.8, 0.1, 0.1]
