@@ -1,5 +1,5 @@
 """`oneprot data build` at scale: parsing throughput with 1 and 2 workers, peak memory as the store grows,
-MMseqs2 vs own clustering time.
+MMseqs2 vs own clustering time. Every section can be skipped, so each runs alone.
 
 1. Throughput: `--files` structure files (tmtools' 2gtl.pdb and the test fixtures, copied under new names),
    built with a fresh parse cache by 1 and by 2 workers (own clustering, so parsing dominates).
@@ -7,8 +7,15 @@ MMseqs2 vs own clustering time.
    chains under new ids and writes a store (peak RSS of that child: the in-memory build path), a
    second child merges it as 4 shards (peak RSS: the shard path, tables in memory, arrays streamed),
    a third opens the merged store and reads 100 proteins' coordinates (peak RSS: memory-mapped arrays).
-3. Clustering: the first `--cluster-n` sequences of the demo store, by MMseqs2 and by the own clustering.
-Usage: python benchmarks/build_bench.py [--files 48] [--sizes 1000,10000] [--cluster-n 2000] [--out NAME]
+3. Build memory: for each of `--build-sizes` chains, that many one-chain registry files (the test fixtures,
+   hard-linked under new names, so every chain gets its own id) are built by `oneprot data build --workers 1
+   --threads 1` in a fresh process with a fresh parse cache: peak RSS (VmHWM) of the build process (mmseqs runs
+   in its own processes, not counted: it sees only the distinct sequences, 3 here), wall time. The parse cache is keyed by file path, size and mtime, not content, so
+   every copy is parsed for real.
+4. Clustering: the first `--cluster-n` sequences of the demo store, by MMseqs2 and by the own clustering.
+Usage: python benchmarks/build_bench.py [--files 48] [--workers 1,2] [--sizes 1000,10000]
+       [--build-sizes 1000,10000] [--cluster-n 2000] [--out NAME]      (0 or '' skips a section)
+Throughput alone (1 vs 2 workers): python benchmarks/build_bench.py --files 48 --sizes '' --build-sizes '' --cluster-n 0
 """
 
 from __future__ import annotations
@@ -66,6 +73,59 @@ def _throughput(n_files: int, workers: int, tmp: Path) -> dict:
     sec = time.perf_counter() - t0
     return {"workers": workers, "files": n_files, "seconds": round(sec, 1), "files_per_s": round(n_files / sec, 2),
             "proteins": sum(report.used.values())}
+
+
+def _build_inputs(n: int, tmp: Path) -> Path:
+    """n one-chain structure files: the fixtures hard-linked (copied where links fail) under new names."""
+    src, d = tmp / "src", tmp / f"in{n}"
+    src.mkdir(exist_ok=True)
+    d.mkdir()
+    sources = []
+    for name in SOURCES:  # private copies, so no link points into the checkout
+        shutil.copy(FIX / name, src / name)
+        sources.append(src / name)
+    for k in range(n):
+        s = sources[k % len(sources)]
+        try:
+            os.link(s, d / f"c{k:07d}_{s.name}")
+        except OSError:
+            shutil.copy(s, d / f"c{k:07d}_{s.name}")
+    return d
+
+
+_BUILD_CHILD = """
+import sys, time
+from engine.cli import main
+t0 = time.perf_counter()
+rc = main(sys.argv[1:])
+sec = time.perf_counter() - t0
+hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM:')).split()[1]
+print('BENCH', rc, round(sec, 1), round(int(hwm) / 1024, 1))
+"""
+
+
+def _build_memory(n: int, tmp: Path) -> dict:
+    """Peak RSS of `oneprot data build` on n one-chain files, in a fresh process with a fresh parse cache."""
+    d = tmp / f"build{n}"
+    d.mkdir()
+    inputs = _build_inputs(n, d)
+    env = {**os.environ, "ONEPROT_CACHE": str(d / "cache"), "OMP_NUM_THREADS": "1"}
+    cmd = ["data", "build", str(inputs), "--out", str(d / "store"), "--workers", "1", "--threads", "1", "--quiet"]
+    out = subprocess.run([sys.executable, "-c", _BUILD_CHILD, *cmd], capture_output=True, text=True, env=env)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCH ")), None)
+    if out.returncode or line is None:
+        raise SystemExit(f"build of {n} chains failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+    _, rc, sec, peak = line.split()
+    from engine.data.store import ProteinStore
+
+    st = ProteinStore.open(d / "store")
+    row = {"chains": n, "proteins": len(st), "with_structure": len(st.ids(modality="structure")),
+           "seconds": float(sec), "peak_rss_mb": float(peak),
+           "store_mb": round(sum(f.stat().st_size for f in (d / "store").rglob("*") if f.is_file()) / 1e6, 1),
+           "cache_mb": round(sum(f.stat().st_size for f in (d / "cache").rglob("*") if f.is_file()) / 1e6, 1),
+           "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
+    shutil.rmtree(d)
+    return row
 
 
 def _child(mode: str, n: int, tmp: str) -> None:
@@ -142,49 +202,66 @@ def main() -> int:
         _child(sys.argv[2], int(sys.argv[3]), sys.argv[4])
         return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--files", type=int, default=48)
-    ap.add_argument("--sizes", default="1000,10000")
-    ap.add_argument("--cluster-n", type=int, default=2000)
+    ap.add_argument("--files", type=int, default=48, help="files for the throughput runs (0: skip)")
+    ap.add_argument("--workers", default="1,2", help="worker counts for the throughput runs")
+    ap.add_argument("--sizes", default="1000,10000", help="chains for the write/shard/merge/open stages ('': skip)")
+    ap.add_argument("--build-sizes", default="1000,10000", help="chains for `oneprot data build` peak RSS ('': skip)")
+    ap.add_argument("--cluster-n", type=int, default=2000, help="demo sequences to cluster (0: skip)")
     ap.add_argument("--out", default=f"build_bench_{time.strftime('%Y-%m-%d')}")
     args = ap.parse_args()
-    load_before = os.getloadavg()
-    res: dict = {"loadavg_before": [round(x, 2) for x in load_before]}
+    res: dict = {"loadavg_before": [round(x, 2) for x in os.getloadavg()]}
+    body = ""
     with tempfile.TemporaryDirectory(prefix="oneprot-build-bench-") as tmp:
         t = Path(tmp)
-        os.environ["ONEPROT_MMSEQS"] = "off"
-        res["throughput"] = [_throughput(args.files, w, t) for w in (1, 2)]
-        del os.environ["ONEPROT_MMSEQS"]
-        res["memory_mb"] = []
-        for n in [int(x) for x in args.sizes.split(",") if x]:
-            d = t / f"mem{n}"
-            d.mkdir()
-            row = {"chains": n, "write_store_in_memory": _peak("write", n, d), "write_4_shards": _peak("shards", n, d),
-                   "merge_4_shards": _peak("merge", n, d), "open_and_read_100": _peak("open", n, d)}
-            row["store_mb_on_disk"] = round(sum(f.stat().st_size for f in (d / "merged").rglob("*") if f.is_file()) / 1e6, 1)
-            res["memory_mb"].append(row)
-            shutil.rmtree(d)
-        res["clustering"] = _cluster_times(args.cluster_n) if args.cluster_n else "not run (--cluster-n 0)"
+        if args.files:
+            os.environ["ONEPROT_MMSEQS"] = "off"
+            res["throughput"] = [_throughput(args.files, int(w), t) for w in args.workers.split(",") if w]
+            del os.environ["ONEPROT_MMSEQS"]
+            tp = res["throughput"]
+            body += ("## Parsing throughput (build with a fresh parse cache, own clustering)\n"
+                     "| workers | files | seconds | files/s |\n|---|---|---|---|\n"
+                     + "".join(f"| {r['workers']} | {r['files']} | {r['seconds']} | {r['files_per_s']} |\n" for r in tp))
+            if len(tp) > 1:
+                body += f"\n{tp[-1]['workers']} workers / {tp[0]['workers']} worker: {tp[-1]['files_per_s'] / tp[0]['files_per_s']:.2f}x\n"
+            body += "\n"
+        if args.build_sizes:
+            res["build_memory"] = []
+            for n in [int(x) for x in args.build_sizes.split(",") if x]:
+                res["build_memory"].append(_build_memory(n, t))
+                print(res["build_memory"][-1], flush=True)
+            body += ("## Memory of `oneprot data build --workers 1 --threads 1` as the input grows (fresh parse cache)\n"
+                     "| chains | proteins (with structure) | peak RSS, build process (MB) | "
+                     "build seconds | store (MB) | parse cache (MB) | load after |\n|---|---|---|---|---|---|---|\n"
+                     + "".join(f"| {r['chains']} | {r['proteins']} ({r['with_structure']}) | {r['peak_rss_mb']} | "
+                               f"{r['seconds']} | {r['store_mb']} | {r['cache_mb']} | "
+                               f"{r['loadavg_after']} |\n" for r in res["build_memory"]) + "\n")
+        if args.sizes:
+            res["memory_mb"] = []
+            for n in [int(x) for x in args.sizes.split(",") if x]:
+                d = t / f"mem{n}"
+                d.mkdir()
+                row = {"chains": n, "write_store_in_memory": _peak("write", n, d), "write_4_shards": _peak("shards", n, d),
+                       "merge_4_shards": _peak("merge", n, d), "open_and_read_100": _peak("open", n, d)}
+                row["store_mb_on_disk"] = round(sum(f.stat().st_size for f in (d / "merged").rglob("*") if f.is_file()) / 1e6, 1)
+                res["memory_mb"].append(row)
+                shutil.rmtree(d)
+            body += ("## Memory (MB): peak RSS of the process doing each stage (resident before its work -> after)\n"
+                     "| chains | write_store, all records in memory | write 4 shard stores | merge 4 shards | open merged + read 100 | store on disk (MB) |\n"
+                     "|---|---|---|---|---|---|\n"
+                     + "".join(f"| {r['chains']} | {r['write_store_in_memory']} | {r['write_4_shards']} | {r['merge_4_shards']} | "
+                               f"{r['open_and_read_100']} | {r['store_mb_on_disk']} |\n" for r in res["memory_mb"]) + "\n")
+        if args.cluster_n:
+            res["clustering"] = _cluster_times(args.cluster_n)
+            body += "## Clustering for splits (demo sequences)\n```\n" + json.dumps(res["clustering"], indent=2) + "\n```\n"
     res["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
-    one, two = res["throughput"]
-    speed = two["files_per_s"] / one["files_per_s"]
-    body = (
+    head = (
         "Shared machine: 2 cores used by several sessions at once; load average (1, 5, 15 min) before "
         f"{res['loadavg_before']}, after {res['loadavg_after']}. Figures are indicative only.\n\n"
-        f"Command: `python benchmarks/build_bench.py --files {args.files} --sizes {args.sizes} "
-        f"--cluster-n {args.cluster_n}`\n\n"
-        "## Parsing throughput (build with a fresh parse cache, own clustering)\n"
-        "| workers | files | seconds | files/s |\n|---|---|---|---|\n"
-        + "".join(f"| {r['workers']} | {r['files']} | {r['seconds']} | {r['files_per_s']} |\n" for r in res["throughput"])
-        + f"\n2 workers / 1 worker: {speed:.2f}x\n\n"
-        "## Memory (MB): peak RSS of the process doing each stage (resident before its work -> after)\n"
-        "| chains | write_store, all records in memory | write 4 shard stores | merge 4 shards | open merged + read 100 | store on disk (MB) |\n"
-        "|---|---|---|---|---|---|\n"
-        + "".join(f"| {r['chains']} | {r['write_store_in_memory']} | {r['write_4_shards']} | {r['merge_4_shards']} | "
-                  f"{r['open_and_read_100']} | {r['store_mb_on_disk']} |\n" for r in res["memory_mb"])
-        + "\n## Clustering for splits (demo sequences)\n```\n" + json.dumps(res["clustering"], indent=2) + "\n```\n"
+        f"Command: `python benchmarks/build_bench.py --files {args.files} --workers {args.workers} --sizes '{args.sizes}' "
+        f"--build-sizes '{args.build_sizes}' --cluster-n {args.cluster_n}`\n\n"
     )
-    print(body)
-    print(write_result(args.out, "Store build at scale", body))
+    print(head + body)
+    print(write_result(args.out, "Store build at scale", head + body))
     return 0
 
 

@@ -120,3 +120,24 @@ def test_build_writes_the_store_in_chunks_without_holding_every_structure(inputs
     assert a.equals(b) and ca.keys() == cb.keys()
     assert all(np.array_equal(ca[k], cb[k], equal_nan=True) for k in ca)
     assert ProteinStore.open(path).proteins["split"].tolist() == ProteinStore.open(whole).proteins["split"].tolist()
+
+
+def test_array_writer_appends_exactly_what_was_sized(tmp_path):
+    from engine.data.store_arrays import ArrayWriter, open_arrays
+
+    c = np.arange(2 * 12, dtype=np.float32).reshape(2, 4, 3)
+    w = ArrayWriter(tmp_path / "structures", 2, 3, 2, 2, side_chains=True, plddt=True)
+    w.add("a", c, ["1", "2"], None, np.array([50.0, 60.0]))
+    w.add("b", c[:1], ["7A"], np.ones((1, 6, 3)), None)
+    with pytest.raises(OneProtError, match="more than"):
+        w.add("c", c[:1], ["1"])
+    w.close()
+    got = open_arrays(tmp_path)
+    assert got["index"] == {"a": 0, "b": 1} and got["offsets"].tolist() == [0, 2, 3]
+    assert np.array_equal(got["coords"], np.concatenate([c, c[:1]])) and got["residue_numbers"].tolist() == ["1", "2", "7A"]
+    assert np.isnan(got["side_chains"][:2]).all() and (got["side_chains"][2] == 1).all()
+    assert got["has_side_chains"].tolist() == [False, True] and np.isnan(got["plddt"][2]) and got["plddt"][1] == 60
+    short = ArrayWriter(tmp_path / "short", 2, 3, 2, 2, side_chains=False, plddt=False)
+    short.add("a", c, ["1", "2"])
+    with pytest.raises(OneProtError, match="wrote 1/2"):
+        short.close()
