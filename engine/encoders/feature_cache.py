@@ -1,5 +1,8 @@
 """Features of a frozen sequence anchor, computed once per training run and read back at every step.
 
+The same folder layout serves a frozen structure/pocket encoder (ProteinMPNN, build_item_feature_cache),
+keyed by a hash of each item instead of its sequence.
+
 A frozen anchor (engine/encoders/unirep.py) maps a sequence to the same states at every step, and its
 recurrence is the slow part of a CPU training step, so the trainer computes the features of every sequence
 it will use (train pairs plus the valid sample it evaluates on) once, in large length-sorted batches, and
@@ -88,8 +91,6 @@ def build_feature_cache(encoder, sequences: list[str], folder: str | Path, progr
     """
     if batch_residues is None:
         batch_residues = min(131_072, max(4096, 2 ** 25 // encoder.output_dim))
-    from tqdm.auto import tqdm
-
     folder = Path(folder)
     kind = cache_kind(encoder)
     cut = sorted({s.strip().upper()[: encoder.config.max_length] for s in sequences}, key=lambda s: (-len(s), s))
@@ -99,33 +100,77 @@ def build_feature_cache(encoder, sequences: list[str], folder: str | Path, progr
             "batches": [len(b) for b in batches]}
     if keyed:
         folder = folder / hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()[:16]
+
+    def compute(positions: list[int]) -> np.ndarray:
+        b = encoder.collate([cut[j] for j in positions])
+        states, mask = encoder.residue_states(b["tokens"].to(device), b["lengths"].to(device))
+        return encoder.pool(states, mask) if kind == "pooled" else states[mask]  # row-major: residues in order
+
+    device = next(encoder.parameters()).device
+    sizes = [1 if kind == "pooled" else len(s) for s in cut]
+    _fill_chunks(folder, plan, batches, sizes, compute, encoder.output_dim, progress)
+    return _open_chunks(folder, cut, sizes, plan)
+
+
+def build_item_feature_cache(encoder, items: list, folder: str | Path, progress: bool = False,
+                             batch_residues: int = 2048, max_batch: int = 64) -> FeatureCache:
+    """The same cache for a frozen structure-side encoder (engine/encoders/proteinmpnn.py), keyed by item hash.
+
+    `encoder` needs `cache_entries(items)` -> (key, residues encoded, residues pooled) per item, `collate`,
+    `residue_states(batch)` -> (states, pooled-residue mask), `pool`, `output_dim` and a JSON-able `config`.
+    The folder is one run's own (the features take seconds to minutes, not hours)."""
+    folder = Path(folder)
+    kind = cache_kind(encoder)
+    first: dict[str, tuple[int, int, int]] = {}
+    for i, (key, encoded, pooled) in enumerate(encoder.cache_entries(items)):
+        first.setdefault(key, (i, encoded, pooled))
+    keys = sorted(first, key=lambda k: (-first[k][1], k))
+    batches = _plan_batches([first[k][1] for k in keys], batch_residues, max_batch)
+    plan = {"kind": kind, "encoder": asdict(encoder.config), "items": len(keys),
+            "digest": hashlib.sha256("\n".join(keys).encode()).hexdigest(), "batches": [len(b) for b in batches]}
+    device = next(encoder.parameters()).device
+
+    def compute(positions: list[int]) -> np.ndarray:
+        from engine.model import move_batch
+
+        batch = move_batch(encoder.collate([items[first[keys[j]][0]] for j in positions]), device)
+        states, mask = encoder.residue_states(batch)
+        return encoder.pool(states, mask) if kind == "pooled" else states[mask]
+
+    sizes = [1 if kind == "pooled" else first[k][2] for k in keys]
+    _fill_chunks(folder, plan, batches, sizes, compute, encoder.output_dim, progress)
+    return _open_chunks(folder, keys, sizes, plan)
+
+
+def _fill_chunks(folder: Path, plan: dict, batches: list[list[int]], sizes: list[int], compute, dim: int,
+                 progress: bool) -> None:
+    """Compute every chunk of `plan` not already on disk (compute(positions) -> rows), then the manifest."""
+    from tqdm.auto import tqdm
+
     manifest = folder / MANIFEST
     done = _read_json(manifest) if manifest.is_file() else None
-    if done != plan:
-        if manifest.is_file():
-            manifest.unlink()
-        _prepare_chunks(folder, plan)  # keeps finished chunks only if they were made under this plan
-        device = next(encoder.parameters()).device
-        dim = encoder.output_dim
-        for i, batch in enumerate(tqdm(batches, desc="anchor cache", disable=not progress, dynamic_ncols=True)):
-            seqs = [cut[j] for j in batch]
-            rows = len(seqs) if kind == "pooled" else sum(len(s) for s in seqs)
-            f = folder / f"chunk_{i:05d}.npy"
-            if _chunk_ok(f, rows, dim):
-                continue
-            b = encoder.collate(seqs)
-            with torch.no_grad():
-                states, mask = encoder.residue_states(b["tokens"].to(device), b["lengths"].to(device))
-                if kind == "pooled":
-                    _save_npy(f, encoder.pool(states, mask).float().cpu().numpy(), "float32")
-                else:
-                    _save_npy(f, states[mask].float().cpu().numpy(), "float16")  # row-major: residues in order
-        write_text_atomic(manifest, json.dumps(plan, indent=2))
-    return open_feature_cache(folder, cut, plan)
+    if done == plan:
+        return
+    if manifest.is_file():
+        manifest.unlink()
+    _prepare_chunks(folder, plan)  # keeps finished chunks only if they were made under this plan
+    dtype = "float32" if plan["kind"] == "pooled" else "float16"
+    for i, batch in enumerate(tqdm(batches, desc="feature cache", disable=not progress, dynamic_ncols=True)):
+        f = folder / f"chunk_{i:05d}.npy"
+        if _chunk_ok(f, sum(sizes[j] for j in batch), dim):
+            continue
+        with torch.no_grad():
+            _save_npy(f, compute(batch).float().cpu().numpy(), dtype)
+    write_text_atomic(manifest, json.dumps(plan, indent=2))
 
 
 def open_feature_cache(folder: Path, cut: list[str], plan: dict) -> FeatureCache:
     """Memory-map a finished cache whose plan is `plan` (sequences `cut`, sorted longest first)."""
+    return _open_chunks(folder, cut, [1 if plan["kind"] == "pooled" else len(s) for s in cut], plan)
+
+
+def _open_chunks(folder: Path, keys: list[str], sizes: list[int], plan: dict) -> FeatureCache:
+    """Memory-map a finished cache: keys in chunk order, `sizes` rows each."""
     chunks, rows = [], {}
     pos = 0
     for i, n in enumerate(plan["batches"]):
@@ -133,17 +178,13 @@ def open_feature_cache(folder: Path, cut: list[str], plan: dict) -> FeatureCache
         try:
             arr = np.load(f, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as exc:
-            raise OneProtError(f"unreadable anchor cache chunk ({exc}); delete the folder to rebuild it", str(f)) from None
+            raise OneProtError(f"unreadable feature cache chunk ({exc}); delete the folder to rebuild it", str(f)) from None
         offset = 0
-        for s in cut[pos:pos + n]:
-            if plan["kind"] == "pooled":
-                rows[s] = (i, offset, 1)
-                offset += 1
-            else:
-                rows[s] = (i, offset, len(s))
-                offset += len(s)
+        for key, size in zip(keys[pos:pos + n], sizes[pos:pos + n]):
+            rows[key] = (i, offset, size)
+            offset += size
         if arr.shape[0] != offset:
-            raise OneProtError(f"anchor cache chunk holds {arr.shape[0]} rows, its plan says {offset}; "
+            raise OneProtError(f"feature cache chunk holds {arr.shape[0]} rows, its plan says {offset}; "
                                "delete the folder to rebuild it", str(f))
         # pooled vectors are small: read them into memory; per-residue states stay memory-mapped
         chunks.append(np.asarray(arr) if plan["kind"] == "pooled" else arr)
