@@ -12,6 +12,7 @@ the markers is left alone. Each block reads one committed file:
   embeddings                      assets/embeddings/demo/manifest.json  (the bundled embeddings' subset)
   pocket_shell                    benchmarks/results/pocket_shell_valid.json  (scripts/pocket_shell_sweep.py)
   ablation                        benchmarks/results/demo_ablation/summary.json  (oneprot ablate)
+  seeds                           benchmarks/results/demo_seeds.json  (scripts/seed_report.py: 3 alignment seeds, test)
   gpu_embed                       benchmarks/results/gpu_embed_nvidia-h200_2026-11-26.md  (benchmarks/gpu_embed.py;
                                   its table and the floor lines exactly as the run printed them)
 `bash scripts/demo_reports.sh` regenerates the result files and then this.
@@ -33,7 +34,7 @@ FILES = {
     "upstream": f"{RESULTS}/demo_evaluate_oneprot/result.json", "probes": f"{RESULTS}/demo_probe/result.json",
     "embeddings": "assets/embeddings/demo/manifest.json", "pocket_shell": f"{RESULTS}/pocket_shell_valid.json",
     "ablation": f"{RESULTS}/demo_ablation/summary.json",
-    "gpu_embed": f"{RESULTS}/gpu_embed_nvidia-h200_2026-11-26.md",
+    "gpu_embed": f"{RESULTS}/gpu_embed_nvidia-h200_2026-11-26.md", "seeds": f"{RESULTS}/demo_seeds.json",
 }
 BLOCK = re.compile(r"(<!-- readme:(\w+) -->\n)(.*?)(<!-- /readme:\2 -->)", re.S)
 
@@ -191,6 +192,27 @@ def ablation(res: dict) -> str:
     return (_table(rows) + f"\n\n{res['split']} split; {res['budget']} per run; `{res['command']}`.")
 
 
+def seeds(res: dict) -> str:
+    """Mean ± sd over alignment seeds: trained pairs' R@10 and x chance, relatives, family ROC-AUC."""
+    def ms(v: dict) -> str:
+        return f"{v['mean']:.3f} ± {v['sd']:.3f}"
+
+    rows = [["trained pair", "R@10", "× chance", "best possible × chance", "n"]]
+    for pair, r in res["retrieval"].items():
+        rows.append([_name(pair), ms(r["R@10"]), f"{r['x_chance']['mean']:.1f}", f"{r['max_x_chance']:.1f}",
+                     str(r["n"])])
+    rel = [["relatives pair", "P@10 aligned", "3-mer composition", "chance", "queries"]]
+    for pair, r in res["relatives"].items():
+        if r["kmer_P@10"] is not None and r["n_queries"]:
+            rel.append([_name(pair), ms(r["P@10"]), _f(r["kmer_P@10"]), _f(r["chance_P@10"]), str(r["n_queries"])])
+    fam = res.get("family") or {}
+    tail = (f"Same- vs different-family ROC-AUC of the sequence embedding: {ms(fam['roc_auc'])} (3-mer composition "
+            f"{_f(fam.get('kmer_roc_auc'))}, the frozen anchor's features {_f(fam.get('anchor_features_roc_auc'))}; "
+            f"{fam['n_proteins']} proteins in {fam['n_families']} families)." if fam else "")
+    return (_table(rows) + "\n\n" + _table(rel) + f"\n\n{tail}\n\n{res['split']} split, {res['n_seeds']} seeds; "
+            f"`{res['command']}`")
+
+
 def gpu_embed(text: str) -> str:
     """GPU embedding throughput per ESM-2 size: the run's own summary and floor lines beside each baseline."""
     rows: dict[str, dict[str, str]] = {}
@@ -221,7 +243,8 @@ def gpu_embed(text: str) -> str:
 
 GENERATORS = {"retrieval": retrieval, "floors": floors, "relatives": relatives, "family": family,
               "upstream": upstream, "probes": probes, "embeddings": embeddings, "pocket_shell": pocket_shell,
-              "ablation": ablation, "gpu_embed": gpu_embed}
+              "ablation": ablation, "gpu_embed": gpu_embed,
+              "seeds": seeds}
 
 
 def render(readme: str, root: Path = ROOT) -> str:
