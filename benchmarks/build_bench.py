@@ -230,6 +230,8 @@ def main() -> int:
                 res["build_memory"].append(_build_memory(n, t))
                 print(res["build_memory"][-1], flush=True)
             body += ("## Memory of `oneprot data build --workers 1 --threads 1` as the input grows (fresh parse cache)\n"
+                     "One-chain fixture files hard-linked under new names; the parse cache is keyed by file path, size "
+                     "and mtime, not content, so every copy is parsed. mmseqs (own processes) is not counted.\n\n"
                      "| chains | proteins (with structure) | peak RSS, build process (MB) | "
                      "build seconds | store (MB) | parse cache (MB) | load after |\n|---|---|---|---|---|---|---|\n"
                      + "".join(f"| {r['chains']} | {r['proteins']} ({r['with_structure']}) | {r['peak_rss_mb']} | "

@@ -267,7 +267,7 @@ def build_store(
     light = LightRecords(_parse_job)
     for r in extra_records or []:
         light.add(r)
-    records = light.records  # without arrays for proteins read from files (see light_records)
+    records = light.records  # light for proteins read from files: their arrays and text stay in the parse cache
     families: list[tuple[str, dict]] = []
     predicted: list[tuple[str, Path]] = []
     files = collect_files(inputs)
@@ -422,7 +422,8 @@ def _attach_predicted(light: LightRecords, predicted: list[tuple[str, Path]], re
 
 def _predict_missing_pockets(light: LightRecords, report: BuildReport, cache_dir: Path | None, log) -> None:
     """Best fpocket-rs pocket for each structure that has no pocket yet."""
-    todo = [i for i, r in enumerate(light.records) if light.has_structure(i) and not r.pockets and r.extra.get("file")]
+    todo = [i for i, r in enumerate(light.records)
+            if light.has_structure(i) and not light.has_pockets(i) and r.extra.get("file")]
     log(f"predicting pockets for {len(todo)} ligand-free structures with fpocket-rs")
     for i in todo:
         r = light.full([i])[0]  # its arrays for this one prediction

@@ -1,9 +1,10 @@
 """A build's records held light: per-residue arrays stay in the parse cache until the store is written.
 
-`oneprot data build` keeps, for every protein, only what labelling, id renaming and clustering need
-(sequence, 3Di, text, labels, pockets); coordinates, residue numbers, side chains and pLDDT are read
-back from each file's parse-cache entry chunk by chunk while the store is written, so peak memory
-holds one chunk's arrays rather than every structure's.
+`oneprot data build` keeps, for every protein read from a file, only what labelling, id renaming,
+clustering and pocket attachment need (id, sequence, family, source, file, chain, entry name,
+accession) and the pockets the build adds; everything else (coordinates, residue numbers, side
+chains, pLDDT, 3Di, text, ligand pockets) is read back from the file's parse-cache entry chunk by chunk
+while the store is written, so peak memory holds one chunk's records rather than every protein's.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from engine.errors import OneProtError
 from engine.modality import ProteinRecord
 
 DEFAULT_CHUNK = 1000  # proteins per chunk written to the store
-HEAVY_EXTRA = ("cb", "side_chains", "plddt")
+KEPT_EXTRA = ("file", "chain", "entry_name", "accession")  # what the build looks up while records are light
 
 
 class LightRecords:
@@ -32,17 +33,18 @@ class LightRecords:
         self.records: list[ProteinRecord] = []
         self.refs: list[tuple[tuple, int] | None] = []
         self._coords: list[bool] = []
+        self._cached_pockets: list[int] = []
         self.sizes = ArraySizes()
         self._reparse = reparse
 
     def add(self, r: ProteinRecord, ref: tuple[tuple, int] | None = None) -> None:
-        """Append a record; with a ref its arrays are dropped here and read back when needed."""
+        """Append a record; with a ref only the light fields are kept (the rest is read back when needed)."""
         self.sizes.add(r)
         self._coords.append(r.coords is not None)
+        self._cached_pockets.append(len(r.pockets) if ref is not None else 0)
         if ref is not None:
-            r = dataclasses.replace(r, coords=None, residue_numbers=None,
-                                    extra={k: v for k, v in r.extra.items() if k not in HEAVY_EXTRA},
-                                    pockets=list(r.pockets))
+            r = ProteinRecord(id=r.id, sequence=r.sequence, family=r.family, source=r.source,
+                              extra={k: r.extra[k] for k in KEPT_EXTRA if r.extra.get(k) is not None})
         self.refs.append(ref)
         self.records.append(r)
 
@@ -50,8 +52,12 @@ class LightRecords:
         """Whether record i has coordinates (in memory or in the parse cache)."""
         return self._coords[i]
 
+    def has_pockets(self, i: int) -> bool:
+        """Whether record i has any pocket (from its file or added by the build)."""
+        return bool(self._cached_pockets[i] or self.records[i].pockets)
+
     def full(self, idx: list[int]) -> list[ProteinRecord]:
-        """Records idx with their arrays (copies sharing the light records' labels, ids and pockets)."""
+        """Records idx whole: the parse-cache record with the build's id, source, family and added pockets."""
         entries: dict[Path, list[ProteinRecord]] = {}
         out = []
         for i in idx:
@@ -64,8 +70,8 @@ class LightRecords:
             if key not in entries:
                 entries[key] = self._load(job)
             c = entries[key][k]
-            out.append(dataclasses.replace(r, coords=c.coords, residue_numbers=c.residue_numbers,
-                                           extra={**r.extra, **{h: c.extra.get(h) for h in HEAVY_EXTRA}}))
+            out.append(dataclasses.replace(c, id=r.id, source=r.source, family=r.family,
+                                           pockets=list(c.pockets) + r.pockets))
         return out
 
     def chunks(self, size: int = DEFAULT_CHUNK) -> Iterator[list[ProteinRecord]]:
