@@ -251,7 +251,7 @@ def select_residues(item: StructureInput, cfg: ProteinMPNNConfig, where: str) ->
 
 
 _CHAIN_STATES: dict[str, torch.Tensor] = {}  # chain key -> (n, H) states, see residue_states
-_CHAIN_STATES_MAX = 2_000_000  # residues kept (1 GB at H = 128); later chains are recomputed when needed
+_CHAIN_STATES_MAX = 500_000  # residues kept (256 MB at H = 128; the demo has ~140k); later chains are recomputed
 _chain_residues = [0]
 
 
