@@ -158,6 +158,12 @@ def _mods(args) -> list[str] | None:
     return [m for m in args.modalities.split(",") if m.strip()] if args.modalities else None
 
 
+def pretrained_for(pretrained: dict, mods: list[str]) -> dict:
+    """The pretrained weights a subset uses: a left-out encoder's weights are not part of its recipe."""
+    keep = {"sequence", *mods}
+    return {m: path for m, path in pretrained.items() if m in keep}
+
+
 def _run_one(args, name: str, mods: list[str], seed: int, steps: int, sets: dict, pretrained, store, out: Path,
              log, cache: dict) -> dict:
     """Train and score one (subset, seed); reuse its result.json when the settings match."""
@@ -166,6 +172,7 @@ def _run_one(args, name: str, mods: list[str], seed: int, steps: int, sets: dict
     from engine.recipe import build_recipe, build_trainer
 
     folder = out / "runs" / name / f"seed{seed}"
+    pretrained = pretrained_for(pretrained, mods)
     settings = {"preset": args.preset, "subset": name, "modalities": ["sequence"] + mods, "seed": seed, "steps": steps,
                 "sets": sets, "pretrained": pretrained, "split": args.split, "data": str(args.data)}
     done = folder / "result.json"

@@ -5,7 +5,14 @@ import json
 import pytest
 
 from engine.cli import main
+from engine.commands.ablate import pretrained_for
 from engine.evaluate.ablation import subsets
+
+
+def test_a_subset_without_an_encoder_drops_its_pretrained_weights():
+    given = {"sequence": None, "structure_tokens": "runs/pretrain_structure_tokens"}
+    assert pretrained_for(given, ["structure", "pocket"]) == {"sequence": None}
+    assert pretrained_for(given, ["structure_tokens"]) == given
 
 
 def test_subsets_are_all_pairs_and_leave_one_out():
