@@ -1,10 +1,12 @@
 """3D structure view: a 3Dmol.js viewer that works offline.
 
 py3Dmol (the Python package) only emits HTML that fetches 3Dmol.js from a CDN, which an offline
-machine cannot reach. So the viewer is a Panel JSComponent whose `__javascript__` is the
-3Dmol-min.js that ships in explorer/views/static/3dmol (from the npm package `3dmol`, BSD-3; refresh it
-with scripts/fetch_3dmol.sh). Panel serves that file itself from its /components/ route, so a plain
-`panel serve explorer/app.py` works with no --static-dirs and no internet.
+machine cannot reach. So the viewer is a Panel JSComponent that loads the 3Dmol-min.js shipped in
+explorer/views/static/3dmol (from the npm package `3dmol`, BSD-3; refresh it with
+scripts/fetch_3dmol.sh) from Panel's own /components/ route, so a plain `panel serve explorer/app.py`
+works with no --static-dirs and no internet. It is listed as `_js` (a name that route serves), not
+`__javascript__`: the page does not fetch and parse its 540 kB at start-up, only when a first
+structure is drawn.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import param
 from panel.custom import JSComponent
+from panel.io.resources import component_resource_path
 
 from engine.modality import ProteinRecord
 from explorer.molecule import backbone_pdb, superpose, transform
@@ -27,7 +30,9 @@ class MolViewer(JSComponent):
     molecules = param.List(default=[], doc="dicts with pdb text, cartoon colour, pocket residue numbers, label")
     message = param.String(default="", doc="text shown when there is nothing to draw")
 
-    __javascript__ = ["static/3dmol/3Dmol-min.js"]
+    lib_path = param.String(default="", doc="URL of 3Dmol-min.js below the server's root (set below the class)")
+
+    _js = "static/3dmol/3Dmol-min.js"  # served by Panel's component route, fetched on first use
 
     _esm = """
     export function render({ model, el }) {
@@ -38,11 +43,32 @@ class MolViewer(JSComponent):
       note.style.cssText = 'position:absolute;left:8px;top:8px;font:12px sans-serif;color:#555;z-index:2;pointer-events:none;';
       el.appendChild(box); el.appendChild(note);
       let viewer = null;
+      function load3Dmol() {  // once per page: a script tag resolved against the URL of Bokeh's own script
+        if (typeof $3Dmol !== 'undefined') return Promise.resolve(true);
+        if (!window.__oneprot3Dmol) {
+          const bokeh = document.querySelector('script[src*="static/js/bokeh"]');
+          const root = bokeh ? bokeh.src.replace(/static\/js\/bokeh.*$/, '') : '';
+          window.__oneprot3Dmol = new Promise((done) => {
+            const s = document.createElement('script');
+            s.src = root + model.lib_path;
+            s.onload = () => done(true);
+            s.onerror = () => done(false);
+            document.head.appendChild(s);
+          });
+        }
+        return window.__oneprot3Dmol;
+      }
       function draw() {
         const mols = model.molecules || [];
         note.textContent = mols.length ? '' : model.message;  // textContent: never interpreted as HTML
-        if (typeof $3Dmol === 'undefined') { note.textContent = '3Dmol.js did not load'; return; }
         if (!mols.length && viewer === null) { box.dataset.models = '0'; return; }  // no WebGL context until needed
+        if (typeof $3Dmol === 'undefined') {
+          note.textContent = 'Loading the 3D viewer…';
+          load3Dmol().then((ok) => {
+            if (ok && typeof $3Dmol !== 'undefined') { draw(); } else { note.textContent = '3Dmol.js did not load'; }
+          });
+          return;
+        }
         if (viewer === null) {
           viewer = $3Dmol.createViewer(box, { backgroundColor: 'white', antialias: true });
         }
@@ -67,6 +93,9 @@ class MolViewer(JSComponent):
       model.on('resize', () => { if (viewer) { viewer.resize(); viewer.render(); } });
     }
     """
+
+
+MolViewer.param.lib_path.default = component_resource_path(MolViewer, "_js", MolViewer._js)
 
 
 def molecule_dict(record: ProteinRecord, colour: str, coords: np.ndarray | None = None, pocket: int | None = 0,
