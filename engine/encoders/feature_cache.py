@@ -197,3 +197,17 @@ def _read_json(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def cached_output(encoder, keys, device):
+    """The frozen encoder's EncoderOutput read from its attached feature cache, or None when any key is missing."""
+    from engine.encoders.base import EncoderOutput
+
+    cache = getattr(encoder, "feature_cache", None)
+    if cache is None or keys is None or not all(k in cache for k in keys):
+        return None
+    if cache.kind == "pooled":
+        return EncoderOutput(pooled=cache.pooled(keys).to(device))
+    states, mask = cache.states(keys)
+    states, mask = states.to(device), mask.to(device)
+    return EncoderOutput(pooled=encoder.pool(states, mask), states=states, mask=mask)

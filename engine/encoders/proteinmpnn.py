@@ -383,14 +383,11 @@ class ProteinMPNNEncoder(ModalityEncoder):
         self.feature_cache = cache
 
     def forward(self, batch: dict[str, Any]) -> EncoderOutput:
-        cache, keys = getattr(self, "feature_cache", None), batch.get("keys")
-        if cache is not None and keys is not None and all(k in cache for k in keys):
-            device = batch["coords"].device
-            if cache.kind == "pooled":
-                return EncoderOutput(pooled=cache.pooled(keys).to(device))
-            states, mask = cache.states(keys)
-            states, mask = states.to(device), mask.to(device)
-            return EncoderOutput(pooled=self.pool(states, mask), states=states, mask=mask)
+        from engine.encoders.feature_cache import cached_output
+
+        cached = cached_output(self, batch.get("keys"), batch["coords"].device)
+        if cached is not None:
+            return cached
         states, mask = self.residue_states(batch)
         return EncoderOutput(pooled=self.pool(states, mask), states=states, mask=mask)
 

@@ -297,14 +297,11 @@ class UniRepEncoder(ModalityEncoder):
         self.feature_cache = cache
 
     def forward(self, batch: dict[str, Any]) -> EncoderOutput:
-        cache, seqs = getattr(self, "feature_cache", None), batch.get("sequences")
-        if cache is not None and seqs is not None and all(s in cache for s in seqs):
-            device = batch["tokens"].device
-            if cache.kind == "pooled":
-                return EncoderOutput(pooled=cache.pooled(seqs).to(device))
-            states, mask = cache.states(seqs)
-            states, mask = states.to(device), mask.to(device)
-            return EncoderOutput(pooled=self.pool(states, mask), states=states, mask=mask)
+        from engine.encoders.feature_cache import cached_output
+
+        cached = cached_output(self, batch.get("sequences"), batch["tokens"].device)
+        if cached is not None:
+            return cached
         states, mask = self.residue_states(batch["tokens"], batch["lengths"])
         return EncoderOutput(pooled=self.pool(states, mask), states=states, mask=mask)
 
