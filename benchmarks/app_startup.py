@@ -26,9 +26,12 @@ from pathlib import Path
 
 from _common import machine
 from engine.cli import add_embeddings_option
-from explorer.serving import CHROMIUM, CHROMIUM_ARGS, free_port, stop
 
 REPO = Path(__file__).resolve().parent.parent
+# the same headless chromium the browser tests drive (tests/browser_driver.py, a test helper this script cannot import)
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 EMPTY_APP = 'import panel as pn\npn.extension()\npn.pane.Markdown("# Empty baseline").servable(title="Empty baseline")\n'
 
@@ -42,6 +45,21 @@ def serve_script(script: Path, app_args: list[str], log: Path) -> tuple[subproce
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     return proc, port, t0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 def wait_port(port: int, timeout: float) -> None:

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from explorer.serving import CHROMIUM, MOLVIEWER_DRAWN, open_ready_page, served_app
+from browser_driver import CHROMIUM, MOLVIEWER_DRAWN, open_ready_page, served_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser,
               pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian chromium at /usr/bin/chromium")]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.paths import DEMO_EMBEDDINGS, DEMO_STORE
-from explorer.serving import CHROMIUM, REPO, open_ready_page, served_app
+from browser_driver import CHROMIUM, REPO, open_ready_page, served_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser,
               pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian chromium at /usr/bin/chromium"),

@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from explorer.serving import REPO, free_port, served_app, stop
+from browser_driver import REPO, free_port, served_app, stop
 
 pytestmark = pytest.mark.slow
 N_SESSIONS = 20

@@ -1,6 +1,9 @@
-"""Start the explorer with `panel serve` on a free localhost port and drive it (tests, benchmarks, scripts).
+"""Test helper: start the explorer with `panel serve` on a free localhost port and drive it in headless chromium.
 
-Uses the system chromium (/usr/bin/chromium) through playwright; never downloads a browser.
+Used by the served-app and browser tests and by tests/screenshot.py (the README screenshot). It lives with the
+tests, not in the explorer package: the app never needs it. Pytest puts tests/ on the import path (the
+conftest.py folder, prepend import mode), so tests import it as `browser_driver`; `python tests/screenshot.py`
+finds it beside itself. Uses the system chromium (/usr/bin/chromium); never downloads a browser.
 """
 
 from __future__ import annotations

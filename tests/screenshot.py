@@ -1,6 +1,6 @@
 """Serve the explorer, run a query-by-structure in headless Debian chromium, save a screenshot and its caption.
 
-    python scripts/screenshot.py [--out docs/screenshot.png] [--protein 1bmd_A] [--readme README.md]
+    python tests/screenshot.py [--out docs/screenshot.png] [--protein 1bmd_A] [--readme README.md]
                                  [--data S --checkpoint C --embeddings E]
 
 The caption is written from what the page shows (hit count, how many are significant, the map's coverage),
@@ -15,9 +15,10 @@ import re
 import sys
 from pathlib import Path
 
+from browser_driver import MOLVIEWER_DRAWN, REPO, open_ready_page, served_app  # beside this file, in tests/
+
 from engine.cli import add_embeddings_option
 from engine.files import write_text_atomic
-from explorer.serving import MOLVIEWER_DRAWN, REPO, open_ready_page, served_app
 
 MARK = re.compile(r"(<!-- screenshot-caption -->)(.*?)(<!-- /screenshot-caption -->)", re.S)
 
@@ -56,7 +57,7 @@ def caption(shot: dict, protein: str, target: str) -> str:
     # the first hit of a stored protein's own modality is itself (excluded): the 3D view shows the best other
     return (f"*The explorer after a query by structure: stored chain {protein} searched against {target}s, "
             f"{shot['rows']} hits, {sig}; hits ringed on the UMAP map ({cover}, coloured by family), the first hit "
-            "superposed on the query in 3D with its pocket in red. Made by `python scripts/screenshot.py`.*")
+            "superposed on the query in 3D with its pocket in red. Made by `python tests/screenshot.py`.*")
 
 
 def main(argv: list[str] | None = None) -> int:
