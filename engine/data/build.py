@@ -325,10 +325,10 @@ def build_store(
         if errors.get(job[-1]):
             report.skipped.append((where, errors[job[-1]]))
             continue
-        cached = parse_cache.load(job[-1])
+        cached = parse_cache.load(job[-1], arrays=False)  # light records: arrays are read when the store is written
         if cached is None:  # damaged or unwritable cache: parse here
             err = _parse_job(job)
-            cached = None if err else parse_cache.load(job[-1])
+            cached = None if err else parse_cache.load(job[-1], arrays=False)
             if cached is None:
                 report.skipped.append((where, err or "parse cache entry could not be written or read"))
                 continue

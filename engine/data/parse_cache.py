@@ -66,27 +66,40 @@ def save(path: Path, records: list[ProteinRecord], result: dict) -> None:
         )
 
 
-def load(path: Path) -> tuple[list[ProteinRecord], dict] | None:
-    """Records and result dict from a cache entry, or None when absent or unreadable."""
+def load(path: Path, arrays: bool = True) -> tuple[list[ProteinRecord], dict] | None:
+    """Records and result dict from a cache entry, or None when absent or unreadable.
+
+    arrays=False reads only the entry's JSON part: coordinates, CB and side chains are then read-only
+    placeholders of the right shapes that hold no data (np.broadcast_to of one zero), for a pass that
+    needs what a record is and how large its arrays are, not their values (the build's first pass)."""
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
             blob = json.loads(str(z["meta"]))
-            coords, cbs = z["coords"], z["cb"]
-            sides = z["side_chains"] if "side_chains" in z.files else np.zeros((0, 6, 3), np.float32)
+            if arrays:
+                coords, cbs = z["coords"], z["cb"]
+                sides = z["side_chains"] if "side_chains" in z.files else np.zeros((0, 6, 3), np.float32)
     except Exception:  # a damaged cache entry is simply re-parsed
         return None
+    if not arrays:
+        zero = np.zeros((), np.float32)
+
+        def take(_src, start, n, tail):
+            return np.broadcast_to(zero, (n, *tail)), start + n
+    else:
+        def take(src, start, n, _tail):
+            return src[start: start + n], start + n
     out, ci, bi, si = [], 0, 0, 0
     for m in blob["records"]:
         n = len(m["sequence"])
         c = cb = side = None
         if m["has_coords"]:
-            c, ci = coords[ci: ci + n], ci + n
+            c, ci = take(coords if arrays else None, ci, n, (4, 3))
         if m["has_cb"]:
-            cb, bi = cbs[bi: bi + n], bi + n
+            cb, bi = take(cbs if arrays else None, bi, n, (3,))
         if m.get("has_side_chains"):
-            side, si = sides[si: si + n], si + n
+            side, si = take(sides if arrays else None, si, n, (6, 3))
         pockets = [Pocket(
             residues=p["residues"], ligand_code=p["ligand_code"], ligand_name=p["ligand_name"], source=p["source"],
             center=None if p["center"] is None else np.asarray(p["center"], np.float32),
