@@ -189,6 +189,8 @@ def ablation(res: dict) -> str:
             v = row["metrics"].get(m["key"])
             cells.append("–" if not v else f"{v['mean']:.3f} ± {v['sd']:.3f}")
         rows.append([row["subset"], str(row["n_seeds"])] + cells)
+    for name, vals in (res.get("reference") or {}).items():
+        rows.append([f"{name} (no training)", "–"] + [_f(vals[m["key"]]) if m["key"] in vals else "–" for m in metrics])
     return (_table(rows) + f"\n\n{res['split']} split; {res['budget']} per run; `{res['command']}`.")
 
 

@@ -98,19 +98,20 @@ def run(args: argparse.Namespace) -> int:
         for seed in range(args.seeds):
             runs.append(_run_one(args, name, mods, seed, steps, sets, pretrained, store, out, log, cache))
     rows = A.summarise(runs, list(plan))
+    reference = _reference(runs, args, store, out, cache, log)
     command = "oneprot ablate " + " ".join(_quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["ablate"] else \
         f"oneprot ablate --preset {args.preset} --data {args.data} --out {args.out} --seeds {args.seeds}" + \
         (f" --budget {args.budget}" if args.budget else "")
     summary = {"preset": args.preset, "data": args.data, "split": args.split, "seeds": args.seeds,
                "steps_per_run": steps, "budget": f"{steps} steps" + (f" (from --budget {args.budget})" if budget and
                                                                      budget[0] == "seconds" else ""),
-               "sets": args.sets, "command": command, "metrics": A.METRICS, "rows": rows, "runs": runs,
+               "sets": args.sets, "command": command, "metrics": A.METRICS, "rows": rows, "reference": reference, "runs": runs,
                "seconds_per_run": {"mean": sum(r["seconds"] for r in runs) / len(runs),
                                    "max": max(r["seconds"] for r in runs)}}
     report = Path(args.report) if args.report else out
     report.mkdir(parents=True, exist_ok=True)
     write_text_atomic(report / "summary.json", json.dumps(summary, indent=1))
-    table = markdown_table(A.table(rows))
+    table = markdown_table(A.table(rows, reference))
     write_text_atomic(report / "ablation.md", f"# Modality ablation ({args.split} split)\n\n`{command}`\n\n"
                       f"{steps} steps per run, seeds 0..{args.seeds - 1}; mean ± sd over seeds.\n\n{table}\n\n"
                       "![ablation](ablation.png)\n")
@@ -118,6 +119,22 @@ def run(args: argparse.Namespace) -> int:
     print(table)
     log(f"{len(runs)} runs, {summary['seconds_per_run']['mean']:.1f} s per run on average (training + scoring)")
     return 0
+
+
+def _reference(runs: list[dict], args, store, out: Path, cache: dict, log) -> dict:
+    """The untrained reference rows (3-mer composition, frozen anchor features, chance) on the ablation's split:
+    from a run scored with them, else by scoring the first run's saved model again (runs finished before the
+    reference rows existed)."""
+    from engine.checkpoint import load_checkpoint
+    from engine.evaluate.ablation import run_metrics
+
+    for r in runs:
+        if r["metrics"].get("reference"):
+            return r["metrics"]["reference"]
+    first = runs[0]
+    log(f"reference rows: scoring {first['subset']} seed {first['seed']} again")
+    model = load_checkpoint(out / "runs" / first["subset"] / f"seed{first['seed']}" / "model")
+    return run_metrics(model, store, args.split, seed=0, pooled_cache=cache)["reference"]
 
 
 def _quote(a: str) -> str:

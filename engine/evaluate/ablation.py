@@ -61,7 +61,36 @@ def run_metrics(model, store, split: str, seed: int = 0, pooled_cache: dict | No
         "family_roc_auc": fam["roc_auc"] if fam else None,
         "probe_accuracy": probe["accuracy"] if probe else None,
         "pairs": {p: r["R@10"] for p, r in trained.items()},
+        "reference": reference_rows(res),
     }
+
+
+REFERENCES = {  # reference rows beside the subsets: no training of any kind, the same split and queries
+    "3-mer composition": ("kmer", "kmer_3mer", None),
+    "frozen anchor features": ("anchor_features", "encoder_features", None),
+    "chance": ("chance", None, "majority_class"),
+}
+
+
+def reference_rows(res: dict) -> dict[str, dict[str, float]]:
+    """{reference: {metric: value}} from one evaluation: what the sequence metrics are without alignment."""
+    rel = res["relatives"].get("sequence->sequence", {})
+    fam = res["evolution"].get("sequence", {})
+    probe = res["probes"].get("family", {}).get("aligned") or {}
+    out = {}
+    for name, (rel_key, fam_key, probe_key) in REFERENCES.items():
+        row = {}
+        if isinstance(rel.get(rel_key), dict) and rel[rel_key].get("P@10") is not None:
+            row["relatives_P@10"] = rel[rel_key]["P@10"]
+        if fam_key and isinstance(fam.get(fam_key), dict):
+            row["family_roc_auc"] = fam[fam_key]["roc_auc"]
+        if name == "chance":
+            row["family_roc_auc"] = 0.5
+        if probe_key and probe.get(probe_key) is not None:
+            row["probe_accuracy"] = probe[probe_key]
+        if row:
+            out[name] = row
+    return out
 
 
 def summarise(runs: list[dict], order: list[str]) -> list[dict]:
@@ -82,8 +111,8 @@ def summarise(runs: list[dict], order: list[str]) -> list[dict]:
     return rows
 
 
-def table(rows: list[dict]) -> list[list[str]]:
-    """Markdown-ready rows: subset, seeds, mean ± sd of each metric."""
+def table(rows: list[dict], reference: dict[str, dict[str, float]] | None = None) -> list[list[str]]:
+    """Markdown-ready rows: subset, seeds, mean ± sd of each metric; then the untrained reference rows."""
     out = [["subset", "seeds"] + [m["label"] for m in METRICS] + ["s / run"]]
     for r in rows:
         cells = []
@@ -91,6 +120,9 @@ def table(rows: list[dict]) -> list[list[str]]:
             v = r["metrics"].get(m["key"])
             cells.append("–" if v is None else f"{v['mean']:.3f} ± {v['sd']:.3f}")
         out.append([r["subset"], str(r["n_seeds"])] + cells + [f"{r['seconds_mean']:.0f}"])
+    for name, vals in (reference or {}).items():
+        out.append([f"{name} (no training)", "–"] + [f"{vals[m['key']]:.3f}" if m["key"] in vals else "–"
+                                                    for m in METRICS] + ["–"])
     return out
 
 

@@ -46,11 +46,23 @@ def test_ablate_runs_every_subset_and_seed_then_resumes(store, tmp_path, capsys)
     config = json.loads((out / "runs" / "sequence+pocket" / "seed1" / "model" / "config.json").read_text())
     assert set(config["encoders"]) == {"sequence", "pocket"}
     assert (out / "ablation.png").stat().st_size > 1000 and "± " in (out / "ablation.md").read_text()
+    # untrained reference rows beside the subsets, on the same split and queries
+    ref = summary["reference"]
+    assert set(ref) == {"3-mer composition", "frozen anchor features", "chance"}
+    assert ref["chance"]["family_roc_auc"] == 0.5 and 0.0 < ref["chance"]["relatives_P@10"] < 1.0
+    assert 0.0 <= ref["3-mer composition"]["relatives_P@10"] <= 1.0 and "family_roc_auc" in ref["frozen anchor features"]
+    assert "3-mer composition (no training)" in (out / "ablation.md").read_text()
     capsys.readouterr()
+    for result in (out / "runs").glob("*/seed*/result.json"):  # runs scored before the reference rows existed
+        old = json.loads(result.read_text())
+        del old["metrics"]["reference"]
+        result.write_text(json.dumps(old))
     before = (out / "runs" / "all" / "seed0" / "result.json").read_text()
-    assert main(argv) == 0  # every finished run is reused
-    assert capsys.readouterr().err.count("finished before, reused") == 6
+    assert main(argv) == 0  # every finished run is reused; the reference rows come from re-scoring one model
+    err = capsys.readouterr().err
+    assert err.count("finished before, reused") == 6 and "reference rows: scoring all seed 0 again" in err
     assert (out / "runs" / "all" / "seed0" / "result.json").read_text() == before
+    assert json.loads((out / "summary.json").read_text())["reference"] == ref
 
 
 def test_a_time_budget_becomes_steps_once(store, tmp_path):
