@@ -191,7 +191,10 @@ def ablation(res: dict) -> str:
         rows.append([row["subset"], str(row["n_seeds"])] + cells)
     for name, vals in (res.get("reference") or {}).items():
         rows.append([f"{name} (no training)", "–"] + [_f(vals[m["key"]]) if m["key"] in vals else "–" for m in metrics])
-    return (_table(rows) + f"\n\n{res['split']} split; {res['budget']} per run; `{res['command']}`.")
+    spr = res.get("seconds_per_run") or {}
+    runtime = (f" Runtime on the shared 2-core machine: {spr['mean']:.0f} s per run on average (training and scoring;"
+               f" the longest {spr['max']:.0f} s), {len(res['runs'])} runs." if spr else "")
+    return (_table(rows) + f"\n\n{res['split']} split; {res['budget']} per run; `{res['command']}`.{runtime}")
 
 
 def seeds(res: dict) -> str:

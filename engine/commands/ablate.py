@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     write_text_atomic(report / "ablation.md", f"# Modality ablation ({args.split} split)\n\n`{command}`\n\n"
                       f"{steps} steps per run, seeds 0..{args.seeds - 1}; mean ± sd over seeds.\n\n{table}\n\n"
                       "![ablation](ablation.png)\n")
-    A.plot(rows, report / "ablation.png")
+    A.plot(rows, report / "ablation.png", reference)
     print(table)
     log(f"{len(runs)} runs, {summary['seconds_per_run']['mean']:.1f} s per run on average (training + scoring)")
     return 0

@@ -126,8 +126,12 @@ def table(rows: list[dict], reference: dict[str, dict[str, float]] | None = None
     return out
 
 
-def plot(rows: list[dict], path: Path) -> Path:
-    """One panel per metric: mean ± sd bars per subset, each seed as a dot."""
+REFERENCE_STYLE = {"3-mer composition": ("#c0392b", "--"), "frozen anchor features": ("#27ae60", "-."),
+                   "chance": ("#777777", ":")}
+
+
+def plot(rows: list[dict], path: Path, reference: dict[str, dict[str, float]] | None = None) -> Path:
+    """One panel per metric: mean ± sd bars per subset, each seed as a dot, reference rows as lines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -144,6 +148,12 @@ def plot(rows: list[dict], path: Path) -> Path:
         for i, r in enumerate(rows):
             vals = r["metrics"].get(m["key"], {}).get("values", [])
             ax.scatter([i] * len(vals), vals, s=8, c="k", zorder=3)
+        for name, vals in (reference or {}).items():
+            if m["key"] in vals:
+                colour, style = REFERENCE_STYLE.get(name, ("k", "--"))
+                ax.axhline(vals[m["key"]], color=colour, linestyle=style, linewidth=1, label=f"{name} (no training)")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6, loc="lower left")
         ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
         ax.set_title(m["label"], fontsize=8)
         ax.set_ylim(0, 1)
