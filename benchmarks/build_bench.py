@@ -12,9 +12,11 @@ MMseqs2 vs own clustering time. Every section can be skipped, so each runs alone
    --threads 1` in a fresh process with a fresh parse cache: peak RSS (VmHWM) of the build process (mmseqs runs
    in its own processes, not counted: it sees only the distinct sequences, 3 here), wall time. The parse cache is keyed by file path, size and mtime, not content, so
    every copy is parsed for real.
-4. Clustering: the first `--cluster-n` sequences of the demo store, by MMseqs2 and by the own clustering.
+4. Clustering: `--cluster-n` sequences (comma list) by MMseqs2 and by the own clustering: the demo store's sequences,
+   and beyond its size mutated copies of them (20% of residues substituted, seeded), so copies join their
+   original's cluster as related proteins would.
 Usage: python benchmarks/build_bench.py [--files 48] [--workers 1,2] [--sizes 1000,10000]
-       [--build-sizes 1000,10000] [--cluster-n 2000] [--out NAME]      (0 or '' skips a section)
+       [--build-sizes 1000,10000] [--cluster-n 2000[,20000,...]] [--out NAME]      (0 or '' skips a section)
 Throughput alone (1 vs 2 workers): python benchmarks/build_bench.py --files 48 --sizes '' --build-sizes '' --cluster-n 0
 """
 
@@ -180,20 +182,32 @@ def _peak(mode: str, n: int, tmp: Path) -> str:
     return f"{peak} ({before} -> {after})"
 
 
-def _cluster_times(n: int) -> dict:
+def _cluster_times(n: int, methods: tuple[str, ...] = ("mmseqs", "own")) -> dict:
+    import numpy as np
+
     from engine.data import mmseqs
     from engine.data.splits import cluster_for_splits
     from engine.data.store import ProteinStore
 
-    seqs = ProteinStore.open("demo").proteins["sequence"].tolist()[:n]
-    out = {"sequences": len(seqs)}
-    for method in ("mmseqs", "own"):
+    seqs = ProteinStore.open("demo").proteins["sequence"].tolist()
+    demo = len(seqs)
+    rng = np.random.default_rng(0)
+    amino = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+    for k in range(max(0, n - demo)):  # mutated copies beyond the store's size
+        s = np.array(list(seqs[k % demo]))
+        flip = rng.random(len(s)) < 0.2
+        s[flip] = rng.choice(amino, size=int(flip.sum()))
+        seqs.append("".join(s))
+    seqs = seqs[:n]
+    out = {"sequences": len(seqs), "from_store": min(n, demo), "mutated_copies": max(0, n - demo)}
+    for method in methods:
         if method == "mmseqs" and mmseqs.mmseqs_binary() is None:
             out[method] = "mmseqs not installed"
             continue
         t0 = time.perf_counter()
         clusters, _ = cluster_for_splits(seqs, method=method, threads=2)
         out[method] = {"seconds": round(time.perf_counter() - t0, 1), "clusters": len(set(clusters))}
+        print(f"clustering {len(seqs)}: {method} {out[method]}", flush=True)
     return out
 
 
@@ -206,7 +220,7 @@ def main() -> int:
     ap.add_argument("--workers", default="1,2", help="worker counts for the throughput runs")
     ap.add_argument("--sizes", default="1000,10000", help="chains for the write/shard/merge/open stages ('': skip)")
     ap.add_argument("--build-sizes", default="1000,10000", help="chains for `oneprot data build` peak RSS ('': skip)")
-    ap.add_argument("--cluster-n", type=int, default=2000, help="demo sequences to cluster (0: skip)")
+    ap.add_argument("--cluster-n", default="2000", help="sequences to cluster, comma list (0 or '': skip)")
     ap.add_argument("--out", default=f"build_bench_{time.strftime('%Y-%m-%d')}")
     args = ap.parse_args()
     res: dict = {"loadavg_before": [round(x, 2) for x in os.getloadavg()]}
@@ -252,9 +266,15 @@ def main() -> int:
                      "|---|---|---|---|---|---|\n"
                      + "".join(f"| {r['chains']} | {r['write_store_in_memory']} | {r['write_4_shards']} | {r['merge_4_shards']} | "
                                f"{r['open_and_read_100']} | {r['store_mb_on_disk']} |\n" for r in res["memory_mb"]) + "\n")
-        if args.cluster_n:
-            res["clustering"] = _cluster_times(args.cluster_n)
-            body += "## Clustering for splits (demo sequences)\n```\n" + json.dumps(res["clustering"], indent=2) + "\n```\n"
+        sizes = [int(x) for x in str(args.cluster_n).split(",") if x.strip() and int(x) > 0]
+        if sizes:
+            res["clustering"] = [_cluster_times(n) for n in sizes]
+            rows = "".join(f"| {c['sequences']} | {c['from_store']} | {c['mutated_copies']} | "
+                           + " | ".join(f"{c[m]['seconds']} s, {c[m]['clusters']} clusters" if isinstance(c[m], dict)
+                                        else str(c[m]) for m in ("mmseqs", "own")) + " |\n"
+                           for c in res["clustering"])
+            body += ("## Clustering for splits: MMseqs2 (easy-cluster + all-vs-all member linkage) vs own, 2 threads\n"
+                     "| sequences | from the demo store | mutated copies | MMseqs2 | own |\n|---|---|---|---|---|\n" + rows)
     res["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     head = (
         "Shared machine: 2 cores used by several sessions at once; load average (1, 5, 15 min) before "
