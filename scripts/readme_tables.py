@@ -44,8 +44,9 @@ def _name(pair: str) -> str:
 
 
 def _table(rows: list[list[str]]) -> str:
-    out = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    return "\n".join(out + ["| " + " | ".join(r) + " |" for r in rows[1:]])
+    from engine.evaluate.report import markdown_table
+
+    return markdown_table(rows)
 
 
 def _date(res: dict) -> str:
@@ -180,17 +181,10 @@ def pocket_shell(res: dict) -> str:
 
 
 def ablation(res: dict) -> str:
-    """Modality ablation: mean ± sd over seeds per subset."""
-    metrics = res["metrics"]
-    rows = [["subset", "seeds"] + [m["label"] for m in metrics]]
-    for row in res["rows"]:
-        cells = []
-        for m in metrics:
-            v = row["metrics"].get(m["key"])
-            cells.append("–" if not v else f"{v['mean']:.3f} ± {v['sd']:.3f}")
-        rows.append([row["subset"], str(row["n_seeds"])] + cells)
-    for name, vals in (res.get("reference") or {}).items():
-        rows.append([f"{name} (no training)", "–"] + [_f(vals[m["key"]]) if m["key"] in vals else "–" for m in metrics])
+    """Modality ablation: mean ± sd over seeds per subset, then the untrained reference rows (the engine's table)."""
+    from engine.evaluate.ablation import table
+
+    rows = table(res["rows"], res.get("reference"))
     spr = res.get("seconds_per_run") or {}
     runtime = (f" Runtime on the shared 2-core machine: {spr['mean']:.0f} s per run on average (training and scoring;"
                f" the longest {spr['max']:.0f} s), {len(res['runs'])} runs." if spr else "")

@@ -77,29 +77,28 @@ def load(path: Path, arrays: bool = True) -> tuple[list[ProteinRecord], dict] | 
     try:
         with np.load(path, allow_pickle=False) as z:
             blob = json.loads(str(z["meta"]))
+            coords = cbs = sides = None
             if arrays:
                 coords, cbs = z["coords"], z["cb"]
                 sides = z["side_chains"] if "side_chains" in z.files else np.zeros((0, 6, 3), np.float32)
     except Exception:  # a damaged cache entry is simply re-parsed
         return None
-    if not arrays:
-        zero = np.zeros((), np.float32)
+    zero = np.zeros((), np.float32)
 
-        def take(_src, start, n, tail):
-            return np.broadcast_to(zero, (n, *tail)), start + n
-    else:
-        def take(src, start, n, _tail):
-            return src[start: start + n], start + n
+    def take(src, start: int, n: int, tail: tuple) -> tuple[np.ndarray, int]:
+        part = src[start: start + n] if arrays else np.broadcast_to(zero, (n, *tail))
+        return part, start + n
+
     out, ci, bi, si = [], 0, 0, 0
     for m in blob["records"]:
         n = len(m["sequence"])
         c = cb = side = None
         if m["has_coords"]:
-            c, ci = take(coords if arrays else None, ci, n, (4, 3))
+            c, ci = take(coords, ci, n, (4, 3))
         if m["has_cb"]:
-            cb, bi = take(cbs if arrays else None, bi, n, (3,))
+            cb, bi = take(cbs, bi, n, (3,))
         if m.get("has_side_chains"):
-            side, si = take(sides if arrays else None, si, n, (6, 3))
+            side, si = take(sides, si, n, (6, 3))
         pockets = [Pocket(
             residues=p["residues"], ligand_code=p["ligand_code"], ligand_name=p["ligand_name"], source=p["source"],
             center=None if p["center"] is None else np.asarray(p["center"], np.float32),

@@ -37,8 +37,8 @@ from torch.nn import functional as F
 from engine.config import dataclass_from_dict
 from engine.encoders.base import EncoderOutput, ModalityEncoder
 from engine.encoders.gnn import focus_mask
+from engine.encoders.package_weights import file_sha256, installed_file
 from engine.encoders.pooling import make_pooling
-from engine.encoders.unirep import file_sha256, installed_file
 from engine.errors import OneProtError
 from engine.modality import Modality, StructureInput
 

