@@ -52,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _split_args(m)
     r = sub.add_parser("resplit", help="re-cluster an existing store and re-assign its splits (atomically)")
     r.add_argument("store", help="store folder (rewritten in place)")
+    r.add_argument("--keep-clusters", action="store_true",
+                   help="keep the store's clusters and only deal them to splits again (no re-clustering)")
+    r.add_argument("--keep-held-out", action="store_true",
+                   help="with --keep-clusters: valid and test clusters stay, only train clusters move")
     _split_args(r)
     c = sub.add_parser("check-leakage", help="count test proteins >= the split identity to any train protein")
     c.add_argument("store", help="store folder, or `demo`")
@@ -71,6 +75,11 @@ def _split_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split-method", choices=SPLIT_METHODS, default="auto",
                    help="auto: MMseqs2 when the mmseqs binary is present, else the own clustering")
     p.add_argument("--seed", type=int, default=0, help="seed for dealing clusters to splits")
+    p.add_argument("--stratify", action="store_true",
+                   help="deal each family label's clusters, and those of proteins with a structure, across the "
+                        "splits first (rarest first), so scarce kinds reach valid and test")
+    p.add_argument("--strata-fractions", default=None, metavar="TRAIN,VALID,TEST",
+                   help="with --stratify: the strata's shares (default: the proteins' 0.8,0.1,0.1)")
     p.add_argument("--threads", type=int, default=None, help="mmseqs threads (default: all cores)")
 
 
@@ -105,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
 
         t0 = time.time()
         out = resplit_store(args.store, _split_rule(args), threads=args.threads,
-                            log=lambda s: print(s, file=sys.stderr))
+                            log=lambda s: print(s, file=sys.stderr), keep_clusters=args.keep_clusters,
+                            keep_held_out=args.keep_held_out)
         print(f"re-split {out['path']}: {out['clusters']} clusters, splits {out['splits']} "
               f"({out['split_method']['method']}) in {time.time() - t0:.1f} s")
         return 0
@@ -129,7 +139,18 @@ def run(args: argparse.Namespace) -> int:
 
 def _split_rule(args: argparse.Namespace) -> SplitRule:
     """The --identity / --coverage / --split-method / --seed flags as one checked rule."""
-    return SplitRule(identity=args.identity, coverage=args.coverage, method=args.split_method, seed=args.seed)
+    return SplitRule(identity=args.identity, coverage=args.coverage, method=args.split_method, seed=args.seed,
+                     stratify=args.stratify, strata_fractions=_fractions(args.strata_fractions, "--strata-fractions"))
+
+
+def _fractions(text: str | None, flag: str) -> tuple[float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        vals = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise OneProtError(f"expected three numbers such as 0.7,0.15,0.15, got {text!r}", flag) from None
+    return vals  # SplitRule checks their count and sum
 
 
 def _parse_shard(text: str) -> tuple[int, int]:

@@ -35,7 +35,7 @@ from engine.data.parse_pool import default_workers, run_jobs
 from engine.data.pocket_prediction import predict_pockets_cached
 from engine.data.pockets import import_fpocket, import_p2rank
 from engine.data.sequence import DEFAULT_MAX_LENGTH, clean_sequence, is_protein_like
-from engine.data.splits import SplitRule, clusters_and_splits, split_description
+from engine.data.splits import SplitRule, clusters_and_splits, protein_strata, split_description
 from engine.data.stockholm import is_stockholm_path, read_stockholm
 from engine.data.store import store_writer
 from engine.data.structure import file_stem, is_structure_path, read_structure
@@ -378,7 +378,8 @@ def build_store(
                                 split.fractions, split.seed)
         manifest_extra = {**(manifest_extra or {}), "shard": list(shard)}
     else:
-        clusters, splits, how = clusters_and_splits([r.sequence for r in records], split, threads, log)
+        strata = protein_strata([r.family for r in records], [light.has_structure(i) for i in range(len(records))])
+        clusters, splits, how = clusters_and_splits([r.sequence for r in records], split, threads, log, strata=strata)
     manifest = {
         "split_method": how,
         "built_from": [str(Path(p)) for p in inputs],

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from engine.data import mmseqs
-from engine.data.splits import DEFAULT_IDENTITY, SplitRule, clusters_and_splits
+from engine.data.splits import DEFAULT_IDENTITY, SplitRule, clusters_and_splits, protein_strata
 from engine.data.store import ProteinStore
 from engine.errors import OneProtError
 from engine.files import atomic_dir
@@ -33,15 +33,34 @@ def resplit_store(
     rule: SplitRule = SplitRule(),
     threads: int | None = None,
     log: Callable[[str], None] = lambda s: None,
+    keep_clusters: bool = False,
+    keep_held_out: bool = False,
 ) -> dict:
-    """Re-cluster and re-split a store in place (atomically). Returns the new split counts and method."""
+    """Re-cluster (or, with keep_clusters, only re-deal) and re-split a store in place (atomically).
+
+    keep_held_out (with keep_clusters): valid and test clusters stay where they are and only train clusters
+    move, so no protein that was held out (and may have informed a choice on valid) changes split, and no
+    protein a model was evaluated on moves into train. Returns the new split counts and method."""
+    if keep_held_out and not keep_clusters:
+        raise OneProtError("--keep-held-out needs --keep-clusters (a new clustering has no previous splits)",
+                           "--keep-held-out")
     st = ProteinStore.open(store)
     path = st.path
     p = st.proteins.copy()
-    clusters, p["split"], how = clusters_and_splits(p["sequence"].tolist(), rule, threads, log)
-    p["cluster"] = np.asarray(clusters, dtype=np.int64)
     manifest = dict(st.manifest)
     previous = manifest.get("split_method")
+    kept = p["cluster"].tolist() if keep_clusters else None
+    fixed = ({int(c): s for c, s in zip(p["cluster"], p["split"]) if s != "train"} if keep_held_out else None)
+    clusters, p["split"], how = clusters_and_splits(p["sequence"].tolist(), rule, threads, log,
+                                                    strata=protein_strata(p["family"], p["has_structure"]),
+                                                    clusters=kept, fixed=fixed)
+    if keep_held_out:
+        how = {**how, "held_out_kept": True}
+    if keep_clusters and previous:  # the clustering is the previous one: keep its description
+        how = {**{k: v for k, v in previous.items() if k not in ("fractions", "seed", "stratified", "resplit",
+                                                                  "previous_split_method")},
+               **{k: v for k, v in how.items() if k not in ("method", "tool")}, "clusters_kept": True}
+    p["cluster"] = np.asarray(clusters, dtype=np.int64)
     manifest["split_method"] = {**how, "resplit": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if previous:
         manifest["previous_split_method"] = {k: v for k, v in previous.items() if k != "previous"}

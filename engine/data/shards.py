@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from engine.data.splits import SplitRule, clusters_and_splits
+from engine.data.splits import SplitRule, clusters_and_splits, protein_strata
 from engine.data.store import FORMAT_VERSION, PROTEIN_COLUMNS, ProteinStore
 from engine.data.store_arrays import ARRAYS_DIR, ArrayWriter
 from engine.errors import OneProtError
@@ -58,7 +58,8 @@ def merge_stores(
         pockets.append(pk)
     allp = pd.concat(tables, ignore_index=True)
     log(f"merging {len(stores)} stores: {len(allp)} proteins")
-    clusters, allp["split"], how = clusters_and_splits(allp["sequence"].tolist(), rule, threads, log)
+    clusters, allp["split"], how = clusters_and_splits(allp["sequence"].tolist(), rule, threads, log,
+                                                       strata=protein_strata(allp["family"], allp["has_structure"]))
     allp["cluster"] = np.asarray(clusters, dtype=np.int64)
 
     struct = allp[allp["has_structure"].astype(bool)]

@@ -60,8 +60,13 @@ class SplitRule:
     method: str = "auto"  # one of SPLIT_METHODS
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS  # train, valid, test shares of proteins
     seed: int = 0  # order in which whole clusters are dealt
+    stratify: bool = False  # deal each family label, and the proteins with a structure, across the splits first
+    strata_fractions: tuple[float, float, float] | None = None  # their shares (default: `fractions`)
 
     def __post_init__(self) -> None:
+        for name, fr in (("--fractions", self.fractions), ("--strata-fractions", self.strata_fractions)):
+            if fr is not None and (len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1) > 1e-6):
+                raise OneProtError(f"need three non-negative shares (train, valid, test) summing to 1, got {fr}", name)
         if self.method not in SPLIT_METHODS:
             raise OneProtError(f"unknown split method {self.method!r}; choose one of: {', '.join(SPLIT_METHODS)}",
                                "--split-method")
@@ -208,23 +213,67 @@ def _link_members(useqs: list[str], ucluster: list[int], threshold: float, max_c
 
 
 def assign_splits(
-    clusters: Sequence[int], fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0
+    clusters: Sequence[int], fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0,
+    strata: Sequence[str] | None = None, strata_fractions: Sequence[float] | None = None,
+    fixed: dict[int, str] | None = None,
 ) -> list[str]:
-    """Split name per item; every cluster goes whole to the split furthest below its target share."""
+    """Split name per item; every cluster goes whole to the split furthest below its target share.
+
+    Without `strata`, clusters are dealt in a seeded random order by their share of all items. With
+    `strata` (a label per item, "" for none: e.g. a family label, or "structure"), the clusters of each
+    stratum are dealt first, rarest stratum first and largest cluster first within it, by their share of
+    that stratum (`strata_fractions`, default `fractions`), so that a scarce kind of protein (a family, or
+    the few with a structure) reaches every split instead of landing mostly in one by chance. A cluster
+    belongs to the rarest stratum among its items. The clusters of no stratum come last, dealt by their
+    share of all items, which counts the items already dealt. Clusters in `fixed` keep their split and
+    count towards every share (`data resplit --keep-held-out`: only train clusters move).
+    """
     names = ("train", "valid", "test")
+    ids = sorted(set(clusters))
+    random.Random(seed).shuffle(ids)
     sizes: dict[int, int] = {}
     for c in clusters:
         sizes[c] = sizes.get(c, 0) + 1
-    ids = sorted(sizes)
-    random.Random(seed).shuffle(ids)
     total = len(clusters)
-    target = [f * total for f in fractions]
-    filled = [0, 0, 0]
-    where: dict[int, str] = {}
-    for c in ids:
-        k = max(range(3), key=lambda j: (target[j] - filled[j]) / max(target[j], 1e-9))
-        where[c] = names[k]
-        filled[k] += sizes[c]
+    filled = [0.0, 0.0, 0.0]
+    where: dict[int, str] = dict(fixed or {})
+    for c in where:
+        filled[names.index(where[c])] += sizes.get(c, 0)
+
+    def deal(order: list[int], weight: dict[int, int], shares: Sequence[float], stratum_total: int,
+             stratum_filled: list[float]) -> None:
+        target = [f * stratum_total for f in shares]
+        for c in order:
+            k = max(range(3), key=lambda j: (target[j] - stratum_filled[j]) / max(target[j], 1e-9))
+            where[c] = names[k]
+            stratum_filled[k] += weight[c]
+            if stratum_filled is not filled:
+                filled[k] += sizes[c]
+
+    if strata is not None:
+        if len(strata) != len(clusters):
+            raise OneProtError(f"{len(strata)} strata for {len(clusters)} items", "strata")
+        count: dict[str, int] = {}
+        for st in strata:
+            if st:
+                count[st] = count.get(st, 0) + 1
+        of_cluster: dict[int, str] = {}
+        for c, st in zip(clusters, strata):  # the rarest stratum among the cluster's items
+            if st and (c not in of_cluster or (count[st], st) < (count[of_cluster[c]], of_cluster[c])):
+                of_cluster[c] = st
+        in_stratum: dict[int, int] = {}
+        for c, st in zip(clusters, strata):
+            if st and of_cluster.get(c) == st:
+                in_stratum[c] = in_stratum.get(c, 0) + 1
+        for st in sorted(count, key=lambda x: (count[x], x)):
+            members = [c for c in ids if of_cluster.get(c) == st]
+            done = [0.0, 0.0, 0.0]  # the stratum's items in fixed clusters
+            for c in members:
+                if c in where:
+                    done[names.index(where[c])] += in_stratum[c]
+            todo = sorted((c for c in members if c not in where), key=lambda c: -in_stratum[c])  # stable: seeded
+            deal(todo, in_stratum, strata_fractions or fractions, sum(in_stratum[c] for c in members), done)
+    deal([c for c in ids if c not in where], sizes, fractions, total, filled)
     return [where[c] for c in clusters]
 
 
@@ -254,17 +303,47 @@ def own_description(identity: float) -> dict:
             "coverage": None}
 
 
-def split_description(how: dict, fractions: Sequence[float], seed: int) -> dict:
+def split_description(how: dict, fractions: Sequence[float], seed: int, rule: SplitRule | None = None) -> dict:
     """A clustering's description (`cluster_for_splits`, `own_description`) + how its clusters were dealt."""
-    return {**how, "fractions": list(fractions), "seed": seed, "unit": "whole clusters"}
+    out = {**how, "fractions": list(fractions), "seed": seed, "unit": "whole clusters"}
+    if rule is not None and rule.stratify:
+        out["stratified"] = {"strata": STRATA_RULE, "fractions": list(rule.strata_fractions or fractions)}
+    return out
+
+
+STRATA_RULE = ("each family label, then the proteins with a structure and no label: their clusters are dealt "
+               "first, rarest stratum first, by their share of the stratum")
+
+
+def protein_strata(family: Sequence, has_structure: Sequence) -> list[str]:
+    """The stratum of each protein for a stratified split: its family label, else 'structure' if it has one."""
+    out = []
+    for f, h in zip(family, has_structure):
+        label = f if isinstance(f, str) and f else ""
+        out.append(f"family:{label}" if label else ("structure" if bool(h) else ""))
+    return out
 
 
 def clusters_and_splits(sequences: Sequence[str], rule: SplitRule, threads: int | None = None,
-                        log: Callable[[str], None] = lambda s: None) -> tuple[list[int], list[str], dict]:
-    """Cluster per sequence, split per sequence (whole clusters) and the manifest's `split_method` entry."""
-    clusters, how = cluster_for_splits(sequences, rule.identity, rule.coverage, rule.method, threads, log)
-    return (clusters, assign_splits(clusters, fractions=rule.fractions, seed=rule.seed),
-            split_description(how, rule.fractions, rule.seed))
+                        log: Callable[[str], None] = lambda s: None, strata: Sequence[str] | None = None,
+                        clusters: Sequence[int] | None = None,
+                        fixed: dict[int, str] | None = None) -> tuple[list[int], list[str], dict]:
+    """Cluster per sequence, split per sequence (whole clusters) and the manifest's `split_method` entry.
+
+    `strata` (per sequence, see `protein_strata`) is used when `rule.stratify`; `clusters` given keeps an
+    existing clustering (`data resplit --keep-clusters`) and only deals it again; `fixed` clusters keep their
+    split (see `assign_splits`).
+    """
+    if clusters is None:
+        clusters, how = cluster_for_splits(sequences, rule.identity, rule.coverage, rule.method, threads, log)
+    else:
+        clusters, how = list(clusters), {"method": "kept from the previous split", "tool": "kept"}
+    if rule.stratify and strata is None:
+        raise OneProtError("a stratified split needs each protein's family label and structure flag", "--stratify")
+    splits = assign_splits(clusters, fractions=rule.fractions, seed=rule.seed,
+                           strata=strata if rule.stratify else None, strata_fractions=rule.strata_fractions,
+                           fixed=fixed)
+    return clusters, splits, split_description(how, rule.fractions, rule.seed, rule)
 
 
 def cluster_for_splits(

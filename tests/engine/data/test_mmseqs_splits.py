@@ -145,3 +145,27 @@ def test_build_splits_by_mmseqs_by_default(families, tmp_path, monkeypatch):
     assert sm["tool"].startswith("mmseqs") and sm["coverage"] == 0.7 and sm["fractions"] == [0.8, 0.1, 0.1]
     fam = st.proteins["id"].str.split("_").str[0]
     assert (st.proteins.groupby(fam)["split"].nunique() == 1).all()
+
+
+def test_resplit_keep_held_out_moves_only_train_clusters(families, tmp_path, capsys):
+    """--keep-clusters --keep-held-out --stratify: held-out proteins stay put; a scarce stratum reaches test."""
+    recs, splits = [], {}
+    for f, fam in enumerate(families[:12]):
+        for k, s in enumerate(fam):
+            recs.append(ProteinRecord(id=f"f{f}_{k}", sequence=s, family="rare" if f < 6 else None))
+            splits[f"f{f}_{k}"] = "valid" if f == 11 else "train"  # every 'rare' family starts in train
+    clusters = {r.id: int(r.id.split("_")[0][1:]) for r in recs}
+    store = write_store(recs, tmp_path / "s", splits, clusters, manifest_extra={"split_method": {"method": "planted"}})
+    args = ["data", "resplit", str(store), "--keep-clusters", "--keep-held-out", "--stratify",
+            "--strata-fractions", "0.5,0.25,0.25"]
+    assert main(args) == 0 and "re-split" in capsys.readouterr().out
+    p = ProteinStore.open(store).proteins.set_index("id")
+    fam = p.index.str.split("_").str[0]
+    assert (p.groupby(fam)["split"].nunique() == 1).all() and (p.groupby(fam)["cluster"].nunique() == 1).all()
+    assert (p[fam == "f11"]["split"] == "valid").all()  # a held-out cluster never moves
+    rare = p[p["family"] == "rare"]
+    assert set(rare["split"]) == {"train", "valid", "test"}
+    m = ProteinStore.open(store).manifest["split_method"]
+    assert m["clusters_kept"] and m["held_out_kept"] and m["stratified"]["fractions"] == [0.5, 0.25, 0.25]
+    with pytest.raises(OneProtError, match="keep-clusters"):
+        resplit_store(store, keep_held_out=True)

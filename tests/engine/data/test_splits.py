@@ -67,3 +67,29 @@ def test_member_linkage_closes_the_greedy_gap(seqgen):
     assert greedy[0] == greedy[1] != greedy[2]
     linked = cluster_sequences([a, b, c])
     assert len(set(linked)) == 1
+
+
+def test_stratified_dealing_spreads_a_scarce_stratum():
+    # 1,000 bulk singletons, and 60 'structure' proteins in 12 clusters of 5 that chance could put in one split
+    clusters = list(range(1000)) + [1000 + i // 5 for i in range(60)]
+    strata = [""] * 1000 + ["structure"] * 60
+    plain = assign_splits(clusters, (0.8, 0.1, 0.1), seed=3)
+    strat = assign_splits(clusters, (0.8, 0.1, 0.1), seed=3, strata=strata, strata_fractions=(0.5, 0.25, 0.25))
+    scarce = [s for s, st in zip(strat, strata) if st]
+    assert scarce.count("train") == 30 and scarce.count("valid") == 15 and scarce.count("test") == 15
+    assert all(len({strat[i] for i in range(1000 + 5 * c, 1005 + 5 * c)}) == 1 for c in range(12))  # whole clusters
+    assert abs(strat.count("train") - 848) <= 3  # the bulk still fills the proteins' 80/10/10
+    assert assign_splits(clusters, (0.8, 0.1, 0.1), seed=3, strata=[""] * 1060) == plain  # no stratum: unchanged
+
+
+def test_fixed_clusters_keep_their_split_and_count():
+    clusters = list(range(100)) + [100 + i // 2 for i in range(40)]
+    strata = [""] * 100 + ["family:x"] * 40
+    fixed = {100: "test", 101: "test", 102: "valid"}  # 6 of the stratum already held out
+    out = assign_splits(clusters, (0.8, 0.1, 0.1), seed=0, strata=strata, strata_fractions=(0.7, 0.15, 0.15),
+                        fixed=fixed)
+    assert out[100:102] == ["test", "test"] and out[104:106] == ["valid", "valid"]
+    scarce = out[100:]
+    assert scarce.count("test") == 6 and scarce.count("valid") == 6  # 15 % of 40, with the fixed ones counted
+    with pytest.raises(Exception, match="strata"):
+        assign_splits(clusters, strata=["x"])
