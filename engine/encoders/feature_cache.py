@@ -14,8 +14,12 @@ Folder (RUN/anchor_cache, or a subfolder per plan of TrainConfig.anchor_cache_di
     plan.json       what the chunks are made from: encoder config (with the weight file's sha256), kind,
                     and a digest of the ordered sequences; a different plan discards the old chunks
     chunk_<i>.npy   one length-sorted batch: pooled (n, H) float32, or states (residues, H) float16
+    keys.txt        the sequences (item keys) in chunk order
     manifest.json   written last: the cache is complete
 Each chunk is written atomically (temp + rename), so a killed build resumes with the chunks it finished.
+In a shared folder, a new plan of pooled features copies the vectors that finished sibling plans of the same
+encoder already hold and computes only the rest (a re-split store changes the set of train sequences, not
+their features).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from engine.errors import OneProtError
 from engine.files import write_text_atomic
 
 MANIFEST = "manifest.json"
+KEYS_FILE = "keys.txt"  # the plan's sequences (or item keys) in chunk order, one per line
 
 
 class FeatureCache:
@@ -101,15 +106,52 @@ def build_feature_cache(encoder, sequences: list[str], folder: str | Path, progr
     if keyed:
         folder = folder / hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()[:16]
 
-    def compute(positions: list[int]) -> np.ndarray:
+    # pooled vectors of these sequences that finished sibling caches (other plans of the same anchor) already hold
+    known = _pooled_from_siblings(folder, plan, set(cut)) if keyed and kind == "pooled" else {}
+
+    def encode(positions: list[int]) -> torch.Tensor:
         b = encoder.collate([cut[j] for j in positions])
         states, mask = encoder.residue_states(b["tokens"].to(device), b["lengths"].to(device))
         return encoder.pool(states, mask) if kind == "pooled" else states[mask]  # row-major: residues in order
 
+    def compute(positions: list[int]) -> torch.Tensor:
+        todo = [j for j in positions if cut[j] not in known]
+        if len(todo) == len(positions):
+            return encode(positions)
+        out = torch.empty(len(positions), encoder.output_dim)
+        fresh = dict(zip(todo, encode(todo).float().cpu())) if todo else {}
+        for r, j in enumerate(positions):
+            out[r] = fresh[j] if j in fresh else torch.from_numpy(known[cut[j]])
+        return out
+
     device = next(encoder.parameters()).device
     sizes = [1 if kind == "pooled" else len(s) for s in cut]
-    _fill_chunks(folder, plan, batches, sizes, compute, encoder.output_dim, progress)
+    _fill_chunks(folder, plan, batches, sizes, compute, encoder.output_dim, progress, keys=cut)
     return _open_chunks(folder, cut, sizes, plan)
+
+
+def _pooled_from_siblings(folder: Path, plan: dict, wanted: set[str]) -> dict[str, np.ndarray]:
+    """Pooled vectors of `wanted` sequences held by finished caches beside `folder` made by the same encoder.
+
+    A shared anchor_cache_dir holds one subfolder per plan (set of sequences); a new plan (a re-split store,
+    another subset) then computes only the sequences none of them holds. Caches written before KEYS_FILE
+    existed cannot say which row is which sequence and are skipped."""
+    found: dict[str, np.ndarray] = {}
+    for other in sorted(folder.parent.iterdir()) if folder.parent.is_dir() else []:
+        if other == folder or not (other / MANIFEST).is_file() or not (other / KEYS_FILE).is_file():
+            continue
+        theirs = _read_json(other / MANIFEST)
+        if not theirs or theirs.get("kind") != "pooled" or theirs.get("encoder") != plan["encoder"]:
+            continue
+        try:
+            keys = (other / KEYS_FILE).read_text().split("\n")
+            cache = _open_chunks(other, keys, [1] * len(keys), theirs)
+        except (OSError, OneProtError):
+            continue  # unreadable or inconsistent: compute instead
+        for seq in wanted.intersection(cache.rows).difference(found):
+            c, o, _ = cache.rows[seq]
+            found[seq] = np.asarray(cache.chunks[c][o], dtype=np.float32)
+    return found
 
 
 def build_item_feature_cache(encoder, items: list, folder: str | Path, progress: bool = False,
@@ -138,12 +180,12 @@ def build_item_feature_cache(encoder, items: list, folder: str | Path, progress:
         return encoder.pool(states, mask) if kind == "pooled" else states[mask]
 
     sizes = [1 if kind == "pooled" else first[k][2] for k in keys]
-    _fill_chunks(folder, plan, batches, sizes, compute, encoder.output_dim, progress)
+    _fill_chunks(folder, plan, batches, sizes, compute, encoder.output_dim, progress, keys=keys)
     return _open_chunks(folder, keys, sizes, plan)
 
 
 def _fill_chunks(folder: Path, plan: dict, batches: list[list[int]], sizes: list[int], compute, dim: int,
-                 progress: bool) -> None:
+                 progress: bool, keys: list[str] | None = None) -> None:
     """Compute every chunk of `plan` not already on disk (compute(positions) -> rows), then the manifest."""
     from tqdm.auto import tqdm
 
@@ -161,6 +203,8 @@ def _fill_chunks(folder: Path, plan: dict, batches: list[list[int]], sizes: list
             continue
         with torch.no_grad():
             _save_npy(f, compute(batch).float().cpu().numpy(), dtype)
+    if keys is not None:  # before the manifest: a finished cache always says which row is which
+        write_text_atomic(folder / KEYS_FILE, "\n".join(keys))
     write_text_atomic(manifest, json.dumps(plan, indent=2))
 
 

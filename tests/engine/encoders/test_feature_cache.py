@@ -137,3 +137,21 @@ def test_cli_switches_the_anchor_to_unirep_with_sets(make_alignment_store, tiny_
     assert main(["pretrain", "--modality", "sequence", "--preset", "tiny", "--data", str(store), "--quiet",
                  "--out", str(tmp_path / "pre"), *unirep]) == 1
     assert "UniRep anchor comes pretrained" in capsys.readouterr().err
+
+
+def test_a_new_plan_in_a_shared_folder_computes_only_new_sequences(tiny_npz, tmp_path):
+    enc = UniRepEncoder({"weights": str(tiny_npz)})
+    shared = tmp_path / "shared"
+    first = build_feature_cache(enc, SEQS[:4], shared, batch_residues=40, max_batch=2, keyed=True)
+    count = Counting(enc)
+    more = SEQS[2:] + ["WWW"]  # two sequences the first plan holds, three it does not
+    second = build_feature_cache(enc, more, shared, batch_residues=40, max_batch=2, keyed=True)
+    assert count.n == 3 and len(list(shared.iterdir())) == 2
+    want = enc(enc.collate(more)).pooled.detach().numpy()
+    assert np.allclose(second.pooled(more).numpy(), want, atol=1e-6)
+    assert np.array_equal(second.pooled(SEQS[2:4]).numpy(), first.pooled(SEQS[2:4]).numpy())  # copied, not recomputed
+    # a sibling of another encoder (another size or weight file) is never read
+    other = UniRepEncoder({"weights": str(tiny_npz), "max_length": 5})
+    count = Counting(other)
+    build_feature_cache(other, SEQS[:2], shared, batch_residues=40, max_batch=2, keyed=True)
+    assert count.n == 2
