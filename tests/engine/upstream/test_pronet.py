@@ -126,9 +126,17 @@ def test_augmentations_only_in_training_and_repeatable_from_the_seed():
     assert torch.equal(aug["bb"], batch["bb"])  # torsion features stay those of the clean structure
 
 
-def test_dig_pronet_gives_the_same_output_with_the_same_weights():
-    """Runs wherever DIG (dive-into-graphs + torch-geometric + torch-scatter/cluster) imports."""
+def test_dig_pronet_gives_the_same_output_with_the_same_weights(monkeypatch):
+    """Runs wherever DIG (dive-into-graphs + torch-geometric + torch-scatter/cluster/sparse) imports.
+
+    Ran on 2026-12-01 on the 2-core build machine: dive-into-graphs 1.1.0 (--no-deps), torch-geometric, and
+    torch-scatter 2.1.2 / torch-cluster 1.6.3 / torch-sparse built from source against torch 2.13 CPU, in a side
+    venv (not a project dependency: the three take ~45 min to compile here), with torch-geometric 2.6.1 (2.8 wants
+    pyg-lib for radius_graph): passed, max |difference| 2.4e-7 (amino-acid level), 3e-8 (backbone, all-atom) over
+    5 seeds and chains of 20-48 residues."""
     dig = pytest.importorskip("dig.threedgraph.method")
+    if not hasattr(np, "math"):  # DIG 1.1.0 calls np.math.factorial; NumPy 2 removed that alias of the math module
+        monkeypatch.setattr(np, "math", math, raising=False)
     from torch_geometric.data import Batch, Data
 
     for level in ("aminoacid", "backbone", "allatom"):
@@ -146,4 +154,6 @@ def test_dig_pronet_gives_the_same_output_with_the_same_weights():
         with torch.no_grad():
             want = ref(Batch.from_data_list([data]))
             got = ours(b).pooled
-        assert torch.allclose(got, want, atol=1e-4, rtol=1e-4), (level, (got - want).abs().max())
+        # one chain per batch: DIG takes the i-1 / i+1 neighbours across batch-mates, this project within each
+        # protein (on purpose, see engine/encoders/pronet.py), so batches of several chains differ at chain ends
+        assert torch.allclose(got, want, atol=1e-5, rtol=1e-5), (level, (got - want).abs().max())
