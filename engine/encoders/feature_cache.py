@@ -121,7 +121,7 @@ def build_feature_cache(encoder, sequences: list[str], folder: str | Path, progr
         out = torch.empty(len(positions), encoder.output_dim)
         fresh = dict(zip(todo, encode(todo).float().cpu())) if todo else {}
         for r, j in enumerate(positions):
-            out[r] = fresh[j] if j in fresh else torch.from_numpy(known[cut[j]])
+            out[r] = fresh[j] if j in fresh else torch.tensor(known[cut[j]])
         return out
 
     device = next(encoder.parameters()).device
