@@ -121,7 +121,7 @@ def build_feature_cache(encoder, sequences: list[str], folder: str | Path, progr
         out = torch.empty(len(positions), encoder.output_dim)
         fresh = dict(zip(todo, encode(todo).float().cpu())) if todo else {}
         for r, j in enumerate(positions):
-            out[r] = fresh[j] if j in fresh else torch.tensor(known[cut[j]])
+            out[r] = fresh[j] if j in fresh else known[cut[j]]
         return out
 
     device = next(encoder.parameters()).device
@@ -130,13 +130,13 @@ def build_feature_cache(encoder, sequences: list[str], folder: str | Path, progr
     return _open_chunks(folder, cut, sizes, plan)
 
 
-def _pooled_from_siblings(folder: Path, plan: dict, wanted: set[str]) -> dict[str, np.ndarray]:
+def _pooled_from_siblings(folder: Path, plan: dict, wanted: set[str]) -> dict[str, torch.Tensor]:
     """Pooled vectors of `wanted` sequences held by finished caches beside `folder` made by the same encoder.
 
     A shared anchor_cache_dir holds one subfolder per plan (set of sequences); a new plan (a re-split store,
     another subset) then computes only the sequences none of them holds. Caches written before KEYS_FILE
     existed cannot say which row is which sequence and are skipped."""
-    found: dict[str, np.ndarray] = {}
+    found: dict[str, torch.Tensor] = {}
     for other in sorted(folder.parent.iterdir()) if folder.parent.is_dir() else []:
         if other == folder or not (other / MANIFEST).is_file() or not (other / KEYS_FILE).is_file():
             continue
@@ -150,7 +150,7 @@ def _pooled_from_siblings(folder: Path, plan: dict, wanted: set[str]) -> dict[st
             continue  # unreadable or inconsistent: compute instead
         for seq in wanted.intersection(cache.rows).difference(found):
             c, o, _ = cache.rows[seq]
-            found[seq] = np.asarray(cache.chunks[c][o], dtype=np.float32)
+            found[seq] = torch.tensor(cache.chunks[c][o], dtype=torch.float32)  # a copy: the rows are read-only
     return found
 
 
@@ -185,8 +185,8 @@ def build_item_feature_cache(encoder, items: list, folder: str | Path, progress:
 
 
 def _fill_chunks(folder: Path, plan: dict, batches: list[list[int]], sizes: list[int], compute, dim: int,
-                 progress: bool, keys: list[str] | None = None) -> None:
-    """Compute every chunk of `plan` not already on disk (compute(positions) -> rows), then the manifest."""
+                 progress: bool, keys: list[str]) -> None:
+    """Compute every chunk of `plan` not already on disk (compute(positions) -> rows), then keys.txt and the manifest."""
     from tqdm.auto import tqdm
 
     manifest = folder / MANIFEST
@@ -203,8 +203,7 @@ def _fill_chunks(folder: Path, plan: dict, batches: list[list[int]], sizes: list
             continue
         with torch.no_grad():
             _save_npy(f, compute(batch).float().cpu().numpy(), dtype)
-    if keys is not None:  # before the manifest: a finished cache always says which row is which
-        write_text_atomic(folder / KEYS_FILE, "\n".join(keys))
+    write_text_atomic(folder / KEYS_FILE, "\n".join(keys))  # before the manifest: a finished cache says which row is which
     write_text_atomic(manifest, json.dumps(plan, indent=2))
 
 
