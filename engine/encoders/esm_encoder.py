@@ -30,7 +30,7 @@ from engine.encoders.packed_esm import (
     packed_forward,
     packed_to_padded,
 )
-from engine.encoders.pooling import MeanPooling, make_pooling
+from engine.encoders.pooling import MeanPooling, make_pooling, pooled_width
 from engine.config import dataclass_from_dict
 from engine.errors import OneProtError
 from engine.token_batching import DEFAULT_BATCH_TOKENS
@@ -98,7 +98,8 @@ class EsmTokenEncoder(ModalityEncoder):
                 self._table[ord(tok)] = i
         self._special = torch.tensor([self.alphabet.cls_idx, self.alphabet.eos_idx, self.alphabet.padding_idx])
         self.pool = make_pooling(cfg.pooling, arch.dim)
-        self.output_dim = arch.dim
+        self.state_dim = arch.dim
+        self.output_dim = pooled_width(self.pool, arch.dim)
         self._packed_tokenizer = ESMTokenizer(self.alphabet, residue_ids=self._residue_ids)
         # upstream's poolings weigh every non-padding token, BOS and EOS included (engine.encoders.pooling)
         self._pool_includes_special = bool(getattr(self.pool, "includes_special", False))
@@ -188,7 +189,7 @@ class EsmTokenEncoder(ModalityEncoder):
                  for i, s in enumerate(items)]
         # offsets[i] = first row of item i; the extra last row swallows BOS/EOS
         offsets = np.concatenate([[0], np.cumsum(n_res)]).astype(np.int64)
-        out = torch.zeros(int(offsets[-1]) + 1, self.output_dim, device=next(self.esm.parameters()).device)
+        out = torch.zeros(int(offsets[-1]) + 1, self.state_dim, device=next(self.esm.parameters()).device)
         for packed, states in packed_batches(self.esm, self._packed_tokenizer, items, batch_tokens, options,
                                              residue_offsets=offsets):
             out.index_copy_(0, packed.residue_dest, states.float().detach())

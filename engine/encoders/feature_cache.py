@@ -69,7 +69,7 @@ class FeatureCache:
 
 
 def cache_kind(encoder) -> str:
-    """'pooled' when the encoder's pooling has no parameters (mean), else 'states' (attention is trained)."""
+    """'pooled' when the encoder's pooling has no parameters (mean, max, mean_max), else 'states' (attention is trained)."""
     return "pooled" if not any(True for _ in encoder.pool.parameters()) else "states"
 
 
@@ -95,7 +95,7 @@ def build_feature_cache(encoder, sequences: list[str], folder: str | Path, progr
     131,072: a batch's states then take at most 128 MiB per copy (the 1900 model gets ~17,600 residues).
     """
     if batch_residues is None:
-        batch_residues = min(131_072, max(4096, 2 ** 25 // encoder.output_dim))
+        batch_residues = min(131_072, max(4096, 2 ** 25 // getattr(encoder, "state_dim", encoder.output_dim)))
     folder = Path(folder)
     kind = cache_kind(encoder)
     cut = sorted({s.strip().upper()[: encoder.config.max_length] for s in sequences}, key=lambda s: (-len(s), s))

@@ -25,7 +25,7 @@ from torch import nn
 
 from engine.encoders.base import EncoderOutput, ModalityEncoder
 from engine.encoders.graph_ops import radius_graph, scatter_mean, to_dense_batch
-from engine.encoders.pooling import make_pooling
+from engine.encoders.pooling import make_pooling, pooled_width
 from engine.config import dataclass_from_dict
 from engine.errors import OneProtError
 from engine.modality import StructureInput
@@ -232,7 +232,7 @@ class ResidueGraphEncoder(ModalityEncoder):
         self.separation_embedding = nn.Embedding(2 * MAX_SEPARATION + 1, h)
         self.blocks = nn.ModuleList(InvariantBlock(h, cfg.dropout) for _ in range(cfg.layers))
         self.pool = make_pooling(cfg.pooling, h)
-        self.output_dim = h
+        self.output_dim = pooled_width(self.pool, h)
 
     def external_prefixes(self) -> list[str]:
         return []

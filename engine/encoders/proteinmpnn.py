@@ -38,7 +38,7 @@ from engine.config import dataclass_from_dict
 from engine.encoders.base import EncoderOutput, ModalityEncoder
 from engine.encoders.gnn import focus_mask
 from engine.encoders.package_weights import file_sha256, installed_file
-from engine.encoders.pooling import make_pooling
+from engine.encoders.pooling import make_pooling, pooled_width
 from engine.errors import OneProtError
 from engine.modality import Modality, StructureInput
 
@@ -305,7 +305,8 @@ class ProteinMPNNEncoder(ModalityEncoder):
         if getattr(self.pool, "includes_special", False):
             raise OneProtError(f"pooling {cfg.pooling!r} pools BOS/EOS, which structures lack; use mean or attention",
                                f"{label}.pooling")
-        self.output_dim = hidden
+        self.state_dim = hidden
+        self.output_dim = pooled_width(self.pool, hidden)
 
     def external_prefixes(self) -> list[str]:
         """The ProteinMPNN network is re-read from its weight file: checkpoints never hold it."""
@@ -351,7 +352,7 @@ class ProteinMPNNEncoder(ModalityEncoder):
         pocket on a chain the structure encoder already read costs nothing: the network is frozen."""
         x, mask, resnum = batch["coords"], batch["mask"], batch["resnum"]
         keys = [f"{self.config.sha256}|{k}" for k in batch["chain_keys"]]
-        states = x.new_zeros(mask.shape + (self.output_dim,), dtype=torch.float32)
+        states = x.new_zeros(mask.shape + (self.state_dim,), dtype=torch.float32)
         todo = [i for i, k in enumerate(keys) if k not in _CHAIN_STATES]
         # fp32 always: a frozen feature extractor should give the same features on every device
         with torch.autocast(x.device.type, enabled=False):

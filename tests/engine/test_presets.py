@@ -75,8 +75,8 @@ def test_paper_preset_is_the_published_configuration():
 def test_demo_preset_keeps_its_own_choices():
     d = get_preset("demo")
     assert d.model.head == "linear" and not d.model.heads and d.train.l1_weight == 0.0
-    # the frozen UniRep-256 anchor with mean pooling, chosen on valid (engine/presets/demo.py)
-    assert d.model.encoders["sequence"] == {"type": "unirep", "size": 256, "pooling": "mean", "freeze": True,
+    # the frozen UniRep-256 anchor with mean+max pooling, chosen on valid (engine/presets/demo.py)
+    assert d.model.encoders["sequence"] == {"type": "unirep", "size": 256, "pooling": "mean_max", "freeze": True,
                                             "max_length": 1000}
     assert d.model.encoders["structure_tokens"]["pooling"] == "attention"
     assert "alphabet" not in d.model.encoders["structure_tokens"]

@@ -46,3 +46,7 @@ def test_store_and_embeddings_lose_the_same_chains(tmp_path):
     assert e.ids("sequence") == ["good_A", "P1"] and np.allclose(e.vectors("sequence")[1], np.eye(4, 4)[3])
     assert e.labels.set_index("id")["name"]["good_A"] == "good"
     assert not any(p.name.startswith(("store.", "emb.")) for p in tmp_path.iterdir())  # no temp folders left
+    again = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo_hygiene.py"), str(store)],
+                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert again.returncode == 0 and "0 structure chains left out" in again.stdout
+    assert ProteinStore.open(store).manifest["hygiene"]["left_out"] == 2  # the chains left out earlier still count

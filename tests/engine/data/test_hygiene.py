@@ -39,3 +39,18 @@ def test_every_kept_structure_has_a_name_find_can_match():
     kept, dropped = apply_rule([chain(), chain(n=20, source="pkg:x/2xyz.pdb"), ProteinRecord(id="s", sequence="MKV")])
     assert [r.id for r in kept] == ["1abc_A", "s"] and list(dropped) == ["2xyz_A"]
     assert kept[0].name == "1abc" and kept[1].name == ""
+
+
+def test_a_family_label_name_leads_the_text_once():
+    tryp = "Trypsin-like serine protease"
+    (r,), _ = apply_rule([chain(family=tryp, text="Swiss-Prot entry TRY3_SALSA. Organism: Salmo salar.")])
+    assert r.name == tryp and r.text == f"{tryp}. Swiss-Prot entry TRY3_SALSA. Organism: Salmo salar."
+    (again,), _ = apply_rule([r])  # re-applied to a store already under the rule: unchanged
+    assert again.text == r.text
+    (empty,), _ = apply_rule([chain(family="Cytochrome c")])
+    assert empty.text == "Cytochrome c."
+    # a header name, or a text that already says the family, is left as it is; sequences are not judged
+    (hdr,), _ = apply_rule([chain(name="TRYPSIN", family=tryp, text="Trypsin. Organism: Bos taurus.")])
+    assert hdr.text == "Trypsin. Organism: Bos taurus."
+    (seq,), _ = apply_rule([ProteinRecord(id="P1", sequence="MKV", family=tryp, text="Some protein.")])
+    assert seq.text == "Some protein."

@@ -81,6 +81,12 @@ def test_forward_matches_hand_computed_recurrence(tiny_npz):
         assert np.allclose(out.states[i, : len(s)].numpy(), ref, atol=1e-5)
         assert np.allclose(out.pooled[i].numpy(), ref.mean(0), atol=1e-5)
         assert not out.states[i, len(s):].any()  # padding stays zero
+    both = UniRepEncoder({"weights": str(tiny_npz), "pooling": "mean_max"})
+    assert both.output_dim == 8
+    pooled = both(both.collate(seqs)).pooled
+    for i, s in enumerate(seqs):
+        ref = reference_states(arrays, s)
+        assert np.allclose(pooled[i].numpy(), np.concatenate([ref.mean(0), ref.max(0)]), atol=1e-5)
     # the same sequence alone and in a batch: identical states
     alone = enc(enc.collate(["MKTAYIAKQ"]))
     assert np.allclose(alone.pooled[0].numpy(), out.pooled[0].numpy(), atol=1e-6)

@@ -60,7 +60,7 @@ def test_mean_bos_eos_averages_every_non_padding_token():
 def test_poolings_by_name():
     assert make_pooling("attention1d", 8).layer.weight.shape == (1, 8)
     with pytest.raises(Exception, match="attention1d"):
-        make_pooling("max", 8)
+        make_pooling("median", 8)
 
 
 def test_upstream_3di_vocabulary_and_saprot_strings():
