@@ -88,11 +88,9 @@ def structure_name(record: ProteinRecord) -> str:
 
 def structure_text(record: ProteinRecord) -> str:
     """The record's text, led by its family label when it is named by that label and the text lacks it."""
-    text = (record.text or "").strip()
-    label = (record.family or "").strip()
-    if record.coords is None or not label or (record.name or "").strip() not in ("", label):
-        return record.text or ""
-    if label.lower() in text.lower():
+    text, label = (record.text or "").strip(), (record.family or "").strip()
+    named_by_label = record.coords is not None and label and (record.name or "").strip() in ("", label)
+    if not named_by_label or label.lower() in text.lower():
         return record.text or ""
     return f"{label}. {text}" if text else f"{label}."
 
