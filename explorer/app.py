@@ -212,8 +212,15 @@ class ExplorerApp(pn.viewable.Viewer):
                          sizing_mode="stretch_width")
 
     def sidebar(self) -> list:
-        return [pn.pane.HTML("<h3>Query</h3>"), self.model_note, self.query,
-                pn.Card(self.data, title="Data", collapsed=True, sizing_mode="stretch_width")]
+        # the folded Data card gets its fields when first opened: until then they would be built and drawn unseen
+        card = pn.Card(title="Data", collapsed=True, sizing_mode="stretch_width")
+
+        def open_card(event) -> None:
+            if not event.new and not card.objects:
+                card.objects = [self.data]
+
+        card.param.watch(open_card, "collapsed")
+        return [pn.pane.HTML("<h3>Query</h3>"), self.model_note, self.query, card]
 
     def __panel__(self):
         return pn.Row(pn.Column(*self.sidebar(), width=340), self.main_area())

@@ -69,6 +69,10 @@ class DetailView(pn.viewable.Viewer):
         self.query_with.on_click(self._query_with)
         self.state.param.watch(self.update, ["focus_id", "query"])
         self.superpose.param.watch(self.update, "value")
+        # the page starts with this line only: the 3D viewer, buttons and labels join it with the first
+        # protein shown (fewer models to build and draw at cold start)
+        self._holder = pn.Column(pn.pane.HTML(f"<i>{html.escape(self.viewer.message)}</i>"),
+                                 sizing_mode="stretch_width")
 
     def update(self, *_) -> None:
         """Redraw for the current focus and query."""
@@ -78,6 +82,9 @@ class DetailView(pn.viewable.Viewer):
             if rec is None:
                 self.viewer.molecules, self.info.object, self.caption.object = [], "", ""
                 return
+            if self._holder.objects[0] is not self.viewer:
+                self._holder.objects = [self.viewer, self.caption, self.superpose,
+                                        pn.Row(self.show_all, self.query_with), self.info]
             present = [m for m in s.resources.modalities() if s.resources.stored_vector(m, rec.id) is not None]
             self.info.object = record_html(rec, present)
             q = s.query
@@ -121,5 +128,4 @@ class DetailView(pn.viewable.Viewer):
         s.query_protein(s.focus_id, use, target, 10)
 
     def __panel__(self):
-        return pn.Column(self.viewer, self.caption, self.superpose, pn.Row(self.show_all, self.query_with),
-                         self.info, sizing_mode="stretch_width")
+        return self._holder

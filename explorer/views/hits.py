@@ -51,26 +51,36 @@ class HitsView(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self.title = pn.pane.HTML("<i>No query yet: run one on the left.</i>", sizing_mode="stretch_width")
-        self.table = pn.widgets.Tabulator(
-            EMPTY, show_index=False, selectable=1, disabled=True, height=300, sizing_mode="stretch_width",
-            layout="fit_data", pagination=None, name="hits", frozen_columns=["rank", "id"],
-            # neutral bars: green belongs to significant rows only (the row colour), not to every number
-            formatters={"P(relative)": {"type": "progress", "min": 0, "max": 1, "legend": True, "color": "#9fb3c8"}},
-        )
-        self._styled = False  # the row colours are set with the first query (pandas' Styler costs start-up time)
-        self.table.param.watch(self._on_select, "selection")
+        # the table is built with the first query: until then the page carries neither it nor Tabulator's
+        # scripts (Panel fetches those when the table first renders), which a cold start would pay for
+        self._table: pn.widgets.Tabulator | None = None
+        self._holder = pn.Column(self.title, sizing_mode="stretch_width")
         self.state.param.watch(self._on_query, "query")
+
+    @property
+    def table(self) -> pn.widgets.Tabulator:
+        """The hits table (built, and put under the title, on first use)."""
+        if self._table is None:
+            self._table = pn.widgets.Tabulator(
+                EMPTY, show_index=False, selectable=1, disabled=True, height=300, sizing_mode="stretch_width",
+                layout="fit_data", pagination=None, name="hits", frozen_columns=["rank", "id"],
+                # neutral bars: green belongs to significant rows only (the row colour), not to every number
+                formatters={"P(relative)": {"type": "progress", "min": 0, "max": 1, "legend": True,
+                                            "color": "#9fb3c8"}},
+            )
+            self._table.style.apply(row_style, axis=1)
+            self._table.param.watch(self._on_select, "selection")
+            self._holder.append(self._table)
+        return self._table
 
     def _on_query(self, event) -> None:
         q = event.new
         if q is None:
             self.title.object = "<i>No query yet: run one on the left.</i>"
-            self.table.value = EMPTY
+            if self._table is not None:
+                self._table.value = EMPTY
             return
         self.title.object = hits_title(q)
-        if not self._styled:
-            self.table.style.apply(row_style, axis=1)
-            self._styled = True
         self.table.value = q.table(self.state.store)
         self.table.selection = [0] if q.hits else []
 
@@ -81,4 +91,4 @@ class HitsView(pn.viewable.Viewer):
         self.state.focus_id = str(row["id"])
 
     def __panel__(self):
-        return pn.Column(self.title, self.table, sizing_mode="stretch_width")
+        return self._holder
