@@ -217,6 +217,31 @@ def test_create_app_builds_a_template(options, fast_projection):
     assert isinstance(page.app.hits, HitsView) and isinstance(page.app.map, MapView) and isinstance(page.app.detail, DetailView)
 
 
+def test_first_page_defers_the_hits_table_3d_viewer_and_data_fields(options, fast_projection):
+    """Parts nobody sees before a first query, protein or opened card join the page then, not at cold start."""
+    from bokeh.document import Document
+
+    page = create_app(options)
+    doc = Document()
+    page.server_doc(doc)
+
+    def kinds() -> set[str]:
+        return {type(m).__name__ for m in doc.models}
+
+    def titles() -> set[str]:
+        return {getattr(m, "title", None) for m in doc.models}
+
+    assert "DataTabulator" not in kinds() and "ReactiveESM" not in kinds() and "Store" not in titles()
+    app = page.app
+    with pn.io.hold(doc):  # outside a served session: apply the changes to the document at once
+        app.state.query_protein("glo00_A", "structure", "sequence", 5)
+    assert "DataTabulator" in kinds() and "ReactiveESM" in kinds()  # the hits table, then the first hit in 3D
+    assert app.detail.viewer.molecules and list(app.hits.table.value["rank"]) == [1, 2, 3, 4, 5]
+    (card,) = [o for o in page.sidebar if isinstance(o, pn.Card)]
+    card.collapsed = False
+    assert "Store" in titles()
+
+
 def test_large_maps_are_rasterized_and_box_selection_still_works(options, fast_projection):
     options.datashade_above = 10  # pretend 32 points is "large"
     app = _loaded_app(options)
