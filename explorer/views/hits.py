@@ -64,6 +64,9 @@ class HitsView(pn.viewable.Viewer):
             self._table = pn.widgets.Tabulator(
                 EMPTY, show_index=False, selectable=1, disabled=True, height=300, sizing_mode="stretch_width",
                 layout="fit_data", pagination=None, name="hits", frozen_columns=["rank", "id"],
+                # the compact Bootstrap look the page's design gives a table present at first render; one added
+                # later in a served session does not get it from the design
+                theme="bootstrap5", theme_classes=["table-sm"],
                 # neutral bars: green belongs to significant rows only (the row colour), not to every number
                 formatters={"P(relative)": {"type": "progress", "min": 0, "max": 1, "legend": True,
                                             "color": "#9fb3c8"}},

@@ -134,6 +134,7 @@ def test_hits_table_keeps_every_column_reachable_and_says_when_nothing_is_signif
     t = app.hits.table
     # columns keep their natural width and the table scrolls sideways (ec and organism were cut off before)
     assert t.layout == "fit_data" and t.frozen_columns == ["rank", "id"]
+    assert t.theme_classes == ["table-sm"]  # compact rows also when the table joins a served page after its first render
     q = QueryResult("HELLO (5 aa)", "sequence", "sequence",
                     [Hit(1, "kin00_A", 0.7, "sequence", evalue=3.2, significant=False),
                      Hit(2, "kin01_A", 0.6, "sequence", evalue=4.0, significant=False)], notes=["only 5 residues"])
