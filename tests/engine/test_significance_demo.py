@@ -6,6 +6,7 @@ import random
 import pytest
 
 from engine.cli import main
+from engine.data.store import ProteinStore
 from engine.embed import EmbeddingSet
 from engine.paths import DEMO_EMBEDDINGS
 from engine.significance import table_for
@@ -52,3 +53,15 @@ def test_a_relative_is_significant(capsys):
     out = search(capsys, "--query-id", "1ldm_A", "--query-modality", "structure", "--target", "structure")
     rel = [h for h in out["hits"] if h["id"] != "1ldm_A"]
     assert rel[0]["significant"] and rel[0]["family"] == "LDH/MDH (lactate/malate dehydrogenase)"
+
+
+def test_an_identical_ldh_sequence_is_significant_and_likely_a_relative(capsys):
+    # A per-query background once made this hit (cosine 1.00) insignificant: LDH/MDH is a large share of
+    # the demo's sequences. The probability map reads the raw score, so it must call it a relative.
+    seq = ProteinStore.open("demo").row("1ldm_A")["sequence"]
+    out = search(capsys, "--query-sequence", seq, "--target", "sequence")
+    top = out["hits"][0]
+    assert top["id"] == "1ldm_A" and top["score"] > 0.99 and top["significant"]
+    pair = table_for(EmbeddingSet.open("demo")).pair("sequence", "sequence")
+    assert pair.probability([top["score"]])[0] >= 0.9  # the map, whether or not the app reports this pair
+    assert top["probability"] is None or top["probability"] >= 0.9
