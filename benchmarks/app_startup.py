@@ -1,6 +1,6 @@
 """Cold start of the explorer vs an empty Panel app served the same way, and structure-query latency.
 
-    python benchmarks/app_startup.py [--data demo --checkpoint demo --embeddings demo] [--runs 3]
+    python benchmarks/app_startup.py [--data demo --checkpoint demo --embeddings demo] [--runs 3] [--compare REV]
 
 For each app, with headless Debian chromium already open: launch `panel serve` (fresh process,
 localhost), request the page as soon as the server listens, and time from launch to the page's HTML
@@ -10,6 +10,8 @@ the page is interactive) and to "Model: ready" (model and text backbone loaded i
 upload, sequence and text queries answer). Then, in this process, the latency of a query by
 structure after the model is loaded, against the bare engine path (model.embed + index search) as
 baseline. Prints a table and writes benchmarks/results/app_startup.md.
+With --compare REV, the explorer of an earlier commit (a temporary git worktree) is served in turns with
+both, so a change's effect is read in one run rather than across runs on a host whose speed drifts.
 """
 
 from __future__ import annotations
@@ -36,15 +38,23 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 EMPTY_APP = 'import panel as pn\npn.extension()\npn.pane.Markdown("# Empty baseline").servable(title="Empty baseline")\n'
 
 
-def serve_script(script: Path, app_args: list[str], log: Path) -> tuple[subprocess.Popen, int, float]:
+def serve_script(script: Path, app_args: list[str], log: Path, cwd: Path = REPO) -> tuple[subprocess.Popen, int, float]:
     port = free_port()
     cmd = [sys.executable, "-m", "panel", "serve", str(script), "--port", str(port), "--address", "127.0.0.1",
            "--allow-websocket-origin", f"127.0.0.1:{port}", "--num-procs", "1"]
     if app_args:
         cmd += ["--args", *app_args]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    # cwd first on the path (python -m): a worktree of another commit serves its own explorer and engine
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     return proc, port, t0
+
+
+def worktree(rev: str, where: Path) -> Path:
+    """A detached git worktree of `rev` (removed by the caller): an earlier explorer to serve beside this one."""
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--force", str(where), rev], check=True,
+                   capture_output=True)
+    return where
 
 
 def free_port() -> int:
@@ -70,7 +80,8 @@ def wait_port(port: int, timeout: float) -> None:
     raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
 
 
-def measure(script: Path, app_args: list[str], ready_text: str | None, model_text: str | None, log: Path) -> dict:
+def measure(script: Path, app_args: list[str], ready_text: str | None, model_text: str | None, log: Path,
+            cwd: Path = REPO) -> dict:
     """Seconds from `panel serve` launch to: HTML received, Bokeh rendered, `ready_text`, `model_text` shown.
 
     The browser is started before the server, as a user's browser is already open; the page is
@@ -85,7 +96,7 @@ def measure(script: Path, app_args: list[str], ready_text: str | None, model_tex
         rendered = {}
         page.on("console", lambda m: rendered.setdefault("t", time.perf_counter())
                 if "rendered successfully" in m.text else None)
-        proc, port, t0 = serve_script(script, app_args, log)
+        proc, port, t0 = serve_script(script, app_args, log, cwd)
         try:
             wait_port(port, 300)
             url = f"http://127.0.0.1:{port}/{script.stem}"
@@ -147,22 +158,33 @@ def main() -> int:
     add_embeddings_option(ap)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "app_startup.md"))
+    ap.add_argument("--compare", metavar="REV", help="also serve this commit's explorer in turns (a temporary worktree)")
     args = ap.parse_args()
     if not os.path.exists(CHROMIUM):
         sys.exit(f"{CHROMIUM} is missing: install Debian chromium (scripts/setup.sh --dev does)")
     app_args = ["--data", args.data, "--checkpoint", args.checkpoint, "--embeddings", args.embeddings]
     rows = []
     load_before = os.getloadavg()[0]
+    earlier = []  # the --compare commit's explorer, per run
     with tempfile.TemporaryDirectory(prefix="oneprot-bench-") as tmp:
         empty = Path(tmp) / "empty.py"
         empty.write_text(EMPTY_APP)
-        for run in range(args.runs):
-            # interleaved, so both see the same machine load
-            base = measure(empty, [], None, None, Path(tmp) / "empty.log")
-            # "Map ready; the model is still loading" or "Ready." (model already in): the page is interactive
-            ours = measure(REPO / "explorer" / "app.py", app_args, "ready", "Model: ready", Path(tmp) / "app.log")
-            rows.append((base, ours))
-            print(f"run {run + 1}: empty {base}  explorer {ours}", flush=True)
+        tree = worktree(args.compare, Path(tmp) / "compare") if args.compare else None
+        try:
+            for run in range(args.runs):
+                # interleaved, so all see the same machine load
+                base = measure(empty, [], None, None, Path(tmp) / "empty.log")
+                # "Map ready; the model is still loading" or "Ready." (model already in): the page is interactive
+                ours = measure(REPO / "explorer" / "app.py", app_args, "ready", "Model: ready", Path(tmp) / "app.log")
+                if tree is not None:
+                    earlier.append(measure(tree / "explorer" / "app.py", app_args, "ready", None,
+                                           Path(tmp) / "compare.log", cwd=tree))
+                rows.append((base, ours))
+                print(f"run {run + 1}: empty {base}  explorer {ours}" + (f"  {args.compare} {earlier[-1]}" if tree else ""),
+                      flush=True)
+        finally:
+            if tree is not None:
+                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False)
     med = lambda key, i: statistics.median(r[i][key] for r in rows if key in r[i])  # noqa: E731
     lines = ["| measure | empty Panel app (s) | explorer (s) | ratio |", "|---|---|---|---|"]
     for key, label in (("http", "launch -> page HTML received"), ("rendered", "launch -> Bokeh document rendered in chromium")):
@@ -174,6 +196,10 @@ def main() -> int:
         lines.append(f"| launch -> page interactive ('Map ready' / 'Ready.': map drawn, stored-protein queries answer); "
                      f"empty app: rendered | {med('rendered', 0):.2f} | {med('ready', 1):.2f} | "
                      f"{med('ready', 1) / med('rendered', 0):.2f}x |")
+    if earlier:
+        e_ready = statistics.median(r["ready"] for r in earlier)
+        lines.append(f"| launch -> page interactive, the explorer at {args.compare} (served in turns in this run) | "
+                     f"{med('rendered', 0):.2f} | {e_ready:.2f} | {e_ready / med('rendered', 0):.2f}x |")
     if all("model" in r[1] for r in rows):
         lines.append(f"| launch -> 'Model: ready' (upload, sequence and text queries answer) | - | {med('model', 1):.2f} | - |")
     lines += ["", "Per run (s): " + "; ".join(
@@ -191,7 +217,8 @@ def main() -> int:
     header = [f"# Explorer start-up and query latency", "",
               f"Machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
               f"load average {load_before:.1f} before the runs, {os.getloadavg()[0]:.1f} after; data `{args.data}`, checkpoint `{args.checkpoint}`, "
-              f"embeddings `{args.embeddings}`; {args.runs} interleaved runs, medians. Command: `python benchmarks/app_startup.py`.", ""]
+              f"embeddings `{args.embeddings}`; {args.runs} interleaved runs, medians. Command: "
+              f"`{' '.join(['python benchmarks/app_startup.py', *sys.argv[1:]])}`.", ""]
     text = "\n".join(header + lines) + "\n"
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
