@@ -202,7 +202,8 @@ class ExplorerApp(pn.viewable.Viewer):
     def main_area(self) -> pn.viewable.Viewable:
         explore = pn.Row(
             pn.Column(self.map, self.hits, sizing_mode="stretch_width"),
-            pn.Column(pn.pane.HTML("<h3>Detail</h3>"), self.detail, width=480, sizing_mode="fixed"),
+            # fixed width, height to fit (sizing_mode="fixed" wants a height too: Bokeh warned W-1005 per page)
+            pn.Column(pn.pane.HTML("<h3>Detail</h3>"), self.detail, width=480, width_policy="fixed", height_policy="fit"),
             sizing_mode="stretch_width",
         )
         pages = [("Explore", explore), *((name, self._holders[name]) for name in LAZY_TABS)]
