@@ -51,8 +51,8 @@ class HitsView(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self.title = pn.pane.HTML("<i>No query yet: run one on the left.</i>", sizing_mode="stretch_width")
-        # the table is built with the first query: until then the page carries neither it nor Tabulator's
-        # scripts (Panel fetches those when the table first renders), which a cold start would pay for
+        # the table is built with the first query: the first page carries none of its models (its scripts
+        # still load with the page: pn.extension("tabulator") in app.py; Panel 1.9 does not fetch them later)
         self._table: pn.widgets.Tabulator | None = None
         self._holder = pn.Column(self.title, sizing_mode="stretch_width")
         self.state.param.watch(self._on_query, "query")
