@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from engine.errors import OneProtError
 from engine.files import atomic_file, write_text_atomic
@@ -35,6 +34,8 @@ from engine.modality import Modality, parse_modality
 from engine.paths import resolve_embeddings
 
 if TYPE_CHECKING:  # engine.index imports faiss (~0.2 s): only searching and index building need it
+    import pandas as pd  # imported where a table is read or written: opening vectors (the explorer's map) needs none
+
     from engine.index import VectorIndex
 
 MANIFEST = "manifest.json"
@@ -141,6 +142,8 @@ class EmbeddingSet:
     def labels(self) -> pd.DataFrame:
         """id, name and label columns (family, ec, organism, source, split) of every embedded protein."""
         if self._labels is None:
+            import pandas as pd
+
             f = self.path / LABELS
             try:
                 self._labels = pd.read_parquet(f) if f.is_file() else pd.DataFrame({"id": []})
@@ -310,6 +313,8 @@ def merge_shards(out: str | os.PathLike, build_indexes: bool = True) -> Path:
         _save_npy(out / f"{m}.npy", vecs, sets[0].manifest.get("storage_dtype", "float32"))
         write_text_atomic(out / f"{m}.ids.txt", "\n".join(ids) + ("\n" if ids else ""))
         counts[m] = len(ids)
+    import pandas as pd
+
     labels = pd.concat([s.labels for s in sets], ignore_index=True).drop_duplicates("id")
     _atomic_parquet(labels, out / LABELS)
     first = sets[0].manifest
@@ -344,6 +349,8 @@ def export_h5(eset: EmbeddingSet, path: str | os.PathLike, modality: str = "sequ
 def export_parquet(eset: EmbeddingSet, path: str | os.PathLike, modalities: list[str] | None = None,
                    ids: Iterable[str] | None = None) -> Path:
     """Long table: id, modality, embedding (list of float32) + label columns; `ids` keeps only those proteins."""
+    import pandas as pd
+
     frames = []
     keep = None if ids is None else set(ids)
     for m in modalities or eset.modalities:

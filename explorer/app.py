@@ -28,7 +28,9 @@ ERROR_STYLE = {"background": "#f8d7da", "color": "#842029", "border": "1px solid
                "padding": "6px 14px"}  # Bootstrap's danger alert, without the Markdown that pn.pane.Alert renders
 READY = "Ready. Pick a protein or upload a structure on the left, or lasso points on the map."
 READY_MODEL_LOADING = ("Map ready; the model is still loading: a search started now waits for it "
-                       "(stored-protein searches of the map work at once).")
+                       "(the map, its selection, find and the detail pane work at once).")
+# the map drawn from its first-page file, the store still opening (a fraction of a second); never says "ready"
+OPENING_STORE = "Map drawn; opening the store (a search started now waits for it)…"
 _WARMED: set[tuple[str, str, str]] = set()
 _WARM_LOCK = threading.Lock()
 
@@ -124,16 +126,67 @@ class ExplorerApp(pn.viewable.Viewer):
         s.param.watch(self._show_status, "status")
         s.param.watch(self._reload_views, ["data", "embeddings", "checkpoint"])
         self._shown_tabs = {"Explore"}  # tabs opened in this session; the others fill when first shown
+        self.opened_early = False  # the page was drawn from the first-page file, the store opened after it
 
     def load(self) -> None:
         """Fill the views from the store, embeddings and map (projection read or computed)."""
         with pn.io.hold():  # one batch of changes, not one message per widget
-            self.data.refresh()
             self.query.refresh_options()
             self.map.load()
             self._watch_model()
             if not self.state.error:
                 self.state.status = READY if self.state.resources.model_ready else READY_MODEL_LOADING
+
+    def load_first_page(self) -> bool:
+        """Draw the map from the embeddings' first-page file when one matches this store and map
+        (explorer.mapdata.first_page: no store, no pandas), then open the store in a thread: the stored-protein
+        list and "Ready." follow it (`_store_opened`). False, with nothing done, when there is no such file."""
+        with pn.io.hold():
+            if not self.map.draw_first_page():
+                return False
+            self._watch_model()
+            self.state.status = OPENING_STORE
+        self.opened_early = True
+        self._open_store()
+        return True
+
+    def _open_store(self) -> None:
+        """Open the store and the drawn map's point table in a thread, then finish the page (`_store_opened`)."""
+        from panel.io.state import set_curdoc
+
+        doc = pn.state.curdoc
+        served = doc is not None and doc.session_context is not None
+
+        def work() -> None:
+            try:
+                _prepare_imports()
+                _ = self.state.store  # shared by every session: opened once per server
+            except Exception:  # noqa: BLE001 - _store_opened opens it again and reports the error in the page
+                pass
+            if served:
+                with set_curdoc(doc):  # back on the session's event loop, with its document lock
+                    pn.state.execute(self._store_opened, schedule=True)
+            else:
+                self._store_opened()
+            try:  # then the drawn map's point table (selection, find, highlights), before anyone asks for it
+                _ = self.map.table
+            except Exception:  # noqa: BLE001 - reported by the view that asks for it
+                pass
+
+        thread = threading.Thread(target=work, name="explorer-open-store", daemon=True)
+        if served:  # after this page is built and sent: its models and HTML need the same 2 cores
+            doc.add_next_tick_callback(thread.start)
+        else:  # tests and notebooks: the page is complete when load_first_page() returns
+            thread.start()
+            thread.join()
+
+    def _store_opened(self) -> None:
+        s = self.state
+        with pn.io.hold():
+            opening = s.status == OPENING_STORE  # not replaced meanwhile by a search's own status
+            self.query.refresh_options()  # opens the store here if the thread could not (its error shows)
+            if opening and not s.error:
+                s.status = READY if s.resources.model_ready else READY_MODEL_LOADING
 
     def _watch_model(self) -> None:
         """Load the model once the browser has drawn this page, and say when it is ready.
@@ -218,6 +271,7 @@ class ExplorerApp(pn.viewable.Viewer):
 
         def open_card(event) -> None:
             if not event.new and not card.objects:
+                self.data.refresh()
                 card.objects = [self.data]
 
         card.param.watch(open_card, "collapsed")
@@ -251,7 +305,11 @@ def create_app(options: AppOptions | None = None) -> pn.viewable.Viewable:
     ))
     template.app = app  # lets tests and scripts reach the views
     served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
-    if served and not app.map.cached():
+    if served and not _session_arg("protein") and not app.state.resources.store_loaded and app.load_first_page():
+        # The server's first page, its map from the first-page file the embeddings ship; the store opens in a
+        # thread after (pandas and the store cost half a second of a 2-core cold start)
+        pass
+    elif served and not app.map.cached():
         # UMAP has to run: send the page first, the map follows with a spinner on it
         pn.state.onload(app.load)
     else:
@@ -331,6 +389,13 @@ def _model_note(res) -> str:
             f"{'; ' + html.escape(str(digest)[:8]) if digest else ''}).</small>")
 
 
+def _prepare_imports() -> None:
+    """Import, before a thread builds a map table, what a session's first hits table imports too: two threads
+    importing the same package at once can deadlock in importlib (seen: narwhals.stable, which bokeh imports
+    on a session's first table while the warm-up built the map's table)."""
+    import narwhals.stable.v1  # noqa: F401
+
+
 def warm_up(options: AppOptions) -> None:
     """Once per server process: open the data and project the default map in the background."""
     key = (options.data, options.checkpoint, options.embeddings)
@@ -339,11 +404,7 @@ def warm_up(options: AppOptions) -> None:
             return
         _WARMED.add(key)
 
-    # Import here, on the server's thread, what both the warm-up thread and a first session import lazily:
-    # two threads importing the same package at once can deadlock in importlib (seen: narwhals.stable,
-    # which bokeh imports on a session's first table while the warm-up builds the map's table).
-    import narwhals.stable.v1  # noqa: F401
-
+    _prepare_imports()
     from explorer.backend import get_resources
     from explorer.mapdata import point_table
 
@@ -361,5 +422,7 @@ def warm_up(options: AppOptions) -> None:
 # its inspect.stack(), which reads the source of every frame on the stack (0.15 s of each page's start-up here)
 if __name__.startswith("bokeh_app_"):
     _options = parse_options()
-    warm_up(_options)
-    create_app(_options).servable(title=TITLE)
+    _page = create_app(_options)
+    if not getattr(getattr(_page, "app", None), "opened_early", False):
+        warm_up(_options)  # a page drawn from its first-page file opens the store itself, after this page is built
+    _page.servable(title=TITLE)

@@ -11,13 +11,16 @@ import contextlib
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from engine.errors import OneProtError
 from engine.modality import Modality, StructureInput, parse_modality
 from engine.query import Hit, search
+
+if TYPE_CHECKING:  # pandas is imported where a table is made: the first page draws without it (cold start)
+    import pandas as pd
 
 LABEL_CHOICES = ("family", "ec", "organism", "ligand", "source", "split", "modality")
 _RESOURCES: dict[tuple[str, str, str], "Resources"] = {}
@@ -47,6 +50,8 @@ class QueryResult:
 
     def table(self, store) -> pd.DataFrame:
         """Hits as a display table (rank, id, E-value, significance, score, name, family, ...)."""
+        import pandas as pd
+
         rows = []
         for h in self.hits:
             r = store.row(h.id) if h.id in store else None
@@ -122,6 +127,10 @@ class Resources:
                             self._model = model
                             self._checked = False
         return self._model
+
+    @property
+    def store_loaded(self) -> bool:
+        return self._store is not None
 
     @property
     def model_loaded(self) -> bool:

@@ -1,17 +1,32 @@
-"""The map's point table: UMAP coordinates joined with store labels, ready for plotting (no UI here)."""
+"""The map's point table: UMAP coordinates joined with store labels, ready for plotting (no UI here).
+
+pandas is imported where a table is built: a page drawn from its first-page file (`first_page`, written
+by explorer.prepare beside the shipped maps) needs neither pandas nor the store, which saves a cold
+start about half a second on 2 cores.
+"""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import json
 import threading
+from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from engine.errors import OneProtError
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 HOVER_TEXT_CHARS = 160
 MAX_CATEGORIES = 20  # beyond this, rare labels are pooled into "other" so colours stay distinguishable
+LABELS = ("family", "ec", "organism", "source", "split", "ligand")  # the store labels a map point carries
+FIRST_PAGE = "first_page.json.gz"  # in <embeddings>/projections/, beside the shipped maps
+FIRST_PAGE_FORMAT = 1
 _TABLES: dict[tuple, pd.DataFrame] = {}
 _TABLES_LOCK = threading.Lock()
 _KEY_LOCKS: dict[tuple, threading.Lock] = {}
@@ -32,6 +47,8 @@ def label_table(store) -> pd.DataFrame:
 
 
 def _label_table(store) -> pd.DataFrame:
+    import pandas as pd
+
     p = store.proteins
     text = p["text"].fillna("").astype(str)
     short = text.str.slice(0, HOVER_TEXT_CHARS).where(text.str.len() <= HOVER_TEXT_CHARS,
@@ -57,6 +74,8 @@ def _ligands(store, p: pd.DataFrame) -> list[str]:
     f = Path(store.path) / "pockets.parquet"
     first: dict[str, str] = {}
     if f.is_file():
+        import pandas as pd
+
         t = pd.read_parquet(f, columns=["protein_id", "pocket_index", "ligand_code"])
         t = t.sort_values("pocket_index").drop_duplicates("protein_id")
         first = {pid: code for pid, code in zip(t["protein_id"], t["ligand_code"].fillna("")) if code}
@@ -108,6 +127,8 @@ def _build_point_table(resources, mods: list[str], compute: bool = True, write_t
         proj = how(vectors, ids, cache_dir=write_to or projection_cache(emb.path))
     if proj is None:
         return None
+    import pandas as pd
+
     pts = pd.DataFrame({"x": proj.coords[:, 0], "y": proj.coords[:, 1], "id": proj.ids, "modality": proj.modalities})
     labels = label_table(resources.store)
     table = pts.merge(labels, on="id", how="left")
@@ -152,11 +173,13 @@ def store_categories(store, color_by: str) -> list[str]:
     return cats
 
 
-def colour_column(table: pd.DataFrame, color_by: str, categories: list[str] | None = None) -> pd.Series:
-    """The label to colour by, values outside `categories` (default: this table's most frequent) pooled as 'other'."""
-    col = table[color_by].astype(str)
-    top = categories if categories is not None else col[col != "unlabelled"].value_counts().index[: MAX_CATEGORIES - 1]
-    return col.where(col.isin(top) | (col == "unlabelled"), "other")
+def pooled_labels(values: list[str], categories: list[str] | None = None) -> list[str]:
+    """Label values, those outside `categories` (default: the most frequent of `values`) pooled as 'other'."""
+    if categories is None:
+        counts = Counter(v for v in values if v != "unlabelled")
+        categories = [c for c, _ in counts.most_common(MAX_CATEGORIES - 1)]
+    keep = set(categories) | {"unlabelled"}
+    return [v if v in keep else "other" for v in values]
 
 
 def find_ids(table: pd.DataFrame, text: str, limit: int = 50) -> list[str]:
@@ -172,3 +195,68 @@ def find_ids(table: pd.DataFrame, text: str, limit: int = 50) -> list[str]:
     contains = table["id"][hit]
     out = list(dict.fromkeys(exact.tolist() + contains.tolist()))
     return out[:limit]
+
+
+# ---- the first page ------------------------------------------------------------------------------------
+def coverage_counts(table: pd.DataFrame, resources) -> dict[str, int]:
+    """What a map shows against what exists: points, proteins on it, proteins in the store, proteins embedded."""
+    emb = resources.embeddings
+    return {"points": len(table), "proteins": int(table["id"].nunique()), "store": len(resources.store),
+            "embedded": len(set().union(*(emb.ids(m) for m in emb.modalities)))}
+
+
+def first_page_key(store_path: Path, embeddings_path: Path) -> str:
+    """Fingerprint of the store and embeddings a first-page file was made from (their manifests and table size)."""
+    h = hashlib.sha256()
+    for f in (Path(store_path) / "manifest.json", Path(embeddings_path) / "manifest.json"):
+        h.update(f.read_bytes() if f.is_file() else b"-")
+    table = Path(store_path) / "proteins.parquet"
+    h.update(str(table.stat().st_size if table.is_file() else -1).encode())
+    return h.hexdigest()
+
+
+def write_first_page(resources, mods: list[str], close_gap: bool = True, folder: Path | None = None) -> Path:
+    """Save what the first page draws of this map (points, hover texts, labels, the store's colour order per
+    label, coverage counts) as `<embeddings>/projections/first_page.json.gz`: a page opened before the store
+    draws from it (explorer.prepare writes it beside the shipped maps)."""
+    from engine.files import atomic_file
+    from explorer.backend import LABEL_CHOICES
+
+    mods = [m for m in mods if m in resources.modalities()]  # as point_table keeps them
+    table = point_table(resources, mods, 0, close_gap=close_gap)
+    columns = {c: table[c].astype(str).tolist() for c in ("id", "name", "modality", "text", *LABELS)}
+    columns.update(x=table["x"].astype(float).tolist(), y=table["y"].astype(float).tolist())
+    page = {"format": FIRST_PAGE_FORMAT, "key": first_page_key(resources.store.path, resources.embeddings.path),
+            "modalities": mods, "close_gap": bool(close_gap) and len(mods) > 1, "columns": columns,
+            "categories": {label: store_categories(resources.store, label) for label in LABEL_CHOICES},
+            "coverage": coverage_counts(table, resources)}
+    out = Path(folder or resources.embeddings.path / "projections") / FIRST_PAGE
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(out) as tmp:
+        with gzip.open(tmp, "wt", encoding="utf-8") as fh:
+            json.dump(page, fh, separators=(",", ":"))
+    return out
+
+
+def first_page(store_path: Path, embeddings_path: Path, mods: list[str], close_gap: bool) -> dict | None:
+    """The first-page file of these embeddings when it was made from this store and these embeddings for this
+    map; None otherwise (absent, stale, another map, unreadable: the page is then drawn from the store)."""
+    f = Path(embeddings_path) / "projections" / FIRST_PAGE
+    if not f.is_file():
+        return None
+    try:
+        with gzip.open(f, "rt", encoding="utf-8") as fh:
+            page = json.load(fh)
+        fresh = (page.get("format") == FIRST_PAGE_FORMAT and page.get("key") == first_page_key(store_path, embeddings_path)
+                 and page.get("modalities") == list(mods) and page.get("close_gap") == (bool(close_gap) and len(mods) > 1))
+        if not fresh:
+            return None
+        cols = page["columns"]
+        cols["x"], cols["y"] = np.asarray(cols["x"], dtype=float), np.asarray(cols["y"], dtype=float)
+        n = len(cols["x"])
+        if any(len(cols[c]) != n for c in ("y", "id", "name", "modality", "text", *LABELS)):
+            return None
+        return page
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:  # damaged: the store path still works
+        print(f"explorer: first-page file ignored ({f}): {exc}")
+        return None

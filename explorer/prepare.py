@@ -1,7 +1,9 @@
 """`python -m explorer.prepare [--embeddings demo] [--modalities sequence,structure]`: precompute maps.
 
 Writes the UMAP of each listed modality (and all of them jointly) into `<embeddings>/projections/`, where
-the app looks first, so a bundled embeddings folder opens with its map already drawn (fast cold start).
+the app looks first, so a bundled embeddings folder opens with its map already drawn (fast cold start),
+and the app's default map as a first-page file (explorer.mapdata.first_page): a server's first page is
+drawn from it while the store opens.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from engine.errors import OneProtError
     from explorer.backend import get_resources
-    from explorer.mapdata import point_table
+    from explorer.mapdata import point_table, write_first_page
+    from explorer.state import ExplorerState
 
     try:
         res = get_resources(args.data, "demo", args.embeddings)
@@ -34,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             table = point_table(res, job, write_to=res.embeddings.path)
             print(f"{'+'.join(job)}: {len(table):,} points in {time.perf_counter() - t:.1f} s")
+        defaults = ExplorerState.param
+        page = write_first_page(res, defaults.map_modalities.default, defaults.close_gap.default)
+        print(f"first page: {page}")
     except OneProtError as exc:
         print(f"explorer.prepare: error: {exc}", file=sys.stderr)
         return 1

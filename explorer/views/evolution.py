@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import panel as pn
 import param
 
 from explorer.state import ExplorerState
 from explorer.views import LazyHoloViews, holoviews
+
+if TYPE_CHECKING:  # imported where used: the first page is drawn without pandas (explorer cold start)
+    import pandas as pd
 
 PRESS_COMPARE = "<i>Press <b>Compare</b> to draw the histograms before and after alignment.</i>"
 _CACHE: dict[tuple, dict] = {}
@@ -65,6 +68,8 @@ def histogram_element(result: dict | None, title: str, empty: str = "not enough 
 
 def family_spread(table: pd.DataFrame) -> pd.DataFrame:
     """Per family on the current map: size and mean distance of its points to their centroid (UMAP units)."""
+    import pandas as pd
+
     t = table[table["family"] != "unlabelled"]
     rows = []
     for fam, g in t.groupby("family"):
@@ -109,6 +114,8 @@ class EvolutionView(pn.viewable.Viewer):
         # filled by Compare: HoloViews is imported then, not while the page starts
         self.before = LazyHoloViews()
         self.after = LazyHoloViews()
+        import pandas as pd
+
         self.spread = pn.widgets.Tabulator(pd.DataFrame(columns=["family", "points", "spread"]), show_index=False,
                                            selectable=1, disabled=True, height=260, sizing_mode="stretch_width")
         self.spread.param.watch(self._select_family, "selection")

@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import panel as pn
 import param
 
 from explorer.state import ExplorerState
+
+if TYPE_CHECKING:  # imported where used: the first page is drawn without pandas (explorer cold start)
+    import pandas as pd
 
 
 def selection_table(state: ExplorerState) -> pd.DataFrame:
@@ -68,16 +71,18 @@ def map_png(table: pd.DataFrame, color_by: str, selected: list[str] | None = Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from explorer.mapdata import colour_column
-    from explorer.views.map_figure import colour_map
+    import numpy as np
 
-    colours = colour_column(table, color_by, categories)
-    order = colours.value_counts().index.tolist()
+    from explorer.mapdata import pooled_labels
+    from explorer.views.map_figure import category_order, colour_map
+
+    colours = np.asarray(pooled_labels(table[color_by].astype(str).tolist(), categories))
+    order = category_order(colours.tolist())
     cmap = colour_map(list(categories) + ["other", "unlabelled"]) if categories is not None else colour_map(order)
     fig, ax = plt.subplots(figsize=(9, 7), dpi=120)
     size = 6 if len(table) > 20_000 else 14
     for cat in reversed(order):  # frequent categories drawn first, rare ones on top
-        m = (colours == cat).to_numpy()
+        m = colours == cat
         ax.scatter(table["x"][m], table["y"][m], s=size, c=cmap[cat], label=f"{cat} ({m.sum()})", linewidths=0)
     if selected:
         m = table["id"].isin(set(selected)).to_numpy()

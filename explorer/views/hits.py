@@ -7,17 +7,25 @@ cosine: green for significant hits, grey for the rest; a query with no significa
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import panel as pn
 import param
 
 from explorer.backend import HIT_COLUMNS
 from explorer.state import ExplorerState
 
-EMPTY = pd.DataFrame(columns=HIT_COLUMNS)
+if TYPE_CHECKING:  # imported where used: the first page is drawn without pandas (explorer cold start)
+    import pandas as pd
+
 SIGNIFICANT_STYLE = "background-color: #d1e7dd"  # Bootstrap's success tint
 NOT_SIGNIFICANT_STYLE = "color: #6c757d"
+
+
+def _empty() -> "pd.DataFrame":
+    import pandas as pd
+
+    return pd.DataFrame(columns=HIT_COLUMNS)
 
 
 def row_style(row: pd.Series) -> list[str]:
@@ -62,7 +70,7 @@ class HitsView(pn.viewable.Viewer):
         """The hits table (built, and put under the title, on first use)."""
         if self._table is None:
             self._table = pn.widgets.Tabulator(
-                EMPTY, show_index=False, selectable=1, disabled=True, height=300, sizing_mode="stretch_width",
+                _empty(), show_index=False, selectable=1, disabled=True, height=300, sizing_mode="stretch_width",
                 layout="fit_data", pagination=None, name="hits", frozen_columns=["rank", "id"],
                 # the compact Bootstrap look the page's design gives a table present at first render; one added
                 # later in a served session does not get it from the design
@@ -81,7 +89,7 @@ class HitsView(pn.viewable.Viewer):
         if q is None:
             self.title.object = "<i>No query yet: run one on the left.</i>"
             if self._table is not None:
-                self._table.value = EMPTY
+                self._table.value = _empty()
             return
         self.title.object = hits_title(q)
         self.table.value = q.table(self.state.store)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import panel as pn
 import param
 
-from explorer.mapdata import find_ids, point_table
+from explorer.mapdata import coverage_counts, find_ids, first_page, point_table
 from explorer.state import ExplorerState
 from explorer.views import holoviews
 from explorer.views.map_figure import HEIGHT, MapFigure, highlight_frames, map_figure
+
+if TYPE_CHECKING:  # imported with the point table: a first page drawn from its file needs no pandas
+    import pandas as pd
 
 RASTER_PANE_HEIGHT = HEIGHT + 10
 
@@ -21,18 +24,16 @@ DEMO_SELECTION = ("the demo embeds its test split and every protein with a struc
                   "(scripts/build_demo_embeddings.sh), so the map stays meaningful and the folder small")
 
 
-def coverage_note(table: pd.DataFrame, resources, mods: list[str], close_gap: bool) -> str:
-    """What the map shows and what it leaves out, and why (HTML)."""
+def coverage_note(counts: dict[str, int], embeddings_path: Path, mods: list[str], close_gap: bool) -> str:
+    """What the map shows and what it leaves out, and why (HTML); `counts` as explorer.mapdata.coverage_counts."""
     import html
 
     from engine.paths import DEMO_EMBEDDINGS
 
-    shown = table["id"].nunique()
-    store_n = len(resources.store)
-    embedded = len(set().union(*(resources.embeddings.ids(m) for m in resources.modalities())))
-    out = f"{len(table):,} points · {shown:,} proteins"
+    shown, store_n, embedded = counts["proteins"], counts["store"], counts["embedded"]
+    out = f"{counts['points']:,} points · {shown:,} proteins"
     if shown < store_n:
-        why = DEMO_SELECTION if Path(resources.embeddings.path).resolve() == DEMO_EMBEDDINGS.resolve() else \
+        why = DEMO_SELECTION if Path(embeddings_path).resolve() == DEMO_EMBEDDINGS.resolve() else \
             "the embeddings were made for a subset of the store"
         lacking = f"; {embedded - shown:,} of them lack a {' or '.join(mods)} embedding" if embedded > shown else ""
         out += (f" <span class='map-coverage' style='color:#666'>(of the store's {store_n:,}: the embeddings hold "
@@ -67,6 +68,7 @@ class MapView(pn.viewable.Viewer):
         self.plot: pn.pane.PaneBase = pn.pane.Bokeh(None, sizing_mode="stretch_width", height=HEIGHT)
         self._holder = pn.Column(self.plot, sizing_mode="stretch_width")
         self._table: pd.DataFrame | None = None
+        self._drawn: tuple | None = None  # (modalities, version, close_gap) of the map on show: its table loads on use
         self._figure: MapFigure | None = None  # the Bokeh map (None while the map is rasterized)
         self._selection = None  # HoloViews BoundsXY stream of the rasterized map
         self._highlights = None  # HoloViews DynamicMap of hits and focus over the rasterized map
@@ -79,6 +81,31 @@ class MapView(pn.viewable.Viewer):
     def load(self) -> None:
         """Compute (or read from cache) the projection and draw."""
         self._refresh()
+
+    def draw_first_page(self) -> bool:
+        """Draw from the embeddings' first-page file when one matches this store and map: neither the store
+        nor pandas is read (the point table loads on first use: `table`). False when there is none."""
+        s = self.state
+        with s.reporting("map"):
+            from engine.paths import resolve_store
+
+            res = s.resources
+            have = res.modalities()
+            mods = self._shown_modalities(have)
+            page = first_page(resolve_store(s.data), res.embeddings.path, mods, s.close_gap)
+            if page is None or mods != list(s.map_modalities) or s.embeddings_version or s.link_same_protein \
+                    or page["coverage"]["points"] > s.options.datashade_above:
+                return False
+            self.modalities.options = have
+            fig = map_figure(page["columns"], s.color_by, links=False, categories=page["categories"][s.color_by])
+            fig.points.selected.on_change("indices", self._on_indices)
+            self._figure, self._table = fig, None
+            self._drawn = (mods, s.embeddings_version, s.close_gap)
+            self._show(pn.pane.Bokeh, fig.figure, height=HEIGHT)
+            self.close_gap.visible = len(mods) > 1
+            self.info.object = coverage_note(page["coverage"], res.embeddings.path, mods, s.close_gap)
+            return True
+        return False
 
     def cached(self) -> bool:
         """True when drawing needs no UMAP run (the map is in memory or in the projection cache)."""
@@ -96,6 +123,10 @@ class MapView(pn.viewable.Viewer):
 
     @property
     def table(self) -> pd.DataFrame | None:
+        """The point table of the map on show (read now if the map was drawn from its first-page file)."""
+        if self._table is None and self._drawn is not None:
+            mods, version, close_gap = self._drawn
+            self._table = point_table(self.state.resources, mods, version, close_gap=close_gap)
         return self._table
 
     @property
@@ -117,9 +148,11 @@ class MapView(pn.viewable.Viewer):
                     s.map_modalities = mods  # triggers another refresh with the fixed list
                     return
                 self._table = point_table(res, mods, s.embeddings_version, close_gap=s.close_gap)
+                self._drawn = (mods, s.embeddings_version, s.close_gap)
                 self._draw(self._table)
                 self.close_gap.visible = len(mods) > 1
-                self.info.object = coverage_note(self._table, res, mods, s.close_gap)
+                self.info.object = coverage_note(coverage_counts(self._table, res), res.embeddings.path, mods,
+                                                 s.close_gap)
             finally:
                 self._holder.loading = False
 
@@ -194,8 +227,8 @@ class MapView(pn.viewable.Viewer):
         if fig is None:
             return
         s = self.state
-        hits, focus = highlight_frames(self._table, s.query, s.focus_id)
-        links = self._focus_links(self._table)
+        hits, focus = highlight_frames(self.table, s.query, s.focus_id)
+        links = self._focus_links(self.table)
         self._change_figure(lambda: fig.set_highlights(hits, focus, links))
 
     def _focus_links(self, table: pd.DataFrame | None) -> dict | None:
@@ -209,11 +242,11 @@ class MapView(pn.viewable.Viewer):
 
     def _show_selection(self, *_) -> None:
         """Show a selection made elsewhere (find, a family in Evolution) as the figure's selection."""
-        fig, t = self._figure, self._table
-        if fig is None or t is None or self._syncing:
+        fig = self._figure
+        if fig is None or self._syncing:
             return
         ids = set(self.state.selected_ids)
-        rows = np.flatnonzero(t["id"].isin(ids).to_numpy()).tolist() if ids else []
+        rows = [i for i, pid in enumerate(fig.points.data["id"]) if pid in ids] if ids else []
 
         def change() -> None:
             self._syncing = True  # the figure's own selection callback must not echo this back
@@ -231,9 +264,10 @@ class MapView(pn.viewable.Viewer):
             self._on_select(index=new)
 
     def _on_select(self, index=None, **_) -> None:
-        if self._table is None or index is None:
+        if self._figure is None or index is None:
             return
-        ids = list(dict.fromkeys(self._table["id"].iloc[list(index)].tolist()))
+        point_ids = self._figure.points.data["id"]  # one per table row, in table order
+        ids = list(dict.fromkeys(point_ids[i] for i in index))
         self._syncing = True
         try:
             self.state.selected_ids = ids
@@ -251,9 +285,9 @@ class MapView(pn.viewable.Viewer):
         self.state.selected_ids = list(dict.fromkeys(t["id"][inside].tolist()))[:100_000]
 
     def _on_find(self, event) -> None:
-        if self._table is None:
+        if self.table is None:
             return
-        ids = find_ids(self._table, event.new)
+        ids = find_ids(self.table, event.new)
         if not event.new:
             return
         if not ids:

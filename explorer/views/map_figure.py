@@ -6,19 +6,24 @@ through HoloViews cost about a second of the first session (and its import anoth
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import pandas as pd
+import numpy as np
 from bokeh.models import (BoxSelectTool, BoxZoomTool, ColumnDataSource, HoverTool, LassoSelectTool, Legend,
                           LegendItem, PanTool, ResetTool, SaveTool, TapTool, WheelZoomTool)
 from bokeh.plotting import figure
 from bokeh.transform import factor_cmap
 
-from explorer.mapdata import colour_column
+from explorer.mapdata import pooled_labels
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from explorer.backend import QueryResult
+
+    Points = pd.DataFrame | dict  # a point table (explorer.mapdata.point_table) or its columns (a first-page file)
 
 PALETTE = [  # Tableau 20 reordered so neighbouring categories contrast
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
@@ -56,46 +61,55 @@ def _short(label: str, width: int = 28) -> str:
     return label if len(label) <= width else label[: width - 1] + "…"
 
 
-def point_frame(table: pd.DataFrame, color_by: str, categories: list[str] | None = None) -> pd.DataFrame:
-    """The columns the scatter and its hover read; `colour` is the shortened label (long names squeeze the plot)."""
-    data = table[["x", "y", "id", "name", "modality", "text"]].copy()
-    data["colour"] = colour_column(table, color_by, categories).map(_short).to_numpy()
-    return data[POINT_COLUMNS].reset_index(drop=True)
+def _plain(table: Points, names: list[str]) -> dict:
+    """The named columns as arrays (x, y) and lists: from a point table, or from a first page's columns as they are."""
+    if isinstance(table, dict):
+        return {n: table[n] for n in names}
+    return {n: table[n].to_numpy(dtype=float) if n in ("x", "y") else table[n].tolist() for n in names}
 
 
-def category_order(frame: pd.DataFrame) -> list[str]:
+def point_columns(table: Points, color_by: str, categories: list[str] | None = None) -> dict:
+    """The columns the scatter and its hover read, coordinates as float arrays (Bokeh sends those as binary,
+    not as JSON numbers); `colour` is the shortened label (long names squeeze the plot)."""
+    cols = _plain(table, list(dict.fromkeys(["x", "y", "id", "name", "modality", "text", color_by])))
+    colour = [_short(c) for c in pooled_labels([str(v) for v in cols[color_by]], categories)]
+    out = {c: np.asarray(cols[c], dtype=float) if c in ("x", "y") else list(cols[c]) for c in POINT_COLUMNS[:-1]}
+    out["colour"] = colour
+    return out
+
+
+def category_order(colours: list[str]) -> list[str]:
     """The colour categories, most frequent first (the legend's order and the palette's)."""
-    return frame["colour"].value_counts().index.tolist()
+    return [c for c, _ in Counter(colours).most_common()]
 
 
-def _point_columns(frame: pd.DataFrame) -> dict:
-    """Coordinates as float arrays (Bokeh sends those as binary, not as JSON numbers), labels as lists."""
-    return {c: frame[c].to_numpy(dtype=float) if c in ("x", "y") else frame[c].tolist() for c in POINT_COLUMNS}
-
-
-def link_data(table: pd.DataFrame) -> dict:
+def link_data(table: Points) -> dict:
     """Segments joining the points of one protein across modalities (first modality -> each other)."""
-    if table["modality"].nunique() < 2 or len(table) > MAX_LINKS:
+    cols = _plain(table, ["x", "y", "id", "modality"])
+    if len(set(cols["modality"])) < 2 or len(cols["id"]) > MAX_LINKS:
         return _empty(LINK_COLUMNS)
-    first = table.drop_duplicates("id")[["id", "x", "y"]].rename(columns={"x": "x0", "y": "y0"})
-    joined = table.merge(first, on="id")
-    joined = joined[(joined["x"] != joined["x0"]) | (joined["y"] != joined["y0"])]
-    return {k: joined[c].to_numpy(dtype=float) for k, c in zip(LINK_COLUMNS, ["x0", "y0", "x", "y"])}
+    first: dict[str, tuple[float, float]] = {}
+    segments = []
+    for pid, x, y in zip(cols["id"], cols["x"], cols["y"]):
+        x0, y0 = first.setdefault(pid, (x, y))
+        if (x, y) != (x0, y0):
+            segments.append((x0, y0, x, y))
+    arr = np.asarray(segments, dtype=float).reshape(-1, 4)
+    return {k: arr[:, i] for i, k in enumerate(LINK_COLUMNS)}
 
 
 def highlight_frames(table: pd.DataFrame | None, query: QueryResult | None = None,
-                     focus_id: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(hits, focus) rows of the table: the query's hits (in their target modality when it is on the map)
-    and the focused protein's points."""
-    if table is None:
-        empty = pd.DataFrame(_empty(XY))
-        return empty, empty
+                     focus_id: str = "") -> tuple[dict, dict]:
+    """(hits, focus) columns x, y, id: the query's hits (in their target modality when it is on the map)
+    and the focused protein's points; empty without a table."""
     hit_ids = [h.id for h in query.hits] if query is not None else []
+    if table is None or (not hit_ids and not focus_id):
+        return _empty(XY), _empty(XY)
     hits = table[table["id"].isin(hit_ids)] if hit_ids else table.iloc[:0]
     if hit_ids and (hits["modality"] == query.target_modality).any():
         hits = hits[hits["modality"] == query.target_modality]  # ring the hit's own modality
     focus = table[table["id"] == focus_id] if focus_id else table.iloc[:0]
-    return hits[["x", "y", "id"]], focus[["x", "y", "id"]]
+    return _columns(hits), _columns(focus)
 
 
 def _columns(frame: pd.DataFrame) -> dict[str, list]:
@@ -113,11 +127,11 @@ class MapFigure:
     focus: ColumnDataSource
     categories: list[str]
 
-    def set_highlights(self, hits: pd.DataFrame, focus: pd.DataFrame, focus_links: dict | None = None) -> None:
-        """Replace the hit rings and focus star (their sources' `.data`; the figure stays). Frames as
+    def set_highlights(self, hits: dict, focus: dict, focus_links: dict | None = None) -> None:
+        """Replace the hit rings and focus star (their sources' `.data`; the figure stays). Columns as
         `highlight_frames` returns them; `focus_links` (link_data of the focused protein) joins its points."""
-        self.hits.data = _columns(hits)
-        self.focus.data = _columns(focus)
+        self.hits.data = hits
+        self.focus.data = focus
         if focus_links is not None:
             self.links.data = focus_links
 
@@ -132,31 +146,34 @@ def _tools(hover_label: str) -> tuple[list, list, WheelZoomTool, PanTool]:
     return [*on_points[:1], pan, *on_points[1:], wheel, BoxZoomTool(), ResetTool(), SaveTool()], on_points, wheel, pan
 
 
-def map_figure(table: pd.DataFrame, color_by: str, links: bool = True, categories: list[str] | None = None) -> MapFigure:
+def map_figure(table: Points, color_by: str, links: bool = True, categories: list[str] | None = None) -> MapFigure:
     """Scatter coloured by `color_by` (legend on the right), optional links, empty highlight layers on top.
 
-    `categories` (the store-wide order of the label's values) fixes each value's colour across views."""
-    frame = point_frame(table, color_by, categories)
-    order = category_order(frame)
+    `table`: a point table or a first page's columns. `categories` (the store-wide order of the label's
+    values) fixes each value's colour across views."""
+    frame = point_columns(table, color_by, categories)
+    order = category_order(frame["colour"])
     cmap = colour_map([_short(c) for c in categories] + ["other", "unlabelled"]) if categories is not None else colour_map(order)
     tools, on_points, wheel, pan = _tools(color_by)
     fig = figure(sizing_mode="stretch_width", height=HEIGHT, tools=tools, toolbar_location="right",
                  active_scroll=wheel, active_drag=pan, title="", min_border=10,
                  # canvas draws a few thousand points faster (and without a GPU); WebGL keeps tens of thousands smooth
-                 output_backend="webgl" if len(table) > WEBGL_ABOVE else "canvas")
+                 output_backend="webgl" if len(frame["x"]) > WEBGL_ABOVE else "canvas")
     fig.axis.visible = False
     fig.grid.grid_line_color = None
     link_src = ColumnDataSource(link_data(table) if links else _empty(LINK_COLUMNS), name="map-links")
     fig.segment("x0", "y0", "x1", "y1", source=link_src, color="#888888", alpha=0.25, line_width=0.6)
     # one row per map point in table order (selection indices are table rows); names let browser tests find sources
-    points = ColumnDataSource(_point_columns(frame), name="map-points")
+    points = ColumnDataSource(frame, name="map-points")
     r = fig.scatter("x", "y", source=points, size=6, fill_alpha=0.8, line_color=None,
                     fill_color=factor_cmap("colour", [cmap[c] for c in order], order),
                     selection_line_color="black", nonselection_fill_alpha=0.15, nonselection_line_alpha=0.15)
     for tool in on_points:
         tool.renderers = [r]  # hover, select and tap act on the points only, not on links or highlights
-    first = frame.reset_index().drop_duplicates("colour").set_index("colour")["index"]
-    items = [LegendItem(label=c, renderers=[r], index=int(first[c])) for c in order]
+    first = {}
+    for i, c in enumerate(frame["colour"]):
+        first.setdefault(c, i)
+    items = [LegendItem(label=c, renderers=[r], index=first[c]) for c in order]
     fig.add_layout(Legend(items=items, location="top_left", label_text_font_size="11px", spacing=1), "right")
     fig.x_range.renderers = fig.y_range.renderers = [r]  # highlights never move the view
     hits, focus = ColumnDataSource(_empty(XY), name="map-hits"), ColumnDataSource(_empty(XY), name="map-focus")

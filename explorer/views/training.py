@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import panel as pn
 import param
 
@@ -13,6 +13,9 @@ from explorer.state import ExplorerState
 from explorer.training_run import LiveRun, active_run, default_run_folder
 from explorer.views import LazyHoloViews, holoviews
 from explorer.views.map_figure import colour_map
+
+if TYPE_CHECKING:  # imported where used: the first page is drawn without pandas (explorer cold start)
+    import pandas as pd
 
 POLL_MS = 700
 
@@ -22,6 +25,8 @@ def loss_element(losses: list[tuple[int, float, str]]):
     hv = holoviews()
     if not losses:
         return hv.Curve([], "step", "loss").opts(responsive=True, height=220, title="InfoNCE loss")
+    import pandas as pd
+
     df = pd.DataFrame(losses, columns=["step", "loss", "modality"])
     df["smooth"] = df["loss"].rolling(10, min_periods=1).mean()
     return (hv.Curve(df, "step", "loss").opts(color="#9ecae1", line_width=1)
@@ -34,6 +39,8 @@ def recall_element(recalls: list[tuple[int, str, float, float]]):
     hv = holoviews()
     if not recalls:
         return hv.Curve([], "step", "R@1").opts(responsive=True, height=220, title="held-out R@1")
+    import pandas as pd
+
     df = pd.DataFrame(recalls, columns=["step", "modality", "R@1", "chance"])
     cmap = colour_map(sorted(df["modality"].unique()))
     curves = [hv.Curve(g, "step", "R@1", label=m).opts(color=cmap[m], line_width=2) * hv.Scatter(g, "step", "R@1").opts(color=cmap[m], size=5)

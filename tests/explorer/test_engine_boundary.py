@@ -4,7 +4,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-ALLOWED = {"errors", "modality", "paths", "cli", "data.store", "data.items", "data.structure", "checkpoint", "embed",
+ALLOWED = {"errors", "modality", "paths", "cli", "files", "data.store", "data.items", "data.structure", "checkpoint", "embed",
            "query", "significance", "projection", "recipe", "evaluate.evolution", "evaluate.baselines",
            "evaluate", "encoders.text"}
 

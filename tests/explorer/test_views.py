@@ -71,7 +71,7 @@ def test_map_figure_legend_follows_colour_by(options, fast_projection):
         labels = [item.label.value for item in fig.figure.legend[0].items]
         assert set(labels) == expected == set(fig.categories) == set(fig.points.data["colour"])
         counts = pd.Series(fig.points.data["colour"]).value_counts()
-        assert labels == counts.index.tolist()  # most frequent first
+        assert [counts[c] for c in labels] == sorted(counts.tolist(), reverse=True)  # most frequent first
         mapper = _points_renderer(fig).glyph.fill_color.transform
         assert list(mapper.factors) == labels and len(set(mapper.palette)) == len(labels)
     from bokeh.models import HoverTool
@@ -241,6 +241,59 @@ def test_first_page_defers_the_hits_table_3d_viewer_and_data_fields(options, fas
     (card,) = [o for o in page.sidebar if isinstance(o, pn.Card)]
     card.collapsed = False
     assert "Store" in titles()
+
+
+def test_first_page_draws_the_map_before_the_store_opens(options, fast_projection, tmp_path):
+    """explorer.prepare writes the default map's first-page file; a page drawn from it is the page the point
+    table draws, made without opening the store; the store opens after and fills the rest."""
+    import gzip
+    import shutil
+
+    from explorer.app import OPENING_STORE, READY, READY_MODEL_LOADING
+    from explorer.mapdata import FIRST_PAGE, first_page
+    from explorer.options import AppOptions
+    from explorer.prepare import main as prepare
+
+    emb = tmp_path / "embeddings"  # a copy: the world's embeddings ship no maps, and other tests rely on that
+    shutil.copytree(options.embeddings, emb)
+    assert prepare(["--data", options.data, "--embeddings", str(emb)]) == 0
+    opts = AppOptions(options.data, options.checkpoint, str(emb))
+
+    app = ExplorerApp(opts)
+    assert app.map.draw_first_page() and not app.state.resources.store_loaded
+    early = {k: list(v) for k, v in app.map.figure.points.data.items()}
+    legend = [item.label.value for item in app.map.figure.figure.legend[0].items]
+    assert len(early["id"]) == 32 and app.map.info.object.startswith("32 points · 32 proteins")  # counts from the file
+    app._open_store()  # not served: runs at once
+    assert app.state.resources.store_loaded and app.query.pick.options and app.map.table is not None
+    app.map.load()  # the same map, drawn from the point table
+    assert {k: list(v) for k, v in app.map.figure.points.data.items()} == early
+    assert [item.label.value for item in app.map.figure.figure.legend[0].items] == legend
+
+    second = ExplorerApp(opts)  # the whole first-page load: map, then the store, then the status
+    assert second.load_first_page() and second.opened_early
+    assert second.state.status in (READY, READY_MODEL_LOADING) != OPENING_STORE and not second.state.error
+    second.state.color_by = "ligand"  # any other map is drawn from the point table
+    assert set(second.map.figure.points.data["colour"]) == {"NAD", "HEM", "none"}
+
+    store, f = Path(options.data), emb / "projections" / FIRST_PAGE
+    assert first_page(store, emb, ["sequence"], True) is not None
+    assert first_page(store, emb, ["sequence", "structure"], True) is None  # another map
+    manifest = emb / "manifest.json"
+    manifest.write_text(manifest.read_text() + " ")  # other embeddings: the file is stale
+    assert first_page(store, emb, ["sequence"], True) is None
+    f.write_bytes(gzip.compress(b"{not json"))
+    assert first_page(store, emb, ["sequence"], True) is None  # damaged: ignored (the store path draws)
+    assert not ExplorerApp(AppOptions(options.data, options.checkpoint, str(emb))).map.draw_first_page()
+
+
+def test_the_explorer_imports_without_pandas():
+    """The first page is drawn without pandas (half a second of a 2-core cold start with pyarrow)."""
+    import subprocess
+    import sys
+
+    code = "import sys, explorer.app; sys.exit('pandas' in sys.modules or 'pyarrow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2]).returncode == 0
 
 
 def test_large_maps_are_rasterized_and_box_selection_still_works(options, fast_projection):
