@@ -198,7 +198,7 @@ class ExplorerApp(pn.viewable.Viewer):
         if res.model_ready:
             self.model_note.object = _model_note(res)
             return
-        self.model_note.object = "<small>Model: loading in the background (upload, sequence and text queries wait for it)…</small>"
+        self.model_note.object = "<small>Model: loading in the background (every search embeds its query with it, so searches wait for it)…</small>"
 
         def tick() -> None:
             res.load_model_in_background()
