@@ -215,7 +215,7 @@ def first_page_key(store_path: Path, embeddings_path: Path) -> str:
     return h.hexdigest()
 
 
-def write_first_page(resources, mods: list[str], close_gap: bool = True, folder: Path | None = None) -> Path:
+def write_first_page(resources, mods: list[str], close_gap: bool = True) -> Path:
     """Save what the first page draws of this map (points, hover texts, labels, the store's colour order per
     label, coverage counts) as `<embeddings>/projections/first_page.json.gz`: a page opened before the store
     draws from it (explorer.prepare writes it beside the shipped maps)."""
@@ -230,7 +230,7 @@ def write_first_page(resources, mods: list[str], close_gap: bool = True, folder:
             "modalities": mods, "close_gap": bool(close_gap) and len(mods) > 1, "columns": columns,
             "categories": {label: store_categories(resources.store, label) for label in LABEL_CHOICES},
             "coverage": coverage_counts(table, resources)}
-    out = Path(folder or resources.embeddings.path / "projections") / FIRST_PAGE
+    out = resources.embeddings.path / "projections" / FIRST_PAGE
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(out) as tmp:
         with gzip.open(tmp, "wt", encoding="utf-8") as fh:
@@ -257,6 +257,6 @@ def first_page(store_path: Path, embeddings_path: Path, mods: list[str], close_g
         if any(len(cols[c]) != n for c in ("y", "id", "name", "modality", "text", *LABELS)):
             return None
         return page
-    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:  # damaged: the store path still works
+    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:  # damaged: the store path still works
         print(f"explorer: first-page file ignored ({f}): {exc}")
         return None

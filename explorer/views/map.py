@@ -92,9 +92,11 @@ class MapView(pn.viewable.Viewer):
             res = s.resources
             have = res.modalities()
             mods = self._shown_modalities(have)
+            if mods != list(s.map_modalities) or s.embeddings_version or s.link_same_protein:
+                return False  # a map the file does not hold
             page = first_page(resolve_store(s.data), res.embeddings.path, mods, s.close_gap)
-            if page is None or mods != list(s.map_modalities) or s.embeddings_version or s.link_same_protein \
-                    or page["coverage"]["points"] > s.options.datashade_above:
+            if page is None or s.color_by not in page["categories"] or \
+                    page["coverage"]["points"] > s.options.datashade_above:
                 return False
             self.modalities.options = have
             fig = map_figure(page["columns"], s.color_by, links=False, categories=page["categories"][s.color_by])

@@ -282,8 +282,9 @@ def test_first_page_draws_the_map_before_the_store_opens(options, fast_projectio
     manifest = emb / "manifest.json"
     manifest.write_text(manifest.read_text() + " ")  # other embeddings: the file is stale
     assert first_page(store, emb, ["sequence"], True) is None
-    f.write_bytes(gzip.compress(b"{not json"))
-    assert first_page(store, emb, ["sequence"], True) is None  # damaged: ignored (the store path draws)
+    for damaged in (b"{not json", b"[1, 2]", b'{"format": 1, "columns": 3}'):
+        f.write_bytes(gzip.compress(damaged))
+        assert first_page(store, emb, ["sequence"], True) is None  # ignored: the store path draws
     assert not ExplorerApp(AppOptions(options.data, options.checkpoint, str(emb))).map.draw_first_page()
 
 
