@@ -215,26 +215,31 @@ def first_page_key(store_path: Path, embeddings_path: Path) -> str:
     return h.hexdigest()
 
 
-def write_first_page(resources, mods: list[str], close_gap: bool = True) -> Path:
+def write_first_page(resources, mods: list[str], close_gap: bool = True, max_points: int | None = None) -> Path | None:
     """Save what the first page draws of this map (points, hover texts, labels, the store's colour order per
     label, coverage counts) as `<embeddings>/projections/first_page.json.gz`: a page opened before the store
-    draws from it (explorer.prepare writes it beside the shipped maps)."""
+    draws from it (explorer.prepare writes it beside the shipped maps). A map of more than `max_points` is
+    rasterized from the point table instead: no file then (an older one is removed), and None is returned."""
     from engine.files import atomic_file
     from explorer.backend import LABEL_CHOICES
 
     mods = [m for m in mods if m in resources.modalities()]  # as point_table keeps them
     table = point_table(resources, mods, 0, close_gap=close_gap)
+    out = resources.embeddings.path / "projections" / FIRST_PAGE
+    if max_points is not None and len(table) > max_points:
+        out.unlink(missing_ok=True)
+        return None
     columns = {c: table[c].astype(str).tolist() for c in ("id", "name", "modality", "text", *LABELS)}
     columns.update(x=table["x"].astype(float).tolist(), y=table["y"].astype(float).tolist())
     page = {"format": FIRST_PAGE_FORMAT, "key": first_page_key(resources.store.path, resources.embeddings.path),
             "modalities": mods, "close_gap": bool(close_gap) and len(mods) > 1, "columns": columns,
             "categories": {label: store_categories(resources.store, label) for label in LABEL_CHOICES},
             "coverage": coverage_counts(table, resources)}
-    out = resources.embeddings.path / "projections" / FIRST_PAGE
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(out) as tmp:
-        with gzip.open(tmp, "wt", encoding="utf-8") as fh:
-            json.dump(page, fh, separators=(",", ":"))
+    data = json.dumps(page, separators=(",", ":")).encode()
+    with atomic_file(out) as tmp, open(tmp, "wb") as raw:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as fh:  # the same bytes for the same page
+            fh.write(data)
     return out
 
 

@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.errors import OneProtError
     from explorer.backend import get_resources
     from explorer.mapdata import point_table, write_first_page
+    from explorer.options import AppOptions
     from explorer.state import ExplorerState
 
     try:
@@ -38,8 +39,9 @@ def main(argv: list[str] | None = None) -> int:
             table = point_table(res, job, write_to=res.embeddings.path)
             print(f"{'+'.join(job)}: {len(table):,} points in {time.perf_counter() - t:.1f} s")
         defaults = ExplorerState.param
-        page = write_first_page(res, defaults.map_modalities.default, defaults.close_gap.default)
-        print(f"first page: {page}")
+        page = write_first_page(res, defaults.map_modalities.default, defaults.close_gap.default,
+                                max_points=AppOptions().datashade_above)
+        print(f"first page: {page or 'none (the default map is rasterized: too many points)'}")
     except OneProtError as exc:
         print(f"explorer.prepare: error: {exc}", file=sys.stderr)
         return 1

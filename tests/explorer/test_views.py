@@ -278,6 +278,11 @@ def test_first_page_draws_the_map_before_the_store_opens(options, fast_projectio
 
     store, f = Path(options.data), emb / "projections" / FIRST_PAGE
     assert first_page(store, emb, ["sequence"], True) is not None
+    from explorer.mapdata import write_first_page
+
+    res = second.state.resources
+    assert write_first_page(res, ["sequence"], True, max_points=31) is None and not f.exists()  # rasterized map
+    assert write_first_page(res, ["sequence"], True, max_points=32) == f and first_page(store, emb, ["sequence"], True)
     assert first_page(store, emb, ["sequence", "structure"], True) is None  # another map
     manifest = emb / "manifest.json"
     manifest.write_text(manifest.read_text() + " ")  # other embeddings: the file is stale
