@@ -202,6 +202,19 @@ def main() -> int:
                      f"{med('rendered', 0):.2f} | {e_ready:.2f} | {e_ready / med('rendered', 0):.2f}x |")
     if all("model" in r[1] for r in rows):
         lines.append(f"| launch -> 'Model: ready' (searches answer: they embed their query live) | - | {med('model', 1):.2f} | - |")
+    if all("ready" in r[1] and "rendered" in r[0] for r in rows):
+        # each run's own ratio (the explorer and the empty app measured back to back): how far the host's drift
+        # moves the headline
+        own = sorted(r[1]["ready"] / r[0]["rendered"] for r in rows)
+        spread = f"interactive / empty rendered within each run: median {statistics.median(own):.2f}x, range " \
+                 f"{own[0]:.2f}-{own[-1]:.2f}x"
+        if earlier:
+            theirs = sorted(e["ready"] / r[0]["rendered"] for e, r in zip(earlier, rows))
+            gains = sorted(e["ready"] - r[1]["ready"] for e, r in zip(earlier, rows))
+            spread += (f"; {args.compare}: median {statistics.median(theirs):.2f}x, range {theirs[0]:.2f}-{theirs[-1]:.2f}x; "
+                       f"time saved against it per run: median {statistics.median(gains):.2f} s, range "
+                       f"{gains[0]:.2f}-{gains[-1]:.2f} s")
+        lines += ["", spread + "."]
     lines += ["", "Per run (s): " + "; ".join(
         f"run {i + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in r[1].items()) for i, r in enumerate(rows))]
     try:
