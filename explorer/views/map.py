@@ -287,11 +287,14 @@ class MapView(pn.viewable.Viewer):
         self.state.selected_ids = list(dict.fromkeys(t["id"][inside].tolist()))[:100_000]
 
     def _on_find(self, event) -> None:
-        if self.table is None:
-            return
-        ids = find_ids(self.table, event.new)
         if not event.new:
             return
+        table = None
+        with self.state.reporting("find"):  # a map drawn from its first-page file reads its table now
+            table = self.table
+        if table is None:
+            return
+        ids = find_ids(table, event.new)
         if not ids:
             self.state.status = f"no protein id or name contains {event.new!r}"
             return
