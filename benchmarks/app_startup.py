@@ -82,7 +82,9 @@ def wait_port(port: int, timeout: float) -> None:
 
 def measure(script: Path, app_args: list[str], ready_text: str | None, model_text: str | None, log: Path,
             cwd: Path = REPO) -> dict:
-    """Seconds from `panel serve` launch to: HTML received, Bokeh rendered, `ready_text`, `model_text` shown.
+    """Seconds from `panel serve` launch to: HTML received, Bokeh rendered, `ready_text`, `model_text` shown;
+    and chromium's main-thread busy time (CDP Performance metrics TaskDuration, `browser_task`) up to the
+    page rendered, or up to `ready_text` when one is given.
 
     The browser is started before the server, as a user's browser is already open; the page is
     requested as soon as the server listens.
@@ -93,6 +95,8 @@ def measure(script: Path, app_args: list[str], ready_text: str | None, model_tex
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = b.new_page(viewport={"width": 1500, "height": 950})
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Performance.enable")
         rendered = {}
         page.on("console", lambda m: rendered.setdefault("t", time.perf_counter())
                 if "rendered successfully" in m.text else None)
@@ -114,6 +118,9 @@ def measure(script: Path, app_args: list[str], ready_text: str | None, model_tex
                 if text:
                     page.get_by_text(text, exact=False).first.wait_for(timeout=300_000)
                     out[key] = time.perf_counter() - t0
+                if key == "ready":  # the browser's own work up to interactive (the empty app: rendered)
+                    metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+                    out["browser_task"] = metrics["TaskDuration"]
         finally:
             b.close()
             stop(proc)
@@ -196,6 +203,10 @@ def main() -> int:
         lines.append(f"| launch -> page interactive ('Map ready' / 'Ready.': map drawn, store open); "
                      f"empty app: rendered | {med('rendered', 0):.2f} | {med('ready', 1):.2f} | "
                      f"{med('ready', 1) / med('rendered', 0):.2f}x |")
+    if all("browser_task" in r[0] and "browser_task" in r[1] for r in rows):
+        b, o = med("browser_task", 0), med("browser_task", 1)
+        lines.append(f"| chromium main-thread busy until interactive (CDP TaskDuration; empty app: until rendered) | "
+                     f"{b:.2f} | {o:.2f} | {o / b:.2f}x |")
     if earlier:
         e_ready = statistics.median(r["ready"] for r in earlier)
         lines.append(f"| launch -> page interactive, the explorer at {args.compare} (served in turns in this run) | "
