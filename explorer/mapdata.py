@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 HOVER_TEXT_CHARS = 160
 MAX_CATEGORIES = 20  # beyond this, rare labels are pooled into "other" so colours stay distinguishable
-LABELS = ("family", "ec", "organism", "source", "split", "ligand")  # the store labels a map point carries
+STORE_LABELS = ("family", "ec", "organism", "source", "split")  # engine.data.store.LABEL_COLUMNS (no pandas here)
+LABELS = (*STORE_LABELS, "ligand")  # the labels a map point carries (ligand: its first pocket's)
 FIRST_PAGE = "first_page.json.gz"  # in <embeddings>/projections/, beside the shipped maps
 FIRST_PAGE_FORMAT = 1
 _TABLES: dict[tuple, pd.DataFrame] = {}
@@ -56,7 +57,7 @@ def _label_table(store) -> pd.DataFrame:
     out = pd.DataFrame({
         "id": p["id"].astype(str), "name": p["name"].fillna("").astype(str).str.slice(0, 80), "text": short,
     })
-    for col in ("family", "ec", "organism", "source", "split"):
+    for col in STORE_LABELS:
         out[col] = p[col].fillna("").astype(str).replace("", "unlabelled")
     # plain Python over the column: pandas' .str.split costs ~0.2 s per 21k rows, on every cold start's first page
     out["source"] = [s.split(":", 1)[0] for s in out["source"].tolist()]  # "theseus:ldh/1abc.pdb" -> "theseus"

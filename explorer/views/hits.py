@@ -22,7 +22,7 @@ SIGNIFICANT_STYLE = "background-color: #d1e7dd"  # Bootstrap's success tint
 NOT_SIGNIFICANT_STYLE = "color: #6c757d"
 
 
-def _empty() -> "pd.DataFrame":
+def _empty() -> pd.DataFrame:
     import pandas as pd
 
     return pd.DataFrame(columns=HIT_COLUMNS)

@@ -99,13 +99,10 @@ class MapView(pn.viewable.Viewer):
                     page["coverage"]["points"] > s.options.datashade_above:
                 return False
             self.modalities.options = have
-            fig = map_figure(page["columns"], s.color_by, links=False, categories=page["categories"][s.color_by])
-            fig.points.selected.on_change("indices", self._on_indices)
-            self._figure, self._table = fig, None
-            self._drawn = (mods, s.embeddings_version, s.close_gap)
-            self._show(pn.pane.Bokeh, fig.figure, height=HEIGHT)
-            self.close_gap.visible = len(mods) > 1
-            self.info.object = coverage_note(page["coverage"], res.embeddings.path, mods, s.close_gap)
+            self._table = None
+            self._show_figure(map_figure(page["columns"], s.color_by, links=False,
+                                         categories=page["categories"][s.color_by]))
+            self._describe(mods, page["coverage"])
             return True
         return False
 
@@ -150,11 +147,8 @@ class MapView(pn.viewable.Viewer):
                     s.map_modalities = mods  # triggers another refresh with the fixed list
                     return
                 self._table = point_table(res, mods, s.embeddings_version, close_gap=s.close_gap)
-                self._drawn = (mods, s.embeddings_version, s.close_gap)
                 self._draw(self._table)
-                self.close_gap.visible = len(mods) > 1
-                self.info.object = coverage_note(coverage_counts(self._table, res), res.embeddings.path, mods,
-                                                 s.close_gap)
+                self._describe(mods, coverage_counts(self._table, res))
             finally:
                 self._holder.loading = False
 
@@ -169,10 +163,21 @@ class MapView(pn.viewable.Viewer):
 
         fig = map_figure(table, s.color_by, links=s.link_same_protein, categories=store_categories(s.store, s.color_by))
         fig.set_highlights(*highlight_frames(table, s.query, s.focus_id), self._focus_links(table))
+        self._show_figure(fig)
+
+    def _show_figure(self, fig: MapFigure) -> None:
+        """Show a Bokeh map, its selection following the state's (a point table's or a first page's)."""
         fig.points.selected.on_change("indices", self._on_indices)
         self._figure = fig
         self._show_selection()  # not on a page yet: applied at once
         self._show(pn.pane.Bokeh, fig.figure, height=HEIGHT)
+
+    def _describe(self, mods: list[str], counts: dict[str, int]) -> None:
+        """Record which map is on show (its point table loads from this key) and say what it covers."""
+        s = self.state
+        self._drawn = (mods, s.embeddings_version, s.close_gap)
+        self.close_gap.visible = len(mods) > 1
+        self.info.object = coverage_note(counts, s.resources.embeddings.path, mods, s.close_gap)
 
     def _show(self, pane_type: type, obj, **params) -> None:
         """Put `obj` in the plot pane, replacing the pane only when the kind of plot changes."""
