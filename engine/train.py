@@ -159,6 +159,9 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
             embeddings = (self.ddp or self.model)(batches)
+        moves_anchor = self.config.anchor_trained_by
+        if moves_anchor is not None and modality not in moves_anchor:
+            embeddings = {**embeddings, ANCHOR.value: embeddings[ANCHOR.value].detach()}
         terms = self.loss_fn(embeddings, module.logit_scale)
         terms["loss"].backward()
         return {"loss": float(terms["loss"].detach()), "acc": float(terms[f"acc/{modality}"])}

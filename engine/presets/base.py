@@ -34,6 +34,9 @@ class TrainConfig:
     anchor_cache_dir: str | None = None  # None: RUN/anchor_cache; a folder shared by runs computes each anchor once
     modality_batch_sizes: dict[str, int] | None = None  # per-modality global batch, overriding batch_size
     l1_weight: float = 0.0  # upstream OneProt: 0.01 * (mean|z_sequence| + mean|z_modality|) added to each pair loss
+    # pairs whose loss also moves the sequence side (its pooling and head); None: every pair (the paper). The others
+    # align to the sequence space without moving it (the sequence embeddings detached in their steps)
+    anchor_trained_by: list[str] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

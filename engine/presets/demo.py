@@ -15,6 +15,9 @@ states); 1,000 residues per sequence (7% of the store is longer), since the 256-
 mean+max pooling instead of mean (raw features: valid family ROC-AUC 0.847 vs 0.685, P@10 0.864 vs 0.811), the 3Di
 weight 1.25 -> 2.0 and 900 -> 1,000 steps (the smallest trained pair 3.9 -> 4.2x chance on valid), not an MLP
 sequence head (ROC-AUC 0.888 vs 0.900, structure->sequence R@10 0.74 vs 0.82).
+Tried afterwards on valid, none adopted (family ROC-AUC 0.881-0.904 against 0.900; the bar was 0.92): every family
+label leading its protein's text; only some pairs moving the sequence head (train.anchor_trained_by); 1,400 steps;
+700 steps of 48 pairs.
 """
 
 from __future__ import annotations

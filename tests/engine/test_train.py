@@ -107,6 +107,21 @@ def test_noisy_3di_items_are_recomputed_only_for_3di_training_batches(store, tmp
     assert noisy._training_items("sequence", with_coords) == plain._training_items("sequence", with_coords)
 
 
+def test_anchor_trained_by_leaves_the_sequence_side_to_the_named_pairs(store, tmp_path):
+    with_3di = set(store.ids(split="train", modality="structure_tokens"))
+    ids = [i for i in store.ids(split="train", modality="structure") if i in with_3di][:6]
+    trainer = Trainer(_model(), store, TrainConfig(anchor_trained_by=["structure_tokens"]), tmp_path, progress=False)
+    seq_params = list(trainer.model.encoders["sequence"].parameters()) + list(trainer.model.heads["sequence"].parameters())
+    trainer.compute_gradients("structure", ids)  # not named: the structure side learns, the sequence side does not
+    assert all(p.grad is None for p in seq_params)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainer.model.heads["structure"].parameters())
+    trainer.compute_gradients("structure_tokens", ids)  # named: both sides learn
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in seq_params)
+    every = Trainer(_model(), store, TrainConfig(), tmp_path / "all", progress=False)  # default: every pair
+    every.compute_gradients("structure", ids)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in every.model.heads["sequence"].parameters())
+
+
 def test_callbacks_cancel_and_metrics(store, tmp_path):
     cfg = TrainConfig(steps=50, batch_size=8, eval_every=0, eval_size=8, checkpoint_every=0)
     seen = []
