@@ -51,7 +51,7 @@ def parse_text(raw: str, where: str = "query text", max_length: int = MAX_QUERY_
     if not text:
         raise OneProtError("empty text", where)
     if len(text) > max_length:
-        raise OneProtError(f"text has {len(text)} characters, above the limit of {max_length}", where)
+        raise OneProtError(f"text has {len(text):,} characters, above the limit of {max_length:,}", where)
     return text
 
 
@@ -93,7 +93,7 @@ def read_structure_query(
     else:
         rec = usable[0]
     if len(rec.sequence) > MAX_QUERY_RESIDUES:
-        raise OneProtError(f"chain has {len(rec.sequence)} residues, above the limit of {MAX_QUERY_RESIDUES}", str(path))
+        raise OneProtError(f"chain has {len(rec.sequence):,} residues, above the limit of {MAX_QUERY_RESIDUES:,}", str(path))
     if m is Modality.STRUCTURE:
         return rec.id, StructureInput(sequence=rec.sequence, coords=rec.coords, side_chains=rec.extra.get("side_chains"))
     if m is Modality.POCKET:

@@ -386,7 +386,7 @@ def _model_note(res) -> str:
     model = res.model
     digest = (getattr(model, "checkpoint_meta", None) or {}).get("model_hash", "")
     return (f"<small>Model: ready ({html.escape(', '.join(model.modalities))}"
-            f"{'; ' + html.escape(str(digest)[:8]) if digest else ''}).</small>")
+            f"{'; model hash ' + html.escape(str(digest)[:8]) if digest else ''}).</small>")
 
 
 def _prepare_imports() -> None:

@@ -183,8 +183,8 @@ def pooled_labels(values: list[str], categories: list[str] | None = None) -> lis
     return [v if v in keep else "other" for v in values]
 
 
-def find_ids(table: pd.DataFrame, text: str, limit: int = 50) -> list[str]:
-    """Protein ids whose id, name or family label contains `text` (case-insensitive); exact id matches first."""
+def find_ids(table: pd.DataFrame, text: str) -> list[str]:
+    """Every protein id whose id, name or family label contains `text` (case-insensitive); exact id matches first."""
     t = (text or "").strip().lower()
     if not t:
         return []
@@ -194,8 +194,7 @@ def find_ids(table: pd.DataFrame, text: str, limit: int = 50) -> list[str]:
     if "family" in table.columns:
         hit |= table["family"].astype(str).str.lower().str.contains(t, regex=False) & (table["family"] != "unlabelled")
     contains = table["id"][hit]
-    out = list(dict.fromkeys(exact.tolist() + contains.tolist()))
-    return out[:limit]
+    return list(dict.fromkeys(exact.tolist() + contains.tolist()))
 
 
 # ---- the first page ------------------------------------------------------------------------------------

@@ -78,6 +78,7 @@ class ExplorerState(param.Parameterized):
                                read_as: str = "structure") -> QueryResult | None:
         """Embed an uploaded PDB/mmCIF (as structure, pocket or 3Di tokens) and search the target modality."""
         with self.reporting("structure query"):
+            self.query = None  # the old hits go now: a rejected input must not stand above them
             max_bytes = int(self.options.max_upload_mb * 1e6)
             item, shown, chain_id = structure_from_upload(content, filename, max_bytes, read_as,
                                                           max_decompressed=int(self.options.max_decompressed_mb * 1e6))
@@ -90,6 +91,7 @@ class ExplorerState(param.Parameterized):
     def query_protein(self, protein_id: str, modality: str, target: str, k: int) -> QueryResult | None:
         """Use a store protein's own input of `modality` as the query (embedded live by the model)."""
         with self.reporting("query"):
+            self.query = None  # the old hits go now: a rejected input must not stand above them
             from engine.data.items import item_for
 
             store = self.store
@@ -109,6 +111,7 @@ class ExplorerState(param.Parameterized):
     def query_sequence(self, text: str, target: str, k: int) -> QueryResult | None:
         """Embed pasted raw/FASTA sequence with the sequence encoder and search the target modality."""
         with self.reporting("sequence query"):
+            self.query = None  # the old hits go now: a rejected input must not stand above them
             from engine.query import parse_sequence
 
             seq = parse_sequence(text)
@@ -122,6 +125,7 @@ class ExplorerState(param.Parameterized):
     def query_text(self, text: str, target: str, k: int) -> QueryResult | None:
         """Embed free text with the text encoder and search the target modality."""
         with self.reporting("text query"):
+            self.query = None  # the old hits go now: a rejected input must not stand above them
             from engine.query import parse_text
 
             text = parse_text(text)
@@ -162,20 +166,25 @@ class _Reporting:
 
     def __enter__(self):
         # the status says what runs now, so an older line ("Ready.", a previous result) never stands beside it
+        self.before, self.was_busy = self.state.status, self.state.busy
         self.state.param.update(error="", busy=True, status=f"{self.what}: running…")
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        self.state.busy = False
+        self.state.busy = self.was_busy  # a block run inside another (a view refreshed by a query) leaves it busy
         if exc is None:
             if self.state.status == f"{self.what}: running…":
-                self.state.status = ""  # nothing newer to say: do not leave "running…" behind
+                # nothing newer to say: the line it found comes back (a search's summary, or the enclosing
+                # block's "running…"), never this block's own "running…"
+                self.state.status = self.before
             return False
         self.state.status = ""  # the error says what happened; an older status line would contradict it
         if isinstance(exc, OneProtError):
             text = str(exc)
-            # "training: training: ..." when the error's own field names the same thing
-            self.state.error = text if text.startswith(f"{self.what}:") else f"{self.what}: {text}"
+            # "training: training: ..." or "sequence query: query sequence: ..." when the error's own field
+            # already names the same thing
+            where = set((exc.where or "").lower().split())
+            self.state.error = text if where and where <= set(self.what.split()) else f"{self.what}: {text}"
         elif isinstance(exc, Exception):
             # An unexpected bug: say so in the page and keep the session alive; log the traceback.
             traceback.print_exception(exc_type, exc, tb)

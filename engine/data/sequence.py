@@ -41,7 +41,7 @@ def clean_sequence(raw: str, where: str = "sequence", max_length: int | None = D
             where,
         )
     if max_length is not None and len(seq) > max_length:
-        raise OneProtError(f"sequence has {len(seq)} residues, above the limit of {max_length}", where)
+        raise OneProtError(f"sequence has {len(seq):,} residues, above the limit of {max_length:,}", where)
     return seq
 
 

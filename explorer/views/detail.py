@@ -94,6 +94,9 @@ class DetailView(pn.viewable.Viewer):
                                           coords=q.structure.coords)
                 if q.query_id and q.query_id in s.store:
                     query_rec = s.store.record(q.query_id)
+            # the superposition switch only where there is something to superpose: a hit with a structure
+            # beside a query with one
+            self.superpose.visible = query_rec is not None and rec.coords is not None
             if rec.coords is None and query_rec is None:
                 self.viewer.molecules = []
                 self.viewer.message = f"{rec.id} has no structure in this store."

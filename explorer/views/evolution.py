@@ -67,12 +67,16 @@ def histogram_element(result: dict | None, title: str, empty: str = "not enough 
 
 
 def family_spread(table: pd.DataFrame) -> pd.DataFrame:
-    """Per family on the current map: size and mean distance of its points to their centroid (UMAP units)."""
+    """Per family on the current map: size and mean distance of its points to their centroid (UMAP units).
+
+    Families of one point are left out: their spread is 0 by construction and would top the table."""
     import pandas as pd
 
     t = table[table["family"] != "unlabelled"]
     rows = []
     for fam, g in t.groupby("family"):
+        if len(g) < 2:
+            continue
         c = g[["x", "y"]].mean().to_numpy()
         d = np.linalg.norm(g[["x", "y"]].to_numpy() - c, axis=1)
         rows.append({"family": fam, "points": len(g), "spread": round(float(d.mean()), 3)})

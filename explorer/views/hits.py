@@ -34,7 +34,12 @@ def row_style(row: pd.Series) -> list[str]:
     return [style] * len(row)
 
 
-def hits_title(q) -> str:
+NO_HITS = "<i>No hits shown: run a query on the left.</i>"
+SELECTED_ROW_CSS = (".tabulator-row.tabulator-selected .tabulator-cell "
+                    "{ background-color: #084298 !important; color: #fff !important; }")
+
+
+def hits_title(q, probability_shown: bool = True) -> str:
     """The HTML line above the table: counts, the no-significant-hit state and any warnings (escaped)."""
     head = (f"<b>{len(q.hits)} {html.escape(q.target_modality)} hits</b> for "
             f"<span class='query-label'>{html.escape(q.label)}</span>")
@@ -43,7 +48,11 @@ def hits_title(q) -> str:
             head += f" · <b class='sig-count'>{q.n_significant} significant</b> (E ≤ 0.05)"
         else:
             head += (" · <b class='no-significant' style='color:#842029'>no significant hit</b> "
-                     "(no E-value ≤ 0.05: the closest proteins are no closer than chance)")
+                     "(no E-value ≤ 0.05: unrelated proteins often score this close to queries like this one, so "
+                     "these hits could be chance; relatives may still rank first)")
+        if not probability_shown:
+            head += (" · <span class='no-probability'>no P(relative) here (—): it is given only for modality pairs "
+                     "whose calibration held and for family-labelled hits; judge these by E-value</span>")
     else:
         head += " · <i>significance unavailable for these embeddings (run <code>oneprot calibrate</code>)</i>"
     for note in q.notes:
@@ -58,7 +67,7 @@ class HitsView(pn.viewable.Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.title = pn.pane.HTML("<i>No query yet: run one on the left.</i>", sizing_mode="stretch_width")
+        self.title = pn.pane.HTML(NO_HITS, sizing_mode="stretch_width")
         # the table is built with the first query: the first page carries none of its models (its scripts
         # still load with the page: pn.extension("tabulator") in app.py; Panel 1.9 does not fetch them later)
         self._table: pn.widgets.Tabulator | None = None
@@ -75,9 +84,9 @@ class HitsView(pn.viewable.Viewer):
                 # the compact Bootstrap look the page's design gives a table present at first render; one added
                 # later in a served session does not get it from the design
                 theme="bootstrap5", theme_classes=["table-sm"],
-                # neutral bars: green belongs to significant rows only (the row colour), not to every number
-                formatters={"P(relative)": {"type": "progress", "min": 0, "max": 1, "legend": True,
-                                            "color": "#9fb3c8"}},
+                # the selected row in one readable colour pair: its cells' own colours (grey text of a row
+                # that is not significant, green of one that is) were unreadable on the selection's dark blue
+                stylesheets=[SELECTED_ROW_CSS],
             )
             self._table.style.apply(row_style, axis=1)
             self._table.param.watch(self._on_select, "selection")
@@ -87,12 +96,17 @@ class HitsView(pn.viewable.Viewer):
     def _on_query(self, event) -> None:
         q = event.new
         if q is None:
-            self.title.object = "<i>No query yet: run one on the left.</i>"
+            self.title.object = NO_HITS
             if self._table is not None:
                 self._table.value = _empty()
             return
-        self.title.object = hits_title(q)
-        self.table.value = q.table(self.state.store)
+        table = q.table(self.state.store)
+        calibrated = table["P(relative)"].notna().any()
+        self.title.object = hits_title(q, probability_shown=calibrated)
+        # a dash where there is no probability (pair not calibrated, hit without a family label), not an
+        # empty bar that reads as 0 (hiding the column instead broke Tabulator's frozen columns in chromium)
+        table["P(relative)"] = [f"{p:.2f}" if isinstance(p, float) and p == p else "—" for p in table["P(relative)"]]
+        self.table.value = table
         self.table.selection = [0] if q.hits else []
 
     def _on_select(self, event) -> None:

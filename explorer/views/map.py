@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # imported with the point table: a first page drawn from its 
     import pandas as pd
 
 RASTER_PANE_HEIGHT = HEIGHT + 10
+MAX_FIND_SELECTED = 5_000  # a find selects at most this many of its matches (and says so)
 
 
 DEMO_SELECTION = ("the demo embeds its test split and every protein with a structure, pocket, family or EC label "
@@ -300,10 +301,14 @@ class MapView(pn.viewable.Viewer):
         if table is None:
             return
         ids = find_ids(table, event.new)
-        if not ids:
-            self.state.status = f"no protein id or name contains {event.new!r}"
+        if not ids:  # the earlier selection goes too: it would otherwise pass for this find's result (and export)
+            self.state.param.update(selected_ids=[], status=f"no protein id, name or family contains {event.new!r}; "
+                                                           "selection cleared")
             return
-        self.state.param.update(selected_ids=ids, focus_id=ids[0], status=f"{len(ids)} matches for {event.new!r}")
+        shown = ids[:MAX_FIND_SELECTED]
+        more = f" (the first {len(shown):,} selected)" if len(shown) < len(ids) else ""
+        self.state.param.update(selected_ids=shown, focus_id=ids[0],
+                                status=f"{len(ids):,} matches for {event.new!r}{more}")
 
     def __panel__(self):
         controls = pn.Row(self.modalities, self.color, self.find, self.close_gap, sizing_mode="stretch_width")

@@ -103,8 +103,10 @@ def test_demo_in_a_browser(tmp_path):
             # a 10,000-residue paste reaches the server whole and is refused, naming the limit
             box.fill(too_long)
             page.get_by_role("button", name="Search with sequence").click()
-            page.get_by_text("above the limit of 5000", exact=False).first.wait_for(timeout=TIMEOUT_MS)
-            assert "10000 residues" in page.get_by_text("above the limit of 5000", exact=False).first.inner_text()
+            page.get_by_text("above the limit of 5,000", exact=False).first.wait_for(timeout=TIMEOUT_MS)
+            assert "10,000 residues" in page.get_by_text("above the limit of 5,000", exact=False).first.inner_text()
+            page.get_by_text("No hits shown", exact=False).first.wait_for(timeout=TIMEOUT_MS)  # HELLO's hits are gone
+            assert page.locator(".query-label").count() == 0
             browser.close()
     assert not errors, errors
     assert _written(before, _files(REPO)) == []  # nothing written inside the checkout

@@ -159,11 +159,13 @@ def test_hits_table_and_detail_follow_the_query(options, fast_projection):
     assert s.focus_id == table["id"].iloc[2]
     mols = app.detail.viewer.molecules
     assert len(mols) == 2 and mols[0]["pdb"].startswith("ATOM") and "RMSD" in app.detail.caption.object
-    # a protein with a pocket shows its ligand atoms and pocket residues
+    assert app.detail.superpose.visible
+    # a protein with a pocket shows its ligand atoms and pocket residues; with no query, nothing to superpose
     s.query = None
     s.focus_id = "glo00_A"
     (mol,) = app.detail.viewer.molecules
     assert "HETATM" in mol["pdb"] and mol["pocket"] == list(range(11, 19))
+    assert not app.detail.superpose.visible
 
 
 def test_record_html_escapes_everything(options):
@@ -198,6 +200,8 @@ def test_evolution_spread_selects_a_family(options, fast_projection):
     app = _loaded_app(options)
     spread = family_spread(app.map.table)
     assert set(spread["family"]) == {"kinase", "globin", "protease", "lectin"} and (spread["points"] == 8).all()
+    lone = app.map.table.iloc[[0]].assign(family="a family of one")
+    assert "a family of one" not in set(family_spread(pd.concat([app.map.table, lone]))["family"])
     ev = app.evolution
     assert ev.modality.options == ["sequence"]  # nothing of the Evolution tab is computed at page load
     tabs = app.main_area()[-1]
@@ -430,6 +434,22 @@ def test_status_errors_selection_and_picks_tell_the_truth(options, fast_projecti
     app.query.pick.value = "kin01_A"
     app.query._on_pick(SimpleNamespace(new="kin02_A", old="kin01_A"))
     assert s.query is not None and s.query.query_id == "kin02_A" and s.error == ""
+    # the search's summary stays: views refreshed by the query (detail, map) run their own blocks inside it
+    assert "hits" in s.status and "kin02_A" in s.status, s.status
+    assert "running" not in s.status and not s.busy
+    # a block with nothing to say gives back the line it found; "query sequence" is not prefixed "sequence query"
+    summary = s.status
+    with s.reporting("detail"):
+        pass
+    assert s.status == summary
+    s.query_sequence("MKV" * 2000, "sequence", 5)  # 6,000 residues: refused, with the limit named
+    assert s.error == "query sequence: sequence has 6,000 residues, above the limit of 5,000", s.error
+    assert s.query is None  # the earlier hits went: they would pass for this input's
+    # find by name: every match is counted; a find with none clears the earlier selection
+    app.map.find.value = "kin"
+    assert len(s.selected_ids) == 8 and s.status == "8 matches for 'kin'"
+    app.map.find.value = "xyzzy"
+    assert s.selected_ids == [] and "selection cleared" in s.status
 
 
 def test_colours_are_one_per_label_value_across_views_and_joint_maps_close_the_gap(options, fast_projection):
