@@ -4,8 +4,8 @@ A raw cosine says little on its own: in a small aligned space an unrelated prote
 the scale differs between modality pairs. So, per (query modality, target modality):
   - E-value: -ln(1 - P_null(best unrelated score >= s)), with P_null the distribution of each held-out
     query's best score among unrelated targets (different 50%-identity clusters and not the same family
-    label) and an exponential tail beyond its 90th percentile (an extreme-value null, as for BLAST's
-    maximal scores): an unrelated query's best hit gets E around 1, and E <= 0.05 happens to about 5%
+    label) and an exponential tail beyond its 90th percentile on the axis -ln(1 - score) (an extreme-value
+    null, as for BLAST's maximal scores; on that axis because a cosine cannot pass 1): an unrelated query's best hit gets E around 1, and E <= 0.05 happens to about 5%
     of unrelated queries (checked out of fold, per pair);
   - probability of a relative: P(same family | score), an isotonic (monotone) map fitted on the top hits
     of family-labelled VALID proteins only, each asked with and without its family in the store (so queries
@@ -69,12 +69,14 @@ class PairTable:
     prob_y: np.ndarray  # P(relative) at prob_x (non-decreasing)
     n_targets: int
     calibrated: bool = False  # the probability passed its out-of-fold check (else only E is reported)
+    tail_scale: str = "score"  # the axis the tail is exponential on: "log_distance" (fit_null), "score" (older tables)
 
     def survival(self, score: np.ndarray) -> np.ndarray:
         """P(an unrelated query's best score >= score)."""
         z = np.asarray(score, dtype=np.float64)
         body = np.interp(z, self.score_grid, self.sf_grid, left=1.0, right=self.tail_sf)
-        tail = self.tail_sf * np.exp(-self.tail_rate * np.maximum(z - self.tail_score, 0.0))
+        axis = log_distance if self.tail_scale == "log_distance" else (lambda x: x)
+        tail = self.tail_sf * np.exp(-self.tail_rate * np.maximum(axis(z) - axis(self.tail_score), 0.0))
         return np.where(z > self.tail_score, tail, body)
 
     def evalue(self, score: np.ndarray) -> np.ndarray:
@@ -89,18 +91,25 @@ class PairTable:
     def to_json(self) -> dict:
         return {"score_grid": _r(self.score_grid), "sf_grid": _r(self.sf_grid, 8), "tail_score": self.tail_score,
                 "tail_sf": self.tail_sf, "tail_rate": self.tail_rate, "prob_x": _r(self.prob_x),
-                "prob_y": _r(self.prob_y), "prob_of": "score", "n_targets": self.n_targets, "calibrated": self.calibrated}
+                "prob_y": _r(self.prob_y), "prob_of": "score", "n_targets": self.n_targets, "calibrated": self.calibrated,
+                "tail_scale": self.tail_scale}
 
     @classmethod
     def from_json(cls, d: dict) -> "PairTable":
         return cls(np.asarray(d["score_grid"]), np.asarray(d["sf_grid"]), float(d["tail_score"]), float(d["tail_sf"]),
                    float(d["tail_rate"]), np.asarray(d["prob_x"]), np.asarray(d["prob_y"]), int(d["n_targets"]),
                    # a map over another axis (older tables: -log10 E) must not be read as one over scores
-                   bool(d.get("calibrated", False)) and d.get("prob_of") == "score")
+                   bool(d.get("calibrated", False)) and d.get("prob_of") == "score",
+                   str(d.get("tail_scale", "score")))
 
 
 def _r(a, nd: int = 5) -> list:
     return [round(float(x), nd) for x in np.asarray(a).ravel()]
+
+
+def log_distance(score: np.ndarray) -> np.ndarray:
+    """-ln(1 - cosine): unbounded as the score nears 1 (1 - cosine is half the squared distance of unit vectors)."""
+    return -np.log(np.maximum(1.0 - np.asarray(score, dtype=np.float64), 1e-9))
 
 
 def fit_null(best_unrelated_scores: np.ndarray, n_targets: int) -> PairTable:
@@ -109,6 +118,9 @@ def fit_null(best_unrelated_scores: np.ndarray, n_targets: int) -> PairTable:
     The maximum, not all pairs: queries differ in how heavy their tails are, and pooling every pair lets
     a few heavy-tailed queries set everyone's threshold; the best unrelated hit is what a user would
     otherwise mistake for a relative. The probability map is filled in later.
+    The tail is exponential in -ln(1 - score), not in the score: a cosine cannot pass 1, and an exponential in
+    the score itself gave an identical sequence (cosine 1.00) E 0.013. Near a point, the share of neighbours
+    within distance r grows as a power of r, which is an exponential tail on this log-distance axis.
     """
     z = np.sort(np.asarray(best_unrelated_scores, dtype=np.float64))
     z = z[np.isfinite(z)]
@@ -118,11 +130,11 @@ def fit_null(best_unrelated_scores: np.ndarray, n_targets: int) -> PairTable:
     grid = np.quantile(z, qs)
     sf = 1.0 - qs
     tail_score = float(np.quantile(z, TAIL_QUANTILE))
-    excess = z[z > tail_score] - tail_score
+    excess = log_distance(z[z > tail_score]) - log_distance(tail_score)
     rate = 1.0 / max(float(excess.mean()), 1e-3) if len(excess) else 10.0
-    keep = grid <= tail_score  # beyond TAIL_QUANTILE the fitted exponential (a Gumbel's upper tail) takes over
+    keep = grid <= tail_score  # beyond TAIL_QUANTILE the fitted exponential takes over
     return PairTable(grid[keep], sf[keep], tail_score, 1.0 - TAIL_QUANTILE, rate, np.array([0.0, 1.0]),
-                     np.array([0.0, 0.0]), int(n_targets))
+                     np.array([0.0, 0.0]), int(n_targets), tail_scale="log_distance")
 
 
 def fit_probability(table: PairTable, scores: np.ndarray, relative: np.ndarray, min_bin: int = MIN_BIN_HITS) -> None:

@@ -10,7 +10,7 @@ from engine.data.store import ProteinStore, write_store
 from engine.embed import EmbeddingSet
 from engine.modality import ProteinRecord
 from engine.query import Hit
-from engine.significance import (E_SIGNIFICANT, MIN_BIN_HITS, REPORT_DEALS, REPORT_PASSES, SignificanceTable, _passes,
+from engine.significance import (E_SIGNIFICANT, MIN_BIN_HITS, REPORT_DEALS, REPORT_PASSES, PairTable, SignificanceTable, _passes,
                                  annotate, assess, build_table, decile_check, fit_null, fit_probability, table_for)
 
 
@@ -62,6 +62,25 @@ def test_table_is_fitted_on_valid_and_checked_on_test(world):
     path = table.save(world["eset"].path)
     loaded = SignificanceTable.load(path.parent, world["eset"])
     assert loaded is not None and loaded.pair("sequence", "sequence").n_targets == 600
+
+
+def test_null_tail_reaches_zero_at_a_perfect_score_and_older_tables_keep_their_axis():
+    rng = np.random.default_rng(2)
+    best = np.clip(0.6 + 0.1 * rng.standard_normal(500), -1, 0.98)  # unrelated queries' best scores
+    table = fit_null(best, 1000)
+    z = np.linspace(0.0, 1.0, 201)
+    e = table.evalue(z)
+    assert np.all(np.diff(e) <= 1e-12) and table.tail_scale == "log_distance"
+    assert e[-1] < 1e-6  # identical (cosine 1): far beyond any unrelated best
+    assert table.evalue(np.array([np.median(best)]))[0] == pytest.approx(np.log(2), rel=0.05)  # the body is empirical
+    share = float((fit_null(best[:250], 1000).evalue(best[250:]) <= E_SIGNIFICANT).mean())
+    assert share < 0.12  # unrelated queries of the same null seldom reach E <= 0.05
+    old = table.to_json()
+    del old["tail_scale"]  # a table written before the log-distance axis: its rate was fitted on scores
+    again = PairTable.from_json(old)
+    assert again.tail_scale == "score"
+    x = table.tail_score + 0.01
+    assert again.survival(np.array([x]))[0] == pytest.approx(table.tail_sf * np.exp(-table.tail_rate * 0.01))
 
 
 def test_probability_map_is_monotone_binned_and_recovers_a_known_curve():
