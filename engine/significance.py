@@ -5,8 +5,9 @@ the scale differs between modality pairs. So, per (query modality, target modali
   - E-value: -ln(1 - P_null(best unrelated score >= s)), with P_null the distribution of each held-out
     query's best score among unrelated targets (different 50%-identity clusters and not the same family
     label) and an exponential tail beyond its 90th percentile on the axis -ln(1 - score) (an extreme-value
-    null, as for BLAST's maximal scores; on that axis because a cosine cannot pass 1): an unrelated query's best hit gets E around 1, and E <= 0.05 happens to about 5%
-    of unrelated queries (checked out of fold, per pair);
+    null, as for BLAST's maximal scores; on that axis because a cosine cannot pass 1): an unrelated query's
+    best hit gets E around 1, and E <= 0.05 happens to about 5% of unrelated queries (checked out of fold,
+    per pair);
   - probability of a relative: P(same family | score), an isotonic (monotone) map fitted on the top hits
     of family-labelled VALID proteins only, each asked with and without its family in the store (so queries
     with and without relatives weigh equally), on bins of at least MIN_BIN_HITS hits (a free step per hit

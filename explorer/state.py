@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import traceback
+from contextlib import contextmanager
 
 import param
 
@@ -77,8 +78,7 @@ class ExplorerState(param.Parameterized):
     def query_structure_upload(self, content: bytes, filename: str, target: str, k: int,
                                read_as: str = "structure") -> QueryResult | None:
         """Embed an uploaded PDB/mmCIF (as structure, pocket or 3Di tokens) and search the target modality."""
-        with self.reporting("structure query"):
-            self.query = None  # the old hits go now: a rejected input must not stand above them
+        with self.querying("structure query"):
             max_bytes = int(self.options.max_upload_mb * 1e6)
             item, shown, chain_id = structure_from_upload(content, filename, max_bytes, read_as,
                                                           max_decompressed=int(self.options.max_decompressed_mb * 1e6))
@@ -90,8 +90,7 @@ class ExplorerState(param.Parameterized):
 
     def query_protein(self, protein_id: str, modality: str, target: str, k: int) -> QueryResult | None:
         """Use a store protein's own input of `modality` as the query (embedded live by the model)."""
-        with self.reporting("query"):
-            self.query = None  # the old hits go now: a rejected input must not stand above them
+        with self.querying("query"):
             from engine.data.items import item_for
 
             store = self.store
@@ -110,8 +109,7 @@ class ExplorerState(param.Parameterized):
 
     def query_sequence(self, text: str, target: str, k: int) -> QueryResult | None:
         """Embed pasted raw/FASTA sequence with the sequence encoder and search the target modality."""
-        with self.reporting("sequence query"):
-            self.query = None  # the old hits go now: a rejected input must not stand above them
+        with self.querying("sequence query"):
             from engine.query import parse_sequence
 
             seq = parse_sequence(text)
@@ -124,8 +122,7 @@ class ExplorerState(param.Parameterized):
 
     def query_text(self, text: str, target: str, k: int) -> QueryResult | None:
         """Embed free text with the text encoder and search the target modality."""
-        with self.reporting("text query"):
-            self.query = None  # the old hits go now: a rejected input must not stand above them
+        with self.querying("text query"):
             from engine.query import parse_text
 
             text = parse_text(text)
@@ -142,6 +139,13 @@ class ExplorerState(param.Parameterized):
         if result.hits:
             self.focus_id = result.hits[0].id
         return result
+
+    @contextmanager
+    def querying(self, what: str):
+        """`reporting` for a new query: the old hits go at once, so a rejected input never stands above them."""
+        with self.reporting(what):
+            self.query = None
+            yield
 
     # ---- errors --------------------------------------------------------------------------
     def reporting(self, what: str) -> "_Reporting":
