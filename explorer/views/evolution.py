@@ -123,7 +123,7 @@ class EvolutionView(pn.viewable.Viewer):
         self.spread = pn.widgets.Tabulator(pd.DataFrame(columns=["family", "points", "spread"]), show_index=False,
                                            selectable=1, disabled=True, height=260, sizing_mode="stretch_width")
         self.spread.param.watch(self._select_family, "selection")
-        self.refresh_spread = pn.widgets.Button(name="Family spread on the current map")
+        self.refresh_spread = pn.widgets.Button(name="Show the family spread on the current map", button_type="primary")
         self.refresh_spread.on_click(self._spread)
         self.gap = pn.pane.HTML("", sizing_mode="stretch_width")
 
