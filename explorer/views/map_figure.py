@@ -58,7 +58,12 @@ def _empty(columns: list[str]) -> dict[str, list]:
 
 
 def _short(label: str, width: int = 28) -> str:
-    return label if len(label) <= width else label[: width - 1] + "…"
+    """A legend name of at most `width` characters: a long label's parenthetical goes first
+    ("LDH/MDH (lactate/malate dehydrogenase)" -> "LDH/MDH"), then the end is cut."""
+    if len(label) <= width:
+        return label
+    head = label.split(" (", 1)[0]
+    return head if head and len(head) <= width else label[: width - 1] + "…"
 
 
 def _plain(table: Points, names: list[str]) -> dict:

@@ -116,6 +116,14 @@ def test_map_highlights_and_selection_update_in_place(options, fast_projection):
     assert set(zip(m.figure.hits.data["x"], m.figure.hits.data["y"])) == set(zip(own["x"], own["y"]))
 
 
+def test_legend_names_drop_a_long_labels_parenthetical_before_cutting_it():
+    from explorer.views.map_figure import _short
+
+    assert _short("LDH/MDH (lactate/malate dehydrogenase)") == "LDH/MDH"
+    assert _short("Pkinase (PF00069)") == "Pkinase (PF00069)"  # short enough: kept whole
+    assert _short("Brassica oleracea var. oleracea") == "Brassica oleracea var. oler…"
+
+
 def test_find_and_hover_text_are_bounded(options, fast_projection):
     app = _loaded_app(options)
     t = app.map.table
