@@ -37,6 +37,24 @@ _WARM_LOCK = threading.Lock()
 pn.extension("tabulator", notifications=False, sizing_mode="stretch_width")
 
 
+def _leave_out_mathjax() -> None:
+    """Serve pages without Bokeh's MathJax bundle unless a Bokeh model on the page needs it.
+
+    Panel adds the bundle (1.8 MB; its evaluation and plugin registration took ~0.1-0.2 s of each page's
+    start in chromium on 2 cores) to any page holding an HTML pane, in case the pane renders math. Every HTML
+    pane here keeps Panel's default disable_math=True and no page uses Markdown or LaTeX, so it is dead
+    weight. Panel has no public switch for served pages: its check is narrowed to Bokeh's own (models that
+    carry TeX). tests/explorer/test_served.py checks the served page leaves the bundle out.
+    """
+    import panel.io.resources as resources
+
+    if hasattr(resources, "_panel_use_mathjax") and hasattr(resources, "_use_mathjax"):
+        resources._panel_use_mathjax = resources._use_mathjax
+
+
+_leave_out_mathjax()
+
+
 class DataView(pn.viewable.Viewer):
     """Store / checkpoint / embeddings paths, checked against the allowed folders."""
 
@@ -282,7 +300,7 @@ class ExplorerApp(pn.viewable.Viewer):
 
 
 def create_app(options: AppOptions | None = None) -> pn.viewable.Viewable:
-    """Build one session's page (a template holding an ExplorerApp), filled at once unless UMAP must run.
+    """Build one session's page (explorer.app.page_layout around an ExplorerApp), filled at once unless UMAP must run.
 
     URL arguments run a query at once, so a result can be shared as a link:
     `/app?protein=ID&as=structure&target=sequence&k=10`.
@@ -299,11 +317,7 @@ def create_app(options: AppOptions | None = None) -> pn.viewable.Viewable:
                             "<code>panel serve --basic-auth PASSWORD --cookie-secret SECRET</code>; "
                             "<code>--args --no-auth</code> serves without one.</p>")
     app = ExplorerApp(options)
-    template = _frozen_doc(pn.template.BootstrapTemplate(
-        title=TITLE, header_background=ACCENT, sidebar_width=360, main_max_width="",
-        sidebar=app.sidebar(), main=[app.main_area()],
-    ))
-    template.app = app  # lets tests and scripts reach the views
+    page = page_layout(app)
     served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
     if served and not _session_arg("protein") and not app.state.resources.store_loaded and app.load_first_page():
         # The server's first page, its map from the first-page file the embeddings ship; the store opens in a
@@ -317,26 +331,29 @@ def create_app(options: AppOptions | None = None) -> pn.viewable.Viewable:
         # view, and the browser re-lays out the page for each: measured 2-3x slower on 2 cores.
         app.load()
     _run_url_query(app)
-    return template
+    return page
 
 
-def _frozen_doc(template: pn.template.BaseTemplate) -> pn.template.BaseTemplate:
-    """The template, its document built with Bokeh's model graph frozen (recomputed once, at the end).
+HEADER_STYLE = {"background": ACCENT, "color": "white", "font-size": "22px", "padding": "12px 24px",
+                "margin": "0", "box-shadow": "0 1px 3px rgba(0,0,0,0.25)"}
+SIDEBAR_STYLE = {"border-right": "1px solid #e0e0e0", "padding-right": "10px"}
 
-    Unfrozen, Bokeh recomputes the graph of every model in the document after each root the template
-    adds (a dozen times over ~300 models): 0.6-0.9 s per page on the loaded 2-core machine, 0.4 s frozen.
+
+def page_layout(app: ExplorerApp) -> pn.Column:
+    """The page: a title bar over the sidebar (queries, data) and the main area (tabs), as plain Panel layouts.
+
+    Not one of Panel's templates: the Bootstrap template (its stylesheets, script and per-widget design)
+    cost ~0.2 s of every page's start in chromium on 2 cores, paired over 10 loads each
+    (benchmarks/app_startup.py measures the whole cold start). `.app` lets tests and scripts reach the
+    views, `.sidebar` the sidebar's parts.
     """
-    init = template._init_doc
-
-    def init_frozen(doc=None, *args, **kwargs):
-        doc = doc or pn.state.curdoc
-        if doc is None:
-            return init(doc, *args, **kwargs)
-        with doc.models.freeze():
-            return init(doc, *args, **kwargs)
-
-    template._init_doc = init_frozen
-    return template
+    sidebar = app.sidebar()
+    header = pn.pane.HTML(f"<div class='oneprot-title'>{html.escape(TITLE)}</div>", styles=HEADER_STYLE,
+                          sizing_mode="stretch_width", margin=0)
+    body = pn.Row(pn.Column(*sidebar, width=350, styles=SIDEBAR_STYLE), app.main_area(), sizing_mode="stretch_width")
+    page = pn.Column(header, body, sizing_mode="stretch_width", margin=0)
+    page.app, page.sidebar = app, sidebar
+    return page
 
 
 def _session_arg(name: str) -> str | None:

@@ -70,6 +70,8 @@ def test_page_and_concurrent_sessions(world, tmp_path):
         with urllib.request.urlopen(url, timeout=120) as r:
             body = r.read().decode()
         assert r.status == 200 and "OneProt explorer" in body and "bokeh" in body.lower()
+        # no page here renders math: the 1.8 MB MathJax bundle stays out (explorer.app._leave_out_mathjax)
+        assert "bokeh.min.js" in body and "bokeh-mathjax" not in body
 
         proteins = [f"{f}{k:02d}_A" for f in ("kin", "glo", "pro", "lec") for k in range(8) if k % 5 != 4]
         wanted = [proteins[(7 * i) % len(proteins)] for i in range(N_SESSIONS)]

@@ -224,9 +224,9 @@ def test_evolution_spread_selects_a_family(options, fast_projection):
     assert app.state.error == "" and "ROC-AUC" in ev.before.object.opts.get().kwargs["title"]
 
 
-def test_create_app_builds_a_template(options, fast_projection):
+def test_create_app_builds_the_page(options, fast_projection):
     page = create_app(options)
-    assert isinstance(page, pn.template.BootstrapTemplate) and page.app.map.table is not None
+    assert isinstance(page, pn.Column) and page.app.map.table is not None and "OneProt explorer" in page[0].object
     assert isinstance(page.app.hits, HitsView) and isinstance(page.app.map, MapView) and isinstance(page.app.detail, DetailView)
 
 
