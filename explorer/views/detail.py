@@ -67,6 +67,7 @@ class DetailView(pn.viewable.Viewer):
         self.show_all.on_click(self._show_everywhere)
         self.query_with = pn.widgets.Button(name="Query with this protein", button_type="light")
         self.query_with.on_click(self._query_with)
+        self._buttons = pn.Row(self.show_all, self.query_with)
         self.state.param.watch(self.update, ["focus_id", "query"])
         self.superpose.param.watch(self.update, "value")
         # the page starts with this line only: the 3D viewer, buttons and labels join it with the first
@@ -82,9 +83,6 @@ class DetailView(pn.viewable.Viewer):
             if rec is None:
                 self.viewer.molecules, self.info.object, self.caption.object = [], "", ""
                 return
-            if self._holder.objects[0] is not self.viewer:
-                self._holder.objects = [self.viewer, self.caption, self.superpose,
-                                        pn.Row(self.show_all, self.query_with), self.info]
             present = [m for m in s.resources.modalities() if s.resources.stored_vector(m, rec.id) is not None]
             self.info.object = record_html(rec, present)
             q = s.query
@@ -98,10 +96,12 @@ class DetailView(pn.viewable.Viewer):
             # beside a query with one
             self.superpose.visible = query_rec is not None and rec.coords is not None
             if rec.coords is None and query_rec is None:
+                # no 3D box at all (it stood 380 px high and empty): the note, the buttons and the labels
                 self.viewer.molecules = []
-                self.viewer.message = f"{rec.id} has no structure in this store."
-                self.caption.object = ""
+                self.caption.object = f"<i>{html.escape(rec.id)} has no structure in this store.</i>"
+                self._show_parts(with_viewer=False)
                 return
+            self._show_parts(with_viewer=True)
             if query_rec is not None:
                 mols, fit = query_and_hit(query_rec, rec if rec.coords is not None else None, self.superpose.value)
                 legend = (f"<span style='color:{QUERY_COLOUR}'>■</span> query {html.escape(q.label)} &nbsp; "
@@ -112,6 +112,13 @@ class DetailView(pn.viewable.Viewer):
                 self.caption.object = f"<span style='color:{HIT_COLOUR}'>■</span> {html.escape(rec.id)}" + (
                     " · pocket residues red, ligand green" if rec.pockets else "")
             self.viewer.molecules = mols
+
+    def _show_parts(self, with_viewer: bool) -> None:
+        """The pane's parts for a shown protein, the 3D viewer among them only when there is a structure."""
+        parts = [self.caption, self.superpose, self._buttons, self.info]
+        parts = [self.viewer, *parts] if with_viewer else parts
+        if self._holder.objects != parts:
+            self._holder.objects = parts
 
     def _show_everywhere(self, _=None) -> None:
         s = self.state

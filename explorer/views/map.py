@@ -171,7 +171,7 @@ class MapView(pn.viewable.Viewer):
         fig.points.selected.on_change("indices", self._on_indices)
         self._figure = fig
         self._show_selection()  # not on a page yet: applied at once
-        self._show(pn.pane.Bokeh, fig.figure, height=HEIGHT)
+        self._show(pn.pane.Bokeh, fig.figure, height=fig.figure.height)  # the plot and its legend below
 
     def _describe(self, mods: list[str], counts: dict[str, int]) -> None:
         """Record which map is on show (its point table loads from this key) and say what it covers."""
@@ -183,7 +183,7 @@ class MapView(pn.viewable.Viewer):
     def _show(self, pane_type: type, obj, **params) -> None:
         """Put `obj` in the plot pane, replacing the pane only when the kind of plot changes."""
         if type(self.plot) is pane_type:
-            self.plot.object = obj
+            self.plot.param.update(object=obj, **params)  # a new legend may change the height
             return
         self.plot = pane_type(obj, sizing_mode="stretch_width", **params)
         self._holder.objects = [self.plot]

@@ -32,7 +32,9 @@ PALETTE = [  # Tableau 20 reordered so neighbouring categories contrast
 GREY = {"unlabelled": "#d9d9d9", "other": "#9e9e9e"}
 WEBGL_ABOVE = 10_000  # points; Datashader takes over from options.datashade_above
 MAX_LINKS = 20_000  # points; above this, lines between a protein's modalities would be unreadable anyway
-HEIGHT = 460
+HEIGHT = 460  # the plot area; a legend of n categories adds legend_height(n) below it
+LEGEND_COLUMNS = 3  # below the plot, so the points get the page's width (a legend on the right took a third of it)
+LEGEND_ROW_PX = 17
 POINT_COLUMNS = ["x", "y", "id", "name", "modality", "text", "colour"]
 XY = ["x", "y", "id"]
 LINK_COLUMNS = ["x0", "y0", "x1", "y1"]
@@ -71,6 +73,12 @@ def _plain(table: Points, names: list[str]) -> dict:
     if isinstance(table, dict):
         return {n: table[n] for n in names}
     return {n: table[n].to_numpy(dtype=float) if n in ("x", "y") else table[n].tolist() for n in names}
+
+
+def legend_height(n_categories: int) -> int:
+    """Pixels the legend adds below the plot for `n_categories` entries in LEGEND_COLUMNS columns."""
+    rows = -(-n_categories // LEGEND_COLUMNS)
+    return rows * LEGEND_ROW_PX + 16
 
 
 def point_columns(table: Points, color_by: str, categories: list[str] | None = None) -> dict:
@@ -160,7 +168,8 @@ def map_figure(table: Points, color_by: str, links: bool = True, categories: lis
     order = category_order(frame["colour"])
     cmap = colour_map([_short(c) for c in categories] + ["other", "unlabelled"]) if categories is not None else colour_map(order)
     tools, on_points, wheel, pan = _tools(color_by)
-    fig = figure(sizing_mode="stretch_width", height=HEIGHT, tools=tools, toolbar_location="right",
+    fig = figure(sizing_mode="stretch_width", height=HEIGHT + legend_height(len(order)), tools=tools,
+                 toolbar_location="right",
                  active_scroll=wheel, active_drag=pan, title="", min_border=10,
                  # canvas draws a few thousand points faster (and without a GPU); WebGL keeps tens of thousands smooth
                  output_backend="webgl" if len(frame["x"]) > WEBGL_ABOVE else "canvas")
@@ -179,7 +188,9 @@ def map_figure(table: Points, color_by: str, links: bool = True, categories: lis
     for i, c in enumerate(frame["colour"]):
         first.setdefault(c, i)
     items = [LegendItem(label=c, renderers=[r], index=first[c]) for c in order]
-    fig.add_layout(Legend(items=items, location="top_left", label_text_font_size="11px", spacing=1), "right")
+    fig.add_layout(Legend(items=items, location="top_left", label_text_font_size="11px", spacing=1,
+                          ncols=LEGEND_COLUMNS, glyph_height=12, label_height=12, padding=4, margin=4,
+                          border_line_color=None), "below")
     fig.x_range.renderers = fig.y_range.renderers = [r]  # highlights never move the view
     hits, focus = ColumnDataSource(_empty(XY), name="map-hits"), ColumnDataSource(_empty(XY), name="map-focus")
     fig.scatter("x", "y", source=hits, marker="circle", size=14, fill_alpha=0, line_color="black", line_width=2)

@@ -18,7 +18,7 @@ from explorer.views.evolution import family_spread
 from explorer.views.export import embeddings_h5, embeddings_parquet, map_png, selection_csv, selection_fasta
 from explorer.views.hits import HitsView
 from explorer.views.map import MapView
-from explorer.views.map_figure import GREY, link_data, map_figure
+from explorer.views.map_figure import GREY, HEIGHT, LEGEND_COLUMNS, legend_height, link_data, map_figure
 
 
 def _loaded_app(options) -> ExplorerApp:
@@ -74,6 +74,10 @@ def test_map_figure_legend_follows_colour_by(options, fast_projection):
         assert [counts[c] for c in labels] == sorted(counts.tolist(), reverse=True)  # most frequent first
         mapper = _points_renderer(fig).glyph.fill_color.transform
         assert list(mapper.factors) == labels and len(set(mapper.palette)) == len(labels)
+        # the legend sits below the plot in columns (the points keep the width); the figure grows to hold it
+        assert fig.figure.legend[0] in fig.figure.below and fig.figure.legend[0].ncols == LEGEND_COLUMNS
+        assert fig.figure.height == HEIGHT + legend_height(len(labels)) and m.plot.height == fig.figure.height
+    assert legend_height(20) > legend_height(3) > 0
     from bokeh.models import HoverTool
 
     hover = fig.figure.select_one({"type": HoverTool})
@@ -174,6 +178,12 @@ def test_hits_table_and_detail_follow_the_query(options, fast_projection):
     (mol,) = app.detail.viewer.molecules
     assert "HETATM" in mol["pdb"] and mol["pocket"] == list(range(11, 19))
     assert not app.detail.superpose.visible
+    # a protein without a structure: no empty 3D box, the note says why; the next structure brings the viewer back
+    s.focus_id = "glo04_A"
+    assert app.detail.viewer not in app.detail._holder.objects and "no structure" in app.detail.caption.object
+    assert "glo04_A" in app.detail.info.object
+    s.focus_id = "glo00_A"
+    assert app.detail._holder.objects[0] is app.detail.viewer and app.detail.viewer.molecules
 
 
 def test_record_html_escapes_everything(options):
