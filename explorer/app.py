@@ -24,6 +24,7 @@ from explorer.views.training import TrainingView
 TITLE = "OneProt explorer"
 ACCENT = "#2b5d8a"
 MODEL_POLL_MS = 500
+TABLE_WAIT_S = 10.0  # the map table is built once the page is drawn, or after this long without word from the browser
 ERROR_STYLE = {"background": "#f8d7da", "color": "#842029", "border": "1px solid #f5c2c7", "border-radius": "6px",
                "padding": "6px 14px"}  # Bootstrap's danger alert, without the Markdown that pn.pane.Alert renders
 READY = "Ready. Pick a protein or upload a structure on the left, or lasso points on the map."
@@ -170,11 +171,18 @@ class ExplorerApp(pn.viewable.Viewer):
         return True
 
     def _open_store(self) -> None:
-        """Open the store and the drawn map's point table in a thread, then finish the page (`_store_opened`)."""
+        """In a thread: open the store (its index only, no pandas: engine.data.store) and finish the page
+        (`_store_opened`); then, once the browser has drawn the page, build the map's point table, which reads
+        the store's full table (pandas)."""
         from panel.io.state import set_curdoc
 
         doc = pn.state.curdoc
         served = doc is not None and doc.session_context is not None
+        drawn = threading.Event()  # set once the browser has drawn this page
+        if served:
+            pn.state.onload(drawn.set)
+        else:
+            drawn.set()
 
         def work() -> None:
             try:
@@ -187,7 +195,11 @@ class ExplorerApp(pn.viewable.Viewer):
                     pn.state.execute(self._store_opened, schedule=True)
             else:
                 self._store_opened()
-            try:  # then the drawn map's point table (selection, find, highlights), before anyone asks for it
+            # then the drawn map's point table (selection, find, highlights), before anyone asks for it, but
+            # not while the server still sends the page: built then (pandas, one GIL, 2 cores) it held the
+            # page's last frames back by ~0.15 s
+            drawn.wait(TABLE_WAIT_S)
+            try:
                 _ = self.map.table
             except Exception:  # noqa: BLE001 - reported by the view that asks for it
                 pass

@@ -23,20 +23,24 @@ import contextlib
 import copy
 import json
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from engine.data.store_arrays import ARRAYS_DIR, ArrayWriter, open_arrays
 from engine.errors import OneProtError
 from engine.files import atomic_dir
 from engine.modality import Modality, Pocket, ProteinRecord, parse_modality
 from engine.paths import resolve_store
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "valid", "test")
@@ -50,11 +54,17 @@ PROTEIN_COLUMNS = (
 class ProteinStore:
     """Read access to a store folder. `ProteinStore.open("demo")` opens the bundled demo."""
 
-    def __init__(self, path: Path, manifest: dict, proteins: pd.DataFrame):
+    def __init__(self, path: Path, manifest: dict, ids: list[str], has_structure: np.ndarray):
+        """Opened with the ids and the has_structure column only (pyarrow): `proteins`, the whole table as a
+        pandas frame, is read on first use. Opening then costs no pandas import (~0.3 s of a 2-core cold
+        start of the explorer, whose first page needs only the ids and which proteins have a structure)."""
         self.path = path
         self.manifest = manifest
-        self.proteins = proteins  # indexed by position; `id` column is unique
-        self._row = {pid: i for i, pid in enumerate(proteins["id"].tolist())}
+        self._ids = ids  # row order; ids are unique
+        self._row = {pid: i for i, pid in enumerate(ids)}
+        self._has_structure = has_structure
+        self._proteins: pd.DataFrame | None = None
+        self._frame_lock = threading.Lock()
         self._structures: dict | None = None
         self._pockets: pd.DataFrame | None = None
 
@@ -74,20 +84,34 @@ class ProteinStore:
                 f"store format {manifest.get('format_version')!r}, this version reads {FORMAT_VERSION}",
                 str(manifest_path),
             )
-        proteins = _read_parquet(path / "proteins.parquet")
-        missing = [c for c in PROTEIN_COLUMNS if c not in proteins.columns]
+        table_path = path / "proteins.parquet"
+        columns, n_rows, index = _read_index(table_path, ["id", "has_structure"])
+        missing = [c for c in PROTEIN_COLUMNS if c not in columns]
         if missing:
-            raise OneProtError(f"columns missing: {missing}", str(path / "proteins.parquet"))
-        if manifest.get("proteins") != len(proteins):
+            raise OneProtError(f"columns missing: {missing}", str(table_path))
+        if manifest.get("proteins") != n_rows:
             raise OneProtError(
-                f"manifest says {manifest.get('proteins')} proteins, table has {len(proteins)} (truncated store?)",
+                f"manifest says {manifest.get('proteins')} proteins, table has {n_rows} (truncated store?)",
                 str(path),
             )
-        return cls(path, manifest, proteins)
+        return cls(path, manifest, index["id"], np.array(index["has_structure"], dtype=bool))
+
+    @property
+    def proteins(self) -> pd.DataFrame:
+        """One row per protein, in row order (the `id` column is unique); read on first use."""
+        if self._proteins is None:
+            with self._frame_lock:  # the explorer's threads may ask at once: read it once
+                if self._proteins is None:
+                    frame = _read_parquet(self.path / "proteins.parquet")
+                    if frame["id"].tolist() != self._ids:
+                        raise OneProtError("the protein table changed on disk since the store was opened",
+                                           str(self.path / "proteins.parquet"))
+                    self._proteins = frame
+        return self._proteins
 
     # ---- look-ups ------------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self.proteins)
+        return len(self._ids)
 
     def __contains__(self, protein_id: str) -> bool:
         return protein_id in self._row
@@ -101,22 +125,22 @@ class ProteinStore:
     def modality_mask(self, modality: str | Modality) -> np.ndarray:
         """Boolean mask over rows: which proteins have this modality."""
         m = parse_modality(modality)
-        p = self.proteins
         if m is Modality.SEQUENCE:
-            return np.ones(len(p), dtype=bool)
+            return np.ones(len(self), dtype=bool)
+        if m is Modality.STRUCTURE:
+            return self._has_structure.copy()
+        p = self.proteins
         if m is Modality.TEXT:
             return p["text"].fillna("").str.strip().str.len().to_numpy() > 0
         if m is Modality.STRUCTURE_TOKENS:
             return p["structure_tokens"].fillna("").str.len().to_numpy() > 0
-        if m is Modality.STRUCTURE:
-            return p["has_structure"].to_numpy(dtype=bool)
-        return (p["n_pockets"].to_numpy() > 0) & p["has_structure"].to_numpy(dtype=bool)
+        return (p["n_pockets"].to_numpy() > 0) & self._has_structure
 
     def ids(self, split: str | None = None, modality: str | Modality | None = None,
             min_plddt: float | None = None) -> list[str]:
         """Protein ids, optionally restricted to a split, to proteins having a modality, and to proteins whose
         mean pLDDT is >= min_plddt (proteins without pLDDT, e.g. experimental structures, are kept)."""
-        mask = np.ones(len(self.proteins), dtype=bool)
+        mask = np.ones(len(self), dtype=bool)
         if min_plddt is not None and "plddt_mean" in self.proteins.columns:
             mean = self.proteins["plddt_mean"].to_numpy(dtype=np.float64)
             mask &= ~(mean < min_plddt)  # NaN (no pLDDT) compares False: kept
@@ -126,7 +150,7 @@ class ProteinStore:
             mask &= (self.proteins["split"] == split).to_numpy()
         if modality is not None:
             mask &= self.modality_mask(modality)
-        return self.proteins["id"][mask].tolist()
+        return [pid for pid, keep in zip(self._ids, mask.tolist()) if keep]
 
     def coords(self, protein_id: str) -> np.ndarray | None:
         """(L, 4, 3) float32 backbone coordinates, or None for a sequence-only protein."""
@@ -175,7 +199,7 @@ class ProteinStore:
                     center=np.asarray(r.center, dtype=np.float32) if r.center is not None else None,
                     ligand_coords=lig,
                     ligand_elements=list(r.ligand_elements) if r.ligand_elements is not None else [],
-                    score=None if r.score is None or pd.isna(r.score) else float(r.score),
+                    score=None if r.score is None or r.score != r.score else float(r.score),  # NaN: none
                 )
             )
         return out
@@ -241,7 +265,12 @@ class ProteinStore:
     def _load_pockets(self) -> pd.DataFrame:
         if self._pockets is None:
             f = self.path / "pockets.parquet"
-            self._pockets = _read_parquet(f) if f.exists() else pd.DataFrame(columns=_POCKET_COLUMNS)
+            if f.exists():
+                self._pockets = _read_parquet(f)
+            else:
+                import pandas as pd
+
+                self._pockets = pd.DataFrame(columns=_POCKET_COLUMNS)
         return self._pockets
 
 
@@ -257,10 +286,28 @@ def missing_to_none(x):
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     if not path.is_file():
         raise OneProtError("file missing from store", str(path))
     try:
         return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for truncated/garbled files
+        raise OneProtError(f"corrupted or truncated table: {exc}", str(path)) from None
+
+
+def _read_index(path: Path, columns: list[str]) -> tuple[list[str], int, dict[str, list]]:
+    """A parquet file's column names, its row count and the named columns as lists, with pyarrow alone
+    (pyarrow's dataset reader and its array-to-NumPy conversion import pandas: ParquetFile and lists do not)."""
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        raise OneProtError("file missing from store", str(path))
+    try:
+        table = pq.ParquetFile(path)
+        names = list(table.schema_arrow.names)
+        read = table.read(columns=[c for c in columns if c in names])
+        return names, table.metadata.num_rows, {c: read.column(c).to_pylist() for c in read.column_names}
     except Exception as exc:  # pyarrow raises several types for truncated/garbled files
         raise OneProtError(f"corrupted or truncated table: {exc}", str(path)) from None
 

@@ -139,5 +139,6 @@ class QueryView(pn.viewable.Viewer):
             self.pick, self.pick_as, self.pick_button, pn.layout.Divider(),
             self.upload, self.limit_note, self.read_as, self.upload_button, sizing_mode="stretch_width")
         tabs = pn.Tabs(("Structure", structure), ("Sequence", pn.Column(self.sequence, self.sequence_button)),
-                       ("Text", pn.Column(self.text, self.text_button)), sizing_mode="stretch_width")
+                       ("Text", pn.Column(self.text, self.text_button)), sizing_mode="stretch_width",
+                       dynamic=True)  # a tab's widgets are built when it is first shown, not with the page
         return pn.Column(pn.Row(self.target, self.k), tabs, sizing_mode="stretch_width")
