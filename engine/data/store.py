@@ -185,6 +185,8 @@ class ProteinStore:
         return [str(x) for x in s["residue_numbers"][s["offsets"][i] : s["offsets"][i + 1]]]
 
     def pockets(self, protein_id: str) -> list[Pocket]:
+        import pandas as pd  # loaded with the pockets table already
+
         table = self._load_pockets()
         rows = table[table["protein_id"] == protein_id].sort_values("pocket_index")
         out = []
@@ -199,7 +201,7 @@ class ProteinStore:
                     center=np.asarray(r.center, dtype=np.float32) if r.center is not None else None,
                     ligand_coords=lig,
                     ligand_elements=list(r.ligand_elements) if r.ligand_elements is not None else [],
-                    score=None if r.score is None or r.score != r.score else float(r.score),  # NaN: none
+                    score=None if r.score is None or pd.isna(r.score) else float(r.score),
                 )
             )
         return out
@@ -285,15 +287,22 @@ def missing_to_none(x):
     return None if x is None or (isinstance(x, float) and np.isnan(x)) or x == "" else x
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
-    import pandas as pd
-
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """A missing, truncated or garbled store table becomes a OneProtError naming the file."""
     if not path.is_file():
         raise OneProtError("file missing from store", str(path))
     try:
-        return pd.read_parquet(path)
+        yield
     except Exception as exc:  # pyarrow raises several types for truncated/garbled files
         raise OneProtError(f"corrupted or truncated table: {exc}", str(path)) from None
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    with _reading(path):
+        return pd.read_parquet(path)
 
 
 def _read_index(path: Path, columns: list[str]) -> tuple[list[str], int, dict[str, list]]:
@@ -301,15 +310,11 @@ def _read_index(path: Path, columns: list[str]) -> tuple[list[str], int, dict[st
     (pyarrow's dataset reader and its array-to-NumPy conversion import pandas: ParquetFile and lists do not)."""
     import pyarrow.parquet as pq
 
-    if not path.is_file():
-        raise OneProtError("file missing from store", str(path))
-    try:
+    with _reading(path):
         table = pq.ParquetFile(path)
         names = list(table.schema_arrow.names)
         read = table.read(columns=[c for c in columns if c in names])
         return names, table.metadata.num_rows, {c: read.column(c).to_pylist() for c in read.column_names}
-    except Exception as exc:  # pyarrow raises several types for truncated/garbled files
-        raise OneProtError(f"corrupted or truncated table: {exc}", str(path)) from None
 
 
 # ---- writing -----------------------------------------------------------------------------
