@@ -52,7 +52,7 @@ def test_table_is_fitted_on_valid_and_checked_on_test(world):
     assert 0.0 <= r["unrelated_significant_share"] <= 0.12
     # reported when the map passes out of fold on valid in most deals of clusters, not in one lucky deal
     assert 0 <= r["fit_deals_passed"] <= REPORT_DEALS and r["calibrated"] == (r["fit_deals_passed"] >= REPORT_PASSES)
-    assert r["fit_deals_passed"] >= _passes(r["fit_deciles"])  # the report's valid deciles are one of the deals
+    assert r["fit_deals_passed"] >= _passes(r["fit_deciles"], every_decile=True)  # the report's valid deciles are one deal
     assert table.meta["min_bin"] == MIN_BIN_HITS and table.meta["report_deals"] == REPORT_DEALS
     assert r["deciles"] and sum(d["hits"] for d in r["deciles"]) == r["checked_hits"] > 100
     # the probability map never sees test queries: without them (no check split) it comes out the same
@@ -97,6 +97,18 @@ def test_probability_map_is_monotone_binned_and_recovers_a_known_curve():
     assert all(d["within_0.1"] is not False for d in deciles)
     few = decile_check(np.array([0.05] * 5 + [0.95] * 30), np.array([True] * 5 + [True] * 30))
     assert few[0]["within_0.1"] is None and few[1]["within_0.1"] is True  # 5 hits: "too few", not a failure
+
+
+def test_a_probability_is_shown_only_where_every_decile_was_checked():
+    good = decile_check(np.array([0.05] * 40 + [0.95] * 40), np.array([False] * 38 + [True] * 2 + [True] * 40))
+    assert _passes(good) and _passes(good, every_decile=True)
+    # 5 hits at 0.45 (all unrelated): too few to judge, so the check passes, but the app would show 0.45 unchecked
+    sparse = decile_check(np.array([0.05] * 40 + [0.45] * 5 + [0.95] * 40),
+                          np.array([False] * 38 + [True] * 2 + [False] * 5 + [True] * 40))
+    assert _passes(sparse) and not _passes(sparse, every_decile=True)
+    off = decile_check(np.array([0.05] * 40 + [0.95] * 40), np.array([False] * 40 + [True] * 20 + [False] * 20))
+    assert not _passes(off) and not _passes(off, every_decile=True)
+    assert not _passes(decile_check(np.array([0.95] * 40), np.ones(40, bool)), every_decile=True)  # one decile: vacuous
 
 
 def test_relatives_are_significant_and_noise_is_not(world):
