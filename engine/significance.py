@@ -27,7 +27,9 @@ A hit is significant when E <= E_SIGNIFICANT. `oneprot calibrate` builds the tab
 (significance.json); it is tied to them by model hash and counts, a stale one is ignored.
 Scores are raw cosines, not normalised per query: tried here, a per-query background (median/spread of
 the query's scores) made an identical LDH sequence (cosine 1.00) insignificant, because one family can be
-a quarter of a modality in a small store.
+a quarter of a modality in a small store; and on valid, centring per query or per target found fewer
+relatives than the raw cosine (scripts/significance_power_valid.py). The report gives that power beside
+the false-positive check ("relatives found").
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class PairTable:
     n_targets: int
     calibrated: bool = False  # the probability passed its out-of-fold check (else only E is reported)
     tail_scale: str = "score"  # the axis the tail is exponential on: "log_distance" (fit_null), "score" (older tables)
+    power: float | None = None  # share of held-out queries whose best relative in another cluster reaches E_SIGNIFICANT
 
     def survival(self, score: np.ndarray) -> np.ndarray:
         """P(an unrelated query's best score >= score)."""
@@ -97,7 +100,7 @@ class PairTable:
         return {"score_grid": _r(self.score_grid), "sf_grid": _r(self.sf_grid, 8), "tail_score": self.tail_score,
                 "tail_sf": self.tail_sf, "tail_rate": self.tail_rate, "prob_x": _r(self.prob_x),
                 "prob_y": _r(self.prob_y), "prob_of": "score", "n_targets": self.n_targets, "calibrated": self.calibrated,
-                "tail_scale": self.tail_scale}
+                "tail_scale": self.tail_scale, "power": self.power}
 
     @classmethod
     def from_json(cls, d: dict) -> "PairTable":
@@ -105,7 +108,7 @@ class PairTable:
                    float(d["tail_rate"]), np.asarray(d["prob_x"]), np.asarray(d["prob_y"]), int(d["n_targets"]),
                    # a map over another axis (older tables: -log10 E) must not be read as one over scores
                    bool(d.get("calibrated", False)) and d.get("prob_of") == "score",
-                   str(d.get("tail_scale", "score")))
+                   str(d.get("tail_scale", "score")), None if d.get("power") is None else float(d["power"]))
 
 
 def _r(a, nd: int = 5) -> list:
@@ -117,7 +120,8 @@ def log_distance(score: np.ndarray) -> np.ndarray:
     return -np.log(np.maximum(1.0 - np.asarray(score, dtype=np.float64), 1e-9))
 
 
-def fit_null(best_unrelated_scores: np.ndarray, n_targets: int) -> PairTable:
+def fit_null(best_unrelated_scores: np.ndarray, n_targets: int, tail_scale: str = "log_distance",
+             min_queries: int = 50) -> PairTable:
     """Survival grid and exponential tail of each query's best unrelated score (an extreme-value null).
 
     The maximum, not all pairs: queries differ in how heavy their tails are, and pooling every pair lets
@@ -126,20 +130,23 @@ def fit_null(best_unrelated_scores: np.ndarray, n_targets: int) -> PairTable:
     The tail is exponential in -ln(1 - score), not in the score: a cosine cannot pass 1, and an exponential in
     the score itself gave an identical sequence (cosine 1.00) E 0.013. Near a point, the share of neighbours
     within distance r grows as a power of r, which is an exponential tail on this log-distance axis.
+    `tail_scale="score"` fits the tail on the score itself (for scores that are not cosines, e.g. a cosine
+    less a per-query background, compared by scripts/significance_power_valid.py).
     """
     z = np.sort(np.asarray(best_unrelated_scores, dtype=np.float64))
     z = z[np.isfinite(z)]
-    if len(z) < 50:
+    if len(z) < min_queries:
         raise OneProtError(f"only {len(z)} queries with unrelated targets: too few for a null", "significance")
     qs = np.concatenate([np.linspace(0, TAIL_QUANTILE, GRID // 2), np.linspace(TAIL_QUANTILE, 1, GRID // 2)[1:]])
     grid = np.quantile(z, qs)
     sf = 1.0 - qs
     tail_score = float(np.quantile(z, TAIL_QUANTILE))
-    excess = log_distance(z[z > tail_score]) - log_distance(tail_score)
+    axis = log_distance if tail_scale == "log_distance" else (lambda x: np.asarray(x, dtype=np.float64))
+    excess = axis(z[z > tail_score]) - axis(tail_score)
     rate = 1.0 / max(float(excess.mean()), 1e-3) if len(excess) else 10.0
     keep = grid <= tail_score  # beyond TAIL_QUANTILE the fitted exponential takes over
     return PairTable(grid[keep], sf[keep], tail_score, 1.0 - TAIL_QUANTILE, rate, np.array([0.0, 1.0]),
-                     np.array([0.0, 0.0]), int(n_targets), tail_scale="log_distance")
+                     np.array([0.0, 0.0]), int(n_targets), tail_scale=tail_scale)
 
 
 def fit_probability(table: PairTable, scores: np.ndarray, relative: np.ndarray, min_bin: int = MIN_BIN_HITS) -> None:
@@ -234,8 +241,21 @@ def annotate(eset, query_modality: str, target_modality: str, hits: list) -> dic
         labelled = isinstance(family.get(h.id), str) and bool(family.get(h.id))
         h.evalue, h.probability, h.significant = m.evalue, m.probability if labelled else None, m.significant
     n = sum(m.significant for m in marks)
-    return {"available": True, "e_significant": E_SIGNIFICANT, "significant_hits": n,
-            "note": "" if n else f"no significant hit (none with E <= {E_SIGNIFICANT})"}
+    power = relatives_found(eset, query_modality, target_modality)
+    note = "" if n else f"no significant hit (none with E <= {E_SIGNIFICANT})"
+    if note and power is not None:
+        note += (f"; for {query_modality} -> {target_modality} searches, a same-family relative from another cluster "
+                 f"reaches that for {power:.0%} of held-out queries")
+    return {"available": True, "e_significant": E_SIGNIFICANT, "significant_hits": n, "relatives_found": power,
+            "note": note}
+
+
+def relatives_found(eset, query_modality: str, target_modality: str) -> float | None:
+    """The pair's power: the share of held-out queries whose best relative in another cluster reached
+    E <= E_SIGNIFICANT out of fold (None without a table, or a table written before it was measured)."""
+    table = table_for(eset)
+    pair = table.pair(query_modality, target_modality) if table is not None else None
+    return None if pair is None else pair.power
 
 
 def assess(table: SignificanceTable | None, query_modality: str, target_modality: str,
@@ -290,6 +310,8 @@ def build_table(eset, store, k: int = 10, folds: int = 5, seed: int = 0, progres
             s = np.asarray(eset.vectors(qm), dtype=np.float32)[rows] @ tv.T
             fam, clu = _labels(p, ids)
             best_unrelated = np.where(_unrelated(fam, clu, t_fam, t_clu), s, -np.inf).max(axis=1)
+            best_relative = np.where(_relatives(fam, clu, t_fam, t_clu), s, -np.inf).max(axis=1)
+            has_relative = np.isfinite(best_relative)
             deal_folds = [np.array([d[cluster_of[i]] for i in ids], dtype=np.int64) for d in deals]
             fold = deal_folds[0]
             fitq = np.array([split_of[i] == fit_split for i in ids], dtype=bool)
@@ -297,13 +319,16 @@ def build_table(eset, store, k: int = 10, folds: int = 5, seed: int = 0, progres
             top_q, top_t, top_rel = _top_hits(ids, s, fam, clu, t_ids, t_fam, t_clu, k)
             top_s = s[top_q, top_t]
 
-            false_hits = 0.0
+            false_hits = found = 0.0
             for f in range(folds):  # the null, out of fold over all held-out queries
                 out = fold == f
                 if out.any() and not out.all():
-                    false_hits += float((fit_null(best_unrelated[~out], len(t_ids)).evalue(best_unrelated[out])
-                                         <= E_SIGNIFICANT).sum())
+                    null = fit_null(best_unrelated[~out], len(t_ids))
+                    false_hits += float((null.evalue(best_unrelated[out]) <= E_SIGNIFICANT).sum())
+                    found += float((null.evalue(best_relative[out & has_relative]) <= E_SIGNIFICANT).sum())
             table = pairs[(qm, tm)] = fit_null(best_unrelated, len(t_ids))
+            if has_relative.any():
+                table.power = round(found / int(has_relative.sum()), 4)
 
             def mapped(qmask: np.ndarray) -> PairTable | None:
                 """A table holding the probability map fitted on the top hits of the queries in qmask."""
@@ -343,7 +368,9 @@ def build_table(eset, store, k: int = 10, folds: int = 5, seed: int = 0, progres
                 "fit_deciles": fit_deciles, "fit_deals_passed": deals_passed, "queries": len(ids),
                 "fit_queries": int(fitq.sum()), "check_queries": int(checkq.sum()), "fit_hits": int(fitq[top_q].sum()),
                 "checked_hits": int(checkq[top_q].sum()), "null_pairs": int(np.isfinite(best_unrelated).sum()),
-                "unrelated_significant_share": round(false_hits / max(len(ids), 1), 4)}
+                "unrelated_significant_share": round(false_hits / max(len(ids), 1), 4),
+                "queries_with_relatives": int(has_relative.sum()),
+                "relative_significant_share": round(found / max(int(has_relative.sum()), 1), 4)}
             if progress:
                 progress(qm, tm, report[f"{qm}->{tm}"])
     meta = {"model_hash": eset.model_hash, "counts": eset.manifest["counts"], "k": k, "e_significant": E_SIGNIFICANT,
@@ -380,6 +407,11 @@ def _unrelated(fam, clu, t_fam, t_clu) -> np.ndarray:
     """(Q, T) mask of pairs in different clusters and not sharing a family label."""
     same_fam = (fam[:, None] == t_fam[None, :]) & (fam[:, None] != "")
     return (clu[:, None] != t_clu[None, :]) & ~same_fam
+
+
+def _relatives(fam, clu, t_fam, t_clu) -> np.ndarray:
+    """(Q, T) mask of same-family pairs in different clusters: relatives a search should find, not near-copies."""
+    return (fam[:, None] == t_fam[None, :]) & (fam[:, None] != "") & (clu[:, None] != t_clu[None, :])
 
 
 def _labels(p, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -442,6 +474,9 @@ def report_markdown(report: dict, meta: dict) -> str:
     ok = sum(bool(r["within_0.1"]) for r in judged)
     shown = sum(bool(r["calibrated"]) for r in report.values())
     shown_ok = sum(bool(r["calibrated"]) and bool(r["within_0.1"]) for r in report.values())
+    found = [r["relative_significant_share"] for r in report.values() if r.get("queries_with_relatives")]
+    found_median, found_lo, found_hi = (float(np.median(found)), min(found), max(found)) if found else (0.0, 0.0, 0.0)
+    e_median = float(np.median([r["unrelated_significant_share"] for r in report.values()]))
     lines = [f"# Significance calibration (model {meta.get('model_hash')}, store {meta.get('store')}, "
              f"fitted on {fit}, checked on {check}, top {meta.get('k')} hits)", "",
              f"Probability map (P(same family | score), isotonic on bins of >= {meta.get('min_bin', MIN_BIN_HITS)} hits) "
@@ -449,7 +484,11 @@ def report_markdown(report: dict, meta: dict) -> str:
              f"queries only; its deciles below are on {check} queries, which never took part in it.",
              f"E check: share of held-out ({fit} and {check}) queries whose best unrelated hit reaches E <= "
              f"{meta.get('e_significant')}, out of fold ({meta.get('folds')} folds of whole clusters; a calibrated "
-             f"E-value gives {1 - np.exp(-meta.get('e_significant', 0.05)):.3f}).",
+             f"E-value gives {1 - np.exp(-meta.get('e_significant', 0.05)):.3f}). \"relatives found\": the power beside it, "
+             f"the share of held-out family-labelled queries with a same-family target in another 50%-identity cluster "
+             f"whose best such relative reaches E <= {meta.get('e_significant')}, under the same out-of-fold nulls "
+             f"(queries in brackets); a search that told relatives from noise no better than chance would find "
+             f"about the E check's share.",
              f"Probability: per decile of reported probability, {check} hits / mean reported / observed same-family "
              f"share; `*` marks a decile more than 0.1 off, \"too few\" one of under {MIN_DECILE_HITS} hits (not judged).",
              f"\"within 0.1\": every judged decile within +-0.1 (and at least two judged). \"reported\": the app "
@@ -460,15 +499,18 @@ def report_markdown(report: dict, meta: dict) -> str:
              "", f"**{ok} of {len(report)} pairs within +-0.1 in every judged {check} decile** "
              f"({len(report) - len(judged)} without a probability map: too few labelled {fit} hits); "
              f"{shown} pair{'' if shown == 1 else 's'} report{'s' if shown == 1 else ''} the probability in the app, {shown_ok} of them within +-0.1 in every judged "
-             f"{check} decile.", "",
-             f"| query -> target | E check | within 0.1 | reported | hits {fit} / {check} | {check} deciles (hits: reported / observed) |",
-             "|---|---|---|---|---|---|"]
+             f"{check} decile. Relatives found: median {found_median:.2f} over the pairs (range {found_lo:.2f}-"
+             f"{found_hi:.2f}), against a median E check of {e_median:.3f}.", "",
+             f"| query -> target | E check | relatives found | within 0.1 | reported | hits {fit} / {check} | {check} deciles (hits: reported / observed) |",
+             "|---|---|---|---|---|---|---|"]
     for pair, r in report.items():
         cells = " · ".join(f"{d['decile']} ({d['hits']}: too few)" if d["within_0.1"] is None else
                            f"{d['decile']} ({d['hits']}: {d['reported']:.2f} / {d['observed']:.2f}"
                            f"{'*' if d['within_0.1'] is False else ''})" for d in r["deciles"])
         within = ("yes" if r["within_0.1"] else "no") if r["deciles"] else "no map"
         shows = f"{'yes' if r['calibrated'] else 'no'} ({r.get('fit_deals_passed', 0)}/{meta.get('report_deals')})"
-        lines.append(f"| {pair} | {r['unrelated_significant_share']:.3f} | {within} | {shows} | "
+        power = (f"{r['relative_significant_share']:.2f} ({r['queries_with_relatives']})"
+                 if r.get("queries_with_relatives") else "–")
+        lines.append(f"| {pair} | {r['unrelated_significant_share']:.3f} | {power} | {within} | {shows} | "
                      f"{r['fit_hits']} / {r['checked_hits']} | {cells} |")
     return "\n".join(lines) + "\n"

@@ -220,6 +220,12 @@ class Resources:
             vec = model.embed(str(parse_modality(modality)), [item])
         return np.asarray(vec, dtype=np.float32)[0]
 
+    def relatives_found(self, query_modality: str, target_modality: str) -> float | None:
+        """How often this pair's search calls a relative from another cluster significant (engine.significance)."""
+        from engine.significance import relatives_found
+
+        return relatives_found(self.embeddings, query_modality, target_modality)
+
     def search(self, vector: np.ndarray, target: str, k: int, exclude: str | None = None,
                query_modality: str | None = None) -> list[Hit]:
         """Top-k stored proteins of the target modality nearest to `vector` (cosine), with their significance

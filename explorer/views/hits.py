@@ -39,7 +39,7 @@ SELECTED_ROW_CSS = (".tabulator-row.tabulator-selected .tabulator-cell "
                     "{ background-color: #084298 !important; color: #fff !important; }")
 
 
-def hits_title(q, probability_shown: bool = True) -> str:
+def hits_title(q, probability_shown: bool = True, relatives_found: float | None = None) -> str:
     """The HTML line above the table: counts, the no-significant-hit state and any warnings (escaped)."""
     head = (f"<b>{len(q.hits)} {html.escape(q.target_modality)} hits</b> for "
             f"<span class='query-label'>{html.escape(q.label)}</span>")
@@ -49,7 +49,12 @@ def hits_title(q, probability_shown: bool = True) -> str:
         else:
             head += (" · <b class='no-significant' style='color:#842029'>no significant hit</b> "
                      "(no E-value ≤ 0.05: unrelated proteins often score this close to queries like this one, so "
-                     "these hits could be chance; relatives may still rank first)")
+                     "these hits could be chance; relatives may still rank first")
+            if relatives_found is not None:
+                head += (f"; <span class='relatives-found'>for {html.escape(q.query_modality)} → "
+                         f"{html.escape(q.target_modality)} searches, a same-family relative from another cluster "
+                         f"reaches E ≤ 0.05 for {relatives_found:.0%} of held-out queries</span>")
+            head += ")"
         if not probability_shown:
             head += (" · <span class='no-probability'>no P(relative) here (—): it is given only for modality pairs "
                      "whose calibration held and for family-labelled hits; judge these by E-value</span>")
@@ -102,7 +107,8 @@ class HitsView(pn.viewable.Viewer):
             return
         table = q.table(self.state.store)
         calibrated = table["P(relative)"].notna().any()
-        self.title.object = hits_title(q, probability_shown=calibrated)
+        found = self.state.resources.relatives_found(q.query_modality, q.target_modality) if q.assessed else None
+        self.title.object = hits_title(q, probability_shown=calibrated, relatives_found=found)
         # a dash where there is no probability (pair not calibrated, hit without a family label), not an
         # empty bar that reads as 0 (hiding the column instead broke Tabulator's frozen columns in chromium)
         table["P(relative)"] = [f"{p:.2f}" if isinstance(p, float) and p == p else "—" for p in table["P(relative)"]]

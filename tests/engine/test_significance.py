@@ -50,6 +50,9 @@ def test_table_is_fitted_on_valid_and_checked_on_test(world):
     assert table.meta["fit_split"] == "valid" and table.meta["check_split"] == "test"
     # unrelated queries reach E <= 0.05 about 5% of the time (1 - exp(-0.05) = 0.049), out of fold
     assert 0.0 <= r["unrelated_significant_share"] <= 0.12
+    # and the power beside it: tight families' members find a relative in another cluster far more often
+    assert r["queries_with_relatives"] == sum(split[i] in ("valid", "test") and int(i[1:]) < 240 for i in ids)
+    assert r["relative_significant_share"] >= 0.5, r["relative_significant_share"]
     # reported when the map passes out of fold on valid in most deals of clusters, not in one lucky deal
     assert 0 <= r["fit_deals_passed"] <= REPORT_DEALS and r["calibrated"] == (r["fit_deals_passed"] >= REPORT_PASSES)
     assert r["fit_deals_passed"] >= _passes(r["fit_deciles"], every_decile=True)  # the report's valid deciles are one deal
@@ -62,6 +65,7 @@ def test_table_is_fitted_on_valid_and_checked_on_test(world):
     path = table.save(world["eset"].path)
     loaded = SignificanceTable.load(path.parent, world["eset"])
     assert loaded is not None and loaded.pair("sequence", "sequence").n_targets == 600
+    assert loaded.pair("sequence", "sequence").power == r["relative_significant_share"]  # kept for the no-hit note
 
 
 def test_null_tail_reaches_zero_at_a_perfect_score_and_older_tables_keep_their_axis():

@@ -32,6 +32,9 @@ def test_hello_and_a_random_sequence_have_no_significant_hit(capsys):
     hello = search(capsys, "--query-sequence", "HELLO")
     assert hello["significance"]["significant_hits"] == 0 and "no significant hit" in hello["significance"]["note"]
     assert any("only 5 residues" in w for w in hello["warnings"])
+    # the note says how often this pair's search finds a relative at all (the table's out-of-fold power)
+    found = hello["significance"]["relatives_found"]
+    assert 0.0 <= found <= 1.0 and f"{found:.0%} of held-out queries" in hello["significance"]["note"]
     rnd = "".join(random.Random(0).choice("ACDEFGHIKLMNPQRSTVWY") for _ in range(300))
     for target in ("sequence", "structure"):
         out = search(capsys, "--query-sequence", rnd, "--target", target)

@@ -153,7 +153,10 @@ def test_hits_table_keeps_every_column_reachable_and_says_when_nothing_is_signif
     app.state.query = q
     assert list(t.value.columns) == HIT_COLUMNS and list(t.value["significant"]) == ["no", "no"]
     title = hits_title(q)
-    assert "no significant hit" in title and "only 5 residues" in title
+    assert "no significant hit" in title and "only 5 residues" in title and "relatives-found" not in title
+    # with the pair's power measured, the no-hit state says how little it means for this pair
+    powered = hits_title(q, relatives_found=0.03)
+    assert "relatives-found" in powered and "3% of held-out queries" in powered and "sequence → sequence" in powered
     q.hits[0].evalue, q.hits[0].significant = 0.001, True
     assert "1 significant" in hits_title(q)
     assert "#d1e7dd" in row_style(pd.Series({"significant": "yes"}))[0]

@@ -17,7 +17,7 @@ PATTERNS = [re.compile(r"""evaluate\([^)]*["']test["']"""), re.compile(r"""split
             re.compile(r"""--split[ =]["']?test\b"""), re.compile(r"""choices=[^)]*["']test["']""")]
 # reporting, not selection: the evaluate command (whose job is to report on test) and split building
 REPORTING = {"engine/commands/evaluate.py", "engine/commands/embed.py", "engine/evaluate/selection.py"}
-SWEEPS = ["scripts/seed_sweep.py", "scripts/pocket_shell_sweep.py"]
+SWEEPS = ["scripts/seed_sweep.py", "scripts/pocket_shell_sweep.py", "scripts/significance_power_valid.py"]
 
 
 def _files():
@@ -52,7 +52,8 @@ def test_the_guard_refuses_test():
 def test_sweeps_refuse_to_select_on_test(script, tmp_path):
     args = {"scripts/seed_sweep.py": ["{}", "--split", "test", "--out", str(tmp_path)],
             "scripts/pocket_shell_sweep.py": ["--pretrained-sequence", str(tmp_path), "--split", "test",
-                                              "--out", str(tmp_path)]}[script]
+                                              "--out", str(tmp_path)],
+            "scripts/significance_power_valid.py": ["--split", "test", "--out", str(tmp_path / "power.md")]}[script]
     proc = subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True, timeout=120,
                           cwd=tmp_path)
     assert proc.returncode != 0
