@@ -46,6 +46,7 @@ class QueryView(pn.viewable.Viewer):
         self.pick_button.on_click(self._run_pick)
         self._filling = False  # True while refresh_options sets a default pick (that must not run a query)
         self.pick.param.watch(self._on_pick, "value")
+        s.param.watch(self._show_query, "query")
 
         self.sequence = pn.widgets.TextAreaInput(name=f"Sequence (raw or FASTA, up to {MAX_QUERY_RESIDUES:,} residues)",
                                                  height=110, sizing_mode="stretch_width", max_length=SEQUENCE_BOX_CHARS,
@@ -104,6 +105,23 @@ class QueryView(pn.viewable.Viewer):
             pn.state.execute(work, schedule=True)
         else:  # not served (tests, notebooks): nothing to flush first
             work()
+
+    def _show_query(self, event) -> None:
+        """The form follows the query shown, wherever it came from (a URL, "Query with this protein"): a box
+        still holding the first stored id beside another protein's hits would search that id on the next click."""
+        q = event.new
+        if q is None:
+            return
+        self._filling = True
+        try:
+            if q.query_id:
+                self.pick.param.update(value=q.query_id, value_input=q.query_id)
+                if q.query_modality in self.pick_as.options:
+                    self.pick_as.value = q.query_modality
+            if q.target_modality in self.target.options:
+                self.target.value = q.target_modality
+        finally:
+            self._filling = False
 
     def _on_pick(self, event) -> None:
         # Picking (or typing + Enter) a stored protein searches at once, with the id of this event: reading

@@ -463,6 +463,12 @@ def test_status_errors_selection_and_picks_tell_the_truth(options, fast_projecti
     with s.reporting("detail"):
         pass
     assert s.status == summary
+    # a query from elsewhere (a URL, "Query with this protein") shows in the form, without running again
+    shown = s.query_protein("kin03_A", "sequence", "structure", 5)
+    q = app.query
+    assert (q.pick.value, q.pick.value_input, q.pick_as.value, q.target.value) == ("kin03_A", "kin03_A", "sequence", "structure")
+    assert s.query is shown and shown.query_modality == "sequence"  # filling the form ran no second search
+    q.target.value = "sequence"
     s.query_sequence("MKV" * 2000, "sequence", 5)  # 6,000 residues: refused, with the limit named
     assert s.error == "query sequence: sequence has 6,000 residues, above the limit of 5,000", s.error
     assert s.query is None  # the earlier hits went: they would pass for this input's
