@@ -23,6 +23,7 @@ as N^2; `run.evaluate` caps N (`tmscore_max`, default MAX_PROTEINS).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,32 @@ def ca_trace(item: Any) -> tuple[np.ndarray, str]:
     idx = np.arange(len(ca)) if getattr(item, "focus", None) is None else np.asarray(item.focus, dtype=np.int64)
     idx = idx[np.isfinite(ca[idx]).all(axis=1)]
     return np.ascontiguousarray(ca[idx]), "".join(item.sequence[int(i)] for i in idx)
+
+
+@dataclass
+class StructureAlignment:
+    """TM-align of a mobile CA trace onto a target one: scores, and the fit as x @ r.T + t."""
+
+    tm_mobile: float  # TM-score normalised by the mobile trace's length
+    tm_target: float  # ... by the target's (the query's, when a hit is fitted onto its query)
+    rmsd: float  # over the aligned pairs
+    aligned: int  # residue pairs in TM-align's alignment
+    r: np.ndarray  # (3, 3) rotation
+    t: np.ndarray  # (3,) translation
+
+
+def align_structures(mobile: np.ndarray, mobile_seq: str, target: np.ndarray, target_seq: str) -> StructureAlignment | None:
+    """TM-align (tmtools) of two finite (K, 3) CA traces: residue order kept, letters ignored for the
+    superposition; None when either has fewer than MIN_RESIDUES residues. The one place tm_align is called."""
+    if len(mobile) < MIN_RESIDUES or len(target) < MIN_RESIDUES:
+        return None
+    from tmtools import tm_align  # lazy: only what aligns structures needs tmtools
+
+    res = tm_align(np.ascontiguousarray(mobile, dtype=np.float64), np.ascontiguousarray(target, dtype=np.float64),
+                   mobile_seq, target_seq)
+    aligned = sum(a != "-" and b != "-" for a, b in zip(res.seqxA, res.seqyA))
+    return StructureAlignment(float(res.tm_norm_chain1), float(res.tm_norm_chain2), float(res.rmsd), int(aligned),
+                              np.asarray(res.u, dtype=np.float64), np.asarray(res.t, dtype=np.float64))
 
 
 class TMScorer:
@@ -68,13 +95,8 @@ class TMScorer:
         """TM-score of pocket p against chain c, normalised by the pocket's length."""
         key = (p, c)
         if key not in self._scores:
-            from tmtools import tm_align  # lazy: only evaluations that run this baseline need tmtools
-
-            (px, ps), (cx, cs) = self._trace("p", p), self._trace("c", c)
-            if len(px) < MIN_RESIDUES or len(cx) < MIN_RESIDUES:
-                self._scores[key] = 0.0
-            else:
-                self._scores[key] = float(tm_align(px, cx, ps, cs).tm_norm_chain1)
+            fit = align_structures(*self._trace("p", p), *self._trace("c", c))
+            self._scores[key] = 0.0 if fit is None else fit.tm_mobile
         return self._scores[key]
 
     def matrix(self, pocket_rows, chain_rows) -> np.ndarray:
@@ -125,15 +147,10 @@ class SymmetricTM:
         if key not in self._scores:
             import time
 
-            from tmtools import tm_align
-
             t = time.perf_counter()
             (x, xs), (y, ys) = self._trace(*key[0]), self._trace(*key[1])
-            if len(x) < MIN_RESIDUES or len(y) < MIN_RESIDUES:
-                self._scores[key] = 0.0
-            else:
-                r = tm_align(x, y, xs, ys)
-                self._scores[key] = float(r.tm_norm_chain1 if len(x) <= len(y) else r.tm_norm_chain2)
+            fit = align_structures(x, xs, y, ys)
+            self._scores[key] = 0.0 if fit is None else (fit.tm_mobile if len(x) <= len(y) else fit.tm_target)
             self.seconds += time.perf_counter() - t
         return self._scores[key]
 

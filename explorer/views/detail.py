@@ -61,7 +61,7 @@ class DetailView(pn.viewable.Viewer):
         self.viewer = MolViewer(message="Select a protein on the map or a hit to see its structure.",
                                 height=380, sizing_mode="stretch_width")
         self.caption = pn.pane.HTML("", styles={"font-size": "12px", "color": "#444"}, sizing_mode="stretch_width")
-        self.superpose = pn.widgets.Checkbox(name="Superpose hit on query (Kabsch on aligned CA)", value=True)
+        self.superpose = pn.widgets.Checkbox(name="Superpose hit on query (TM-align on CA)", value=True)
         self.info = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[DETAIL_CSS])
         self.show_all = pn.widgets.Button(name="Show its points in every modality", button_type="light")
         self.show_all.on_click(self._show_everywhere)

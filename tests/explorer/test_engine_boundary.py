@@ -5,7 +5,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 ALLOWED = {"errors", "modality", "paths", "cli", "files", "data.store", "data.items", "data.structure", "checkpoint", "embed",
-           "query", "significance", "projection", "recipe", "evaluate.evolution", "evaluate.baselines",
+           "query", "significance", "projection", "recipe", "evaluate.evolution", "evaluate.baselines", "evaluate.tmscore",
            "evaluate", "encoders.text"}
 
 

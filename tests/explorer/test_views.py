@@ -517,3 +517,21 @@ def test_evolution_shows_the_modality_gap(options, fast_projection):
     before = modality_gap(vec)["structure"]["centre_distance"]
     after = modality_gap(centre_modalities(vec))["structure"]["centre_distance"]
     assert before > 0.05 and after < 0.5 * before, (before, after)
+
+
+def test_a_hit_is_fitted_on_its_query_by_structure_not_by_sequence(monkeypatch):
+    from engine.modality import ProteinRecord
+    from explorer.views import structure
+
+    steps = np.random.default_rng(3).standard_normal((80, 3))
+    ca = np.cumsum(3.8 * steps / np.linalg.norm(steps, axis=1, keepdims=True), axis=0)
+    coords = np.repeat(ca[:, None, :], 4, axis=1).astype(np.float32)
+    rot = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    query = ProteinRecord(id="q", sequence="A" * 80, coords=coords)
+    # the same fold under another sequence (nothing to align letter by letter), turned and moved away
+    hit = ProteinRecord(id="h", sequence="W" * 80, coords=(coords @ rot.T + 20.0).astype(np.float32))
+    mols, caption = structure.query_and_hit(query, hit)
+    assert "TM-align: TM-score 1.00" in caption and "over 80 aligned residues" in caption
+    assert len(mols) == 2 and mols[1]["pdb"].splitlines()[1][30:54] == mols[0]["pdb"].splitlines()[1][30:54]
+    monkeypatch.setattr(structure, "MAX_TM_ALIGN_RESIDUES", 50)  # too long for an interactive TM-align
+    assert "Kabsch on sequence-aligned CA" in structure.query_and_hit(query, hit)[1]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from engine.evaluate.retrieval import evaluate_scores
-from engine.evaluate.tmscore import TMScorer, ca_trace, tm_score_matrix
+from engine.evaluate.tmscore import TMScorer, align_structures, ca_trace, tm_score_matrix
 from engine.modality import StructureInput
 
 
@@ -66,3 +66,19 @@ def test_scorer_aligns_each_pair_once_and_feeds_retrieval_metrics(world):
     keys = [f"k{i}" for i in range(4)]
     res = evaluate_scores(m, keys, keys)
     assert res["R@1"] == 1.0 and res["n_candidates"] == 4 and res["chance"]["R@1"] == pytest.approx(0.25)
+
+
+def test_align_structures_recovers_a_rigid_motion_and_scores_both_ways(world):
+    chains, _ = world
+    x, seq = ca_trace(chains[1])
+    angle = 0.7
+    rot = np.array([[np.cos(angle), -np.sin(angle), 0.0], [np.sin(angle), np.cos(angle), 0.0], [0.0, 0.0, 1.0]])
+    moved = x @ rot.T + np.array([5.0, -3.0, 12.0])
+    fit = align_structures(moved, seq, x, seq)
+    assert fit.tm_mobile == pytest.approx(1.0, abs=1e-3) and fit.tm_target == pytest.approx(1.0, abs=1e-3)
+    assert fit.rmsd < 0.01 and fit.aligned == len(x)
+    np.testing.assert_allclose(moved @ fit.r.T + fit.t, x, atol=0.01)  # applied as x @ r.T + t
+    # an unrelated random walk: a low score, normalised by each side's own length
+    other = align_structures(*ca_trace(chains[2]), x, seq)
+    assert other.tm_target < 0.5 and other.tm_mobile != other.tm_target
+    assert align_structures(x[:2], seq[:2], x, seq) is None  # too few residues to superpose
