@@ -68,6 +68,23 @@ def align_structures(mobile: np.ndarray, mobile_seq: str, target: np.ndarray, ta
                               np.asarray(res.u, dtype=np.float64), np.asarray(res.t, dtype=np.float64))
 
 
+def fit_hits_on_query(query: Any, store, ids: list[str]) -> dict[str, StructureAlignment]:
+    """TM-align of each stored protein in `ids` that has a structure onto a query backbone (its whole chain,
+    even for a pocket query): the structural check beside a hit's E-value, TM-score normalised by the query."""
+    from engine.modality import StructureInput
+
+    target = ca_trace(StructureInput(query.sequence, query.coords))
+    out = {}
+    for pid in ids:
+        coords = store.coords(pid) if pid in store else None
+        if coords is None:
+            continue
+        fit = align_structures(*ca_trace(StructureInput(store.row(pid)["sequence"], coords)), *target)
+        if fit is not None:
+            out[pid] = fit
+    return out
+
+
 class TMScorer:
     """TM-scores of pockets against chains, each (pocket, chain) pair aligned at most once.
 

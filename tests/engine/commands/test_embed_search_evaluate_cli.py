@@ -60,6 +60,17 @@ def test_search_every_query_kind(world, capsys, tmp_path):
     out = run_json(capsys, ["search", "--embeddings", str(root / "emb"), "--query-id", "fam1_p0",
                             "--query-modality", "structure", "--target", "structure", "-k", "2", "--json"])
     assert out["hits"][0]["id"] == "fam1_p0" and out["hits"][0]["score"] == pytest.approx(1.0, abs=1e-4)
+    # --tm-align: the structural check beside the E-value; the protein's own structure superposes exactly
+    store = str(world[1])
+    out = run_json(capsys, ["search", "--embeddings", str(root / "emb"), "--data", store, "--query-id", "fam1_p0",
+                            "--query-modality", "structure", "--target", "sequence", "-k", "3", "--tm-align", "--json"])
+    own = next(h for h in out["hits"] if h["id"] == "fam1_p0")
+    assert own["tm_score"] == pytest.approx(1.0, abs=1e-3) and own["tm_rmsd"] < 0.01
+    assert all(0.0 < h["tm_score"] <= 1.0 for h in out["hits"] if "tm_score" in h)
+    out = run_json(capsys, base + ["--data", store, "--query-structure", str(pdb), "--target", "structure", "--tm-align"])
+    assert all("tm_score" in h for h in out["hits"])  # every structure hit has a backbone to align
+    assert cli.main(base + ["--data", store, "--query-text", "kinase", "--target", "structure", "--tm-align"]) == 1
+    assert "needs a query with a structure" in capsys.readouterr().err
 
 
 def test_bad_queries_and_mismatches_are_refused(world, capsys, tmp_path):
