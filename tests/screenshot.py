@@ -43,8 +43,11 @@ def capture(url: str, out: Path, protein: str, target: str, timeout_ms: int = 24
         title = page.get_by_text(f"hits for {protein}", exact=False).first.inner_text()
         coverage = page.get_by_text("points ·", exact=False).first.inner_text()
         rows = page.locator(".tabulator-row").count()
+        fit = page.get_by_text("hit fitted on the query", exact=False)
+        fitted = fit.first.inner_text() if fit.count() else ""
         browser.close()
-    return {"rows": rows, "errors": errors, "title": " ".join(title.split()), "coverage": " ".join(coverage.split())}
+    return {"rows": rows, "errors": errors, "title": " ".join(title.split()), "coverage": " ".join(coverage.split()),
+            "fit": " ".join(fitted.split())}
 
 
 def caption(shot: dict, protein: str, target: str) -> str:
@@ -54,10 +57,12 @@ def caption(shot: dict, protein: str, target: str) -> str:
         "none significant" if "no significant hit" in shot["title"] else "significance not shown")
     pts = re.match(r"([\d,]+) points · ([\d,]+) proteins", shot["coverage"])
     cover = f"the map shows {pts.group(2)} proteins' sequence embeddings" if pts else "the map"
+    tm = re.search(r"TM-score ([\d.]+)", shot.get("fit", ""))
+    how = f" by TM-align (TM-score {tm.group(1)})" if tm else ""
     # the first hit of a stored protein's own modality is itself (excluded): the 3D view shows the best other
     return (f"*The explorer after a query by structure: stored chain {protein} searched against {target}s, "
             f"{shot['rows']} hits, {sig}; hits ringed on the UMAP map ({cover}, coloured by family), the first hit "
-            "superposed on the query in 3D with its pocket in red. Made by `python tests/screenshot.py`.*")
+            f"superposed on the query in 3D{how} with its pocket in red. Made by `python tests/screenshot.py`.*")
 
 
 def main(argv: list[str] | None = None) -> int:
