@@ -11,6 +11,8 @@ structure is drawn.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import param
 from panel.custom import JSComponent
@@ -18,6 +20,9 @@ from panel.io.resources import component_resource_path
 
 from engine.modality import ProteinRecord
 from explorer.molecule import backbone_pdb, superpose, transform
+
+if TYPE_CHECKING:
+    from engine.evaluate.tmscore import StructureAlignment
 
 MAX_TM_ALIGN_RESIDUES = 1_500  # TM-align grows as the product of the lengths (~0.1 s at 300 x 300); longer: Kabsch
 QUERY_COLOUR = "#1f77b4"
@@ -142,7 +147,7 @@ def query_and_hit(query: ProteinRecord | None, hit: ProteinRecord | None, superp
     return mols, caption
 
 
-def structural_fit(hit: ProteinRecord, query: ProteinRecord):
+def structural_fit(hit: ProteinRecord, query: ProteinRecord) -> StructureAlignment | None:
     """TM-align of the hit's CA trace onto the query's, or None (too long for an interactive fit, or too few CA)."""
     from engine.evaluate.tmscore import align_structures, ca_trace
 
