@@ -18,8 +18,9 @@ the scale differs between modality pairs. So, per (query modality, target modali
     under ten queries' hits), E alone elsewhere. Until 2026-12-01 a valid decile of too few hits was skipped
     rather than blocking: two pairs reported that way (pocket->pocket, pocket->3Di) were off by 0.20-0.26 in
     test deciles of 21-44 hits (on valid, pocket->pocket's 0.7-0.8 decile had held 16 hits, 0.76 reported
-    against 0.44 observed, skipped as too few). Test proteins
-    only check the kept map (`oneprot calibrate --report`); a test decile of too few hits is said so. Compared on valid out of fold (benchmarks/results/significance_models_valid_2026-12-01.md):
+    against 0.44 observed, skipped as too few). Test proteins only check the kept map (`oneprot calibrate
+    --report`); a test decile of too few hits is said so. Compared on valid out of fold
+    (benchmarks/results/significance_models_valid_2026-12-01.md):
     bins of 60 hits pass 5.9 of 24 pairs on average over 10 deals of clusters, bins of 30 1.2; logistic or
     logistic-then-isotonic models over the hit's rank, its gap to the query's best, the query's best, E or
     the target's hubness passed no more pairs, so the map stays one monotone function of the raw score.
@@ -83,7 +84,7 @@ class PairTable:
         """P(an unrelated query's best score >= score)."""
         z = np.asarray(score, dtype=np.float64)
         body = np.interp(z, self.score_grid, self.sf_grid, left=1.0, right=self.tail_sf)
-        axis = log_distance if self.tail_scale == "log_distance" else (lambda x: x)
+        axis = tail_axis(self.tail_scale)
         tail = self.tail_sf * np.exp(-self.tail_rate * np.maximum(axis(z) - axis(self.tail_score), 0.0))
         return np.where(z > self.tail_score, tail, body)
 
@@ -120,6 +121,11 @@ def log_distance(score: np.ndarray) -> np.ndarray:
     return -np.log(np.maximum(1.0 - np.asarray(score, dtype=np.float64), 1e-9))
 
 
+def tail_axis(tail_scale: str):
+    """The axis a null's tail is exponential on: log_distance for "log_distance", else the score itself."""
+    return log_distance if tail_scale == "log_distance" else (lambda x: np.asarray(x, dtype=np.float64))
+
+
 def fit_null(best_unrelated_scores: np.ndarray, n_targets: int, tail_scale: str = "log_distance",
              min_queries: int = 50) -> PairTable:
     """Survival grid and exponential tail of each query's best unrelated score (an extreme-value null).
@@ -141,7 +147,7 @@ def fit_null(best_unrelated_scores: np.ndarray, n_targets: int, tail_scale: str 
     grid = np.quantile(z, qs)
     sf = 1.0 - qs
     tail_score = float(np.quantile(z, TAIL_QUANTILE))
-    axis = log_distance if tail_scale == "log_distance" else (lambda x: np.asarray(x, dtype=np.float64))
+    axis = tail_axis(tail_scale)
     excess = axis(z[z > tail_score]) - axis(tail_score)
     rate = 1.0 / max(float(excess.mean()), 1e-3) if len(excess) else 10.0
     keep = grid <= tail_score  # beyond TAIL_QUANTILE the fitted exponential takes over
@@ -498,7 +504,8 @@ def report_markdown(report: dict, meta: dict) -> str:
              f"clusters (in brackets: deals passed); E alone elsewhere.",
              "", f"**{ok} of {len(report)} pairs within +-0.1 in every judged {check} decile** "
              f"({len(report) - len(judged)} without a probability map: too few labelled {fit} hits); "
-             f"{shown} pair{'' if shown == 1 else 's'} report{'s' if shown == 1 else ''} the probability in the app, {shown_ok} of them within +-0.1 in every judged "
+             f"{shown} pair{'' if shown == 1 else 's'} report{'s' if shown == 1 else ''} the probability in the app, "
+             f"{shown_ok} of them within +-0.1 in every judged "
              f"{check} decile. Relatives found: median {found_median:.2f} over the pairs (range {found_lo:.2f}-"
              f"{found_hi:.2f}), against a median E check of {e_median:.3f}.", "",
              f"| query -> target | E check | relatives found | within 0.1 | reported | hits {fit} / {check} | {check} deciles (hits: reported / observed) |",
