@@ -24,7 +24,9 @@ from explorer.molecule import backbone_pdb, superpose, transform
 if TYPE_CHECKING:
     from engine.evaluate.tmscore import StructureAlignment
 
-MAX_TM_ALIGN_RESIDUES = 1_500  # TM-align grows as the product of the lengths (~0.1 s at 300 x 300); longer: Kabsch
+# TM-align's time grows with the product of the two lengths: ~0.1 s at 300 x 300 and ~1.1 s at 600 x 570 on the
+# 2-core build machine, on the server's event loop that every session shares; larger pairs get the Kabsch fit
+MAX_TM_ALIGN_PRODUCT = 400_000
 QUERY_COLOUR = "#1f77b4"
 HIT_COLOUR = "#ff7f0e"
 POCKET_COLOUR = "#d62728"
@@ -125,7 +127,7 @@ def query_and_hit(query: ProteinRecord | None, hit: ProteinRecord | None, superp
 
     The fit is TM-align's structural one (engine.evaluate.tmscore.align_structures), so a remote relative
     whose sequence no longer aligns still superposes, and the caption gives its TM-score, normalised by the
-    query (above 0.5: mostly the same fold). Beyond MAX_TM_ALIGN_RESIDUES, or with too few CA atoms, it is
+    query (above 0.5: mostly the same fold). Beyond MAX_TM_ALIGN_PRODUCT, or with too few CA atoms, it is
     a Kabsch fit on sequence-aligned CA atoms, whose RMSD says little for a distant hit.
     """
     mols, caption = [], ""
@@ -151,6 +153,6 @@ def structural_fit(hit: ProteinRecord, query: ProteinRecord) -> StructureAlignme
     """TM-align of the hit's CA trace onto the query's, or None (too long for an interactive fit, or too few CA)."""
     from engine.evaluate.tmscore import align_structures, ca_trace
 
-    if max(len(hit.sequence), len(query.sequence)) > MAX_TM_ALIGN_RESIDUES:
+    if len(hit.sequence) * len(query.sequence) > MAX_TM_ALIGN_PRODUCT:
         return None
     return align_structures(*ca_trace(hit), *ca_trace(query))

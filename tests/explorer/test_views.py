@@ -533,5 +533,5 @@ def test_a_hit_is_fitted_on_its_query_by_structure_not_by_sequence(monkeypatch):
     mols, caption = structure.query_and_hit(query, hit)
     assert "TM-align: TM-score 1.00" in caption and "over 80 aligned residues" in caption
     assert len(mols) == 2 and mols[1]["pdb"].splitlines()[1][30:54] == mols[0]["pdb"].splitlines()[1][30:54]
-    monkeypatch.setattr(structure, "MAX_TM_ALIGN_RESIDUES", 50)  # too long for an interactive TM-align
+    monkeypatch.setattr(structure, "MAX_TM_ALIGN_PRODUCT", 79 * 80)  # too long for an interactive TM-align
     assert "Kabsch on sequence-aligned CA" in structure.query_and_hit(query, hit)[1]
