@@ -250,10 +250,15 @@ def annotate(eset, query_modality: str, target_modality: str, hits: list) -> dic
     power = relatives_found(eset, query_modality, target_modality)
     note = "" if n else f"no significant hit (none with E <= {E_SIGNIFICANT})"
     if note and power is not None:
-        note += (f"; for {query_modality} -> {target_modality} searches, a same-family relative from another cluster "
-                 f"reaches that for {power:.0%} of held-out queries")
+        note += "; " + power_note(query_modality, target_modality, power)
     return {"available": True, "e_significant": E_SIGNIFICANT, "significant_hits": n, "relatives_found": power,
             "note": note}
+
+
+def power_note(query_modality: str, target_modality: str, power: float) -> str:
+    """What a pair's "no significant hit" is worth, in words (the CLI's note and the page's hit title)."""
+    return (f"for {query_modality} → {target_modality} searches, a same-family relative from another cluster "
+            f"reaches E ≤ {E_SIGNIFICANT} for {power:.0%} of held-out queries")
 
 
 def relatives_found(eset, query_modality: str, target_modality: str) -> float | None:

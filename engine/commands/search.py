@@ -90,7 +90,9 @@ def _add_tm_scores(args: argparse.Namespace, query, hits: list[dict]) -> None:
     if data is None:
         raise OneProtError("--tm-align needs the store the embeddings were made from", "--data")
     store = ProteinStore.open(data)
-    if args.query_structure:
+    if hasattr(query.item, "coords"):  # a structure or pocket read from --query-structure: its whole chain
+        backbone = query.item
+    elif args.query_structure:  # read as 3Di letters: the file once more, for its backbone
         backbone = read_structure_query(args.query_structure, "structure", args.chain)[1]
     elif args.query_id and args.query_id in store and store.coords(args.query_id) is not None:
         backbone = store.record(args.query_id)

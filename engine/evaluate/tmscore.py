@@ -68,20 +68,26 @@ def align_structures(mobile: np.ndarray, mobile_seq: str, target: np.ndarray, ta
                               np.asarray(res.u, dtype=np.float64), np.asarray(res.t, dtype=np.float64))
 
 
-def fit_hits_on_query(query: Any, store, ids: list[str]) -> dict[str, StructureAlignment]:
-    """TM-align of each stored protein in `ids` that has a structure onto a query backbone (its whole chain,
-    even for a pocket query): the structural check beside a hit's E-value, TM-score normalised by the query."""
+def fit_chain_on(mobile: Any, target: Any) -> StructureAlignment | None:
+    """TM-align of one whole chain onto another (anything with .sequence and (L, 4, 3) .coords; a pocket's focus
+    is ignored): the structural check beside a hit's E-value, its TM-score normalised by the target (the query)."""
     from engine.modality import StructureInput
 
-    target = ca_trace(StructureInput(query.sequence, query.coords))
+    return align_structures(*ca_trace(StructureInput(mobile.sequence, mobile.coords)),
+                            *ca_trace(StructureInput(target.sequence, target.coords)))
+
+
+def fit_hits_on_query(query: Any, store, ids: list[str]) -> dict[str, StructureAlignment]:
+    """fit_chain_on for each stored protein in `ids` that has a structure, onto the query's backbone."""
+    from engine.modality import StructureInput
+
     out = {}
     for pid in ids:
         coords = store.coords(pid) if pid in store else None
-        if coords is None:
-            continue
-        fit = align_structures(*ca_trace(StructureInput(store.row(pid)["sequence"], coords)), *target)
-        if fit is not None:
-            out[pid] = fit
+        if coords is not None:
+            fit = fit_chain_on(StructureInput(store.row(pid)["sequence"], coords), query)
+            if fit is not None:
+                out[pid] = fit
     return out
 
 

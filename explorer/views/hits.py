@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import panel as pn
 import param
 
+from engine.significance import power_note
 from explorer.backend import HIT_COLUMNS
 from explorer.state import ExplorerState
 
@@ -51,9 +52,8 @@ def hits_title(q, probability_shown: bool = True, relatives_found: float | None 
                      "(no E-value ≤ 0.05: unrelated proteins often score this close to queries like this one, so "
                      "these hits could be chance; relatives may still rank first")
             if relatives_found is not None:
-                head += (f"; <span class='relatives-found'>for {html.escape(q.query_modality)} → "
-                         f"{html.escape(q.target_modality)} searches, a same-family relative from another cluster "
-                         f"reaches E ≤ 0.05 for {relatives_found:.0%} of held-out queries</span>")
+                note = power_note(q.query_modality, q.target_modality, relatives_found)
+                head += f"; <span class='relatives-found'>{html.escape(note)}</span>"
             head += ")"
         if not probability_shown:
             head += (" · <span class='no-probability'>no P(relative) here (—): it is given only for modality pairs "

@@ -151,8 +151,8 @@ def query_and_hit(query: ProteinRecord | None, hit: ProteinRecord | None, superp
 
 def structural_fit(hit: ProteinRecord, query: ProteinRecord) -> StructureAlignment | None:
     """TM-align of the hit's CA trace onto the query's, or None (too long for an interactive fit, or too few CA)."""
-    from engine.evaluate.tmscore import align_structures, ca_trace
+    from engine.evaluate.tmscore import fit_chain_on
 
     if len(hit.sequence) * len(query.sequence) > MAX_TM_ALIGN_PRODUCT:
         return None
-    return align_structures(*ca_trace(hit), *ca_trace(query))
+    return fit_chain_on(hit, query)
